@@ -1,0 +1,6 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+src_libfulmar_a_SOURCES += \
+	src/cli/cli.h \
+	src/cli/cli.c \
+	src/cli/cmd_check.c \
+	src/cli/cmd_config.c
