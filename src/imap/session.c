@@ -1,0 +1,495 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Opening an IMAP session the secure way, one explicit step after the
+ * other: connect (TLS verified first when implicit), greeting, CAPABILITY,
+ * STARTTLS (never skipped, never a fall-back), CAPABILITY again, then
+ * authentication — and only over TLS unless the account allows otherwise. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "imap/imap.h"
+#include "log/log.h"
+
+struct fm_imap {
+	const struct fm_account *acct;
+	mailimap *imap;
+	struct fm_net_conn *conn;
+	mailstream *stream;
+	bool healthy; /* opened fine: worth a polite LOGOUT */
+};
+
+mailimap *
+fm_imap_session(struct fm_imap *s)
+{
+	return s->imap;
+}
+
+struct fm_net_conn *
+fm_imap_conn(struct fm_imap *s)
+{
+	return s->conn;
+}
+
+/* The server's last response text, safe to show. */
+static const char *
+server_text(const struct fm_imap *s, char *buf, size_t size)
+{
+	const char *t = s->imap->imap_response;
+	fm_str_printable(t != NULL && t[0] != '\0' ? t : "(no text)", buf,
+			 size);
+	return buf;
+}
+
+static bool
+has_cap(const struct fm_imap *s, const char *name)
+{
+	const struct mailimap_connection_info *ci =
+		s->imap->imap_connection_info;
+	if (ci == NULL || ci->imap_capability == NULL)
+		return false;
+	for (clistiter *it = clist_begin(ci->imap_capability->cap_list);
+	     it != NULL; it = clist_next(it)) {
+		const struct mailimap_capability *c = clist_content(it);
+		if (c->cap_type == MAILIMAP_CAPABILITY_NAME &&
+		    fm_str_ieq(c->cap_data.cap_name, name))
+			return true;
+	}
+	return false;
+}
+
+/* The AUTH= mechanisms offered, borrowed from libetpan's capability
+ * list; at most max. */
+static size_t
+auth_mechs(const struct fm_imap *s, const char **out, size_t max)
+{
+	const struct mailimap_connection_info *ci =
+		s->imap->imap_connection_info;
+	size_t n = 0;
+	if (ci == NULL || ci->imap_capability == NULL)
+		return 0;
+	for (clistiter *it = clist_begin(ci->imap_capability->cap_list);
+	     it != NULL && n < max; it = clist_next(it)) {
+		const struct mailimap_capability *c = clist_content(it);
+		if (c->cap_type == MAILIMAP_CAPABILITY_AUTH_TYPE)
+			out[n++] = c->cap_data.cap_auth_type;
+	}
+	return n;
+}
+
+static void
+caps_string(const struct fm_imap *s, char *out, size_t size)
+{
+	struct fm_buf b;
+	fm_buf_init(&b, size > 4 ? size - 4 : 0);
+	const struct mailimap_connection_info *ci =
+		s->imap->imap_connection_info;
+	if (ci != NULL && ci->imap_capability != NULL) {
+		for (clistiter *it = clist_begin(ci->imap_capability->cap_list);
+		     it != NULL; it = clist_next(it)) {
+			const struct mailimap_capability *c = clist_content(it);
+			bool auth = c->cap_type == MAILIMAP_CAPABILITY_AUTH_TYPE;
+			if (fm_buf_printf(&b, "%s%s%s", b.len ? " " : "",
+					  auth ? "AUTH=" : "",
+					  auth ? c->cap_data.cap_auth_type
+					       : c->cap_data.cap_name) < 0) {
+				fm_buf_append_str(&b, " ...");
+				break;
+			}
+		}
+	}
+	fm_str_printable(b.data, out, size);
+	fm_buf_free(&b);
+}
+
+/* Asks CAPABILITY (libetpan keeps what it learnt in connection_info). */
+static int
+ask_caps(struct fm_imap *s, const struct fm_session_opts *o, const char *step,
+	 struct fm_error *err)
+{
+	uint64_t t0 = fm_now_ms();
+	struct mailimap_capability_data *cap = NULL;
+	int r = mailimap_capability(s->imap, &cap);
+	if (cap != NULL)
+		mailimap_capability_data_free(cap);
+	unsigned ms = (unsigned)(fm_now_ms() - t0);
+	if (r != MAILIMAP_NO_ERROR) {
+		fm_net_error(s->conn, _("asking for capabilities"), err);
+		fm_net_report(o, step, ms, false, "%s", err->user);
+		return -1;
+	}
+	char caps[1024];
+	caps_string(s, caps, sizeof(caps));
+	fm_net_report(o, step, ms, true, "%s", caps);
+	return 0;
+}
+
+static int
+starttls(struct fm_imap *s, const struct fm_session_opts *o,
+	 struct fm_error *err)
+{
+	uint64_t t0 = fm_now_ms();
+	if (!has_cap(s, "STARTTLS")) {
+		fm_net_err_no_starttls(s->conn, 993, err);
+		goto fail;
+	}
+	if (mailimap_starttls(s->imap) != MAILIMAP_NO_ERROR) {
+		char text[256];
+		fm_net_err_starttls_failed(s->conn, s->stream,
+					   server_text(s, text, sizeof(text)),
+					   err);
+		goto fail;
+	}
+	if (fm_net_start_tls(s->conn, s->stream, err) < 0)
+		goto fail;
+	fm_net_report(o, "STARTTLS", (unsigned)(fm_now_ms() - t0), true,
+		      "%s", _("upgraded"));
+	fm_net_report_tls(o, s->conn);
+	return 0;
+fail:
+	fm_net_report(o, "STARTTLS", (unsigned)(fm_now_ms() - t0), false, "%s",
+		      err->user);
+	if (fm_net_tls_info(s->conn) != NULL && err->cls == FM_ERR_TLS)
+		fm_net_report_tls(o, s->conn);
+	return -1;
+}
+
+/* One SASL exchange by hand: libetpan's own AUTHENTICATE goes through
+ * Cyrus SASL (and prefers CRAM-MD5), and has no OAUTHBEARER. Returns 0
+ * with *ok telling whether the server accepted. */
+static int
+authenticate(struct fm_imap *s, enum fm_auth_mech mech, const char *user,
+	     const char *secret, bool *ok, char *server_error, size_t size,
+	     struct fm_error *err)
+{
+	*ok = false;
+	server_error[0] = '\0';
+	struct fm_sasl *sasl = fm_sasl_new(mech, user, secret,
+					   fm_net_host(s->conn),
+					   fm_net_port(s->conn));
+	char *ir = fm_sasl_initial_response(sasl);
+	bool inline_ir = ir != NULL && has_cap(s, "SASL-IR");
+	int ret = -1;
+	struct fm_buf cmd;
+	fm_buf_init(&cmd, 64 * 1024);
+	if (mailimap_send_current_tag(s->imap) != MAILIMAP_NO_ERROR) {
+		fm_net_error(s->conn, _("authenticating"), err);
+		goto out;
+	}
+	fm_buf_printf(&cmd, "AUTHENTICATE %s%s%s\r\n", fm_sasl_mech_name(mech),
+		      inline_ir ? " " : "", inline_ir ? ir : "");
+	if (fm_net_write(s->conn, s->stream, cmd.data, cmd.len, err) < 0)
+		goto out;
+	bool ir_pending = ir != NULL && !inline_ir;
+	for (int round = 0;; round++) {
+		char *line = mailimap_read_line(s->imap);
+		if (line == NULL) {
+			fm_net_error(s->conn, _("authenticating"), err);
+			goto out;
+		}
+		if (line[0] != '+')
+			break;
+		if (round >= 8) {
+			fm_error_set(err, FM_ERR_PROTOCOL,
+				     _("%s:%u keeps asking during "
+				       "authentication"),
+				     fm_net_host(s->conn), fm_net_port(s->conn));
+			goto out;
+		}
+		char *challenge = fm_str_trim(line + 1);
+		char *resp = NULL, *report = NULL;
+		if (ir_pending && challenge[0] == '\0') {
+			resp = xstrdup(ir);
+			ir_pending = false;
+		} else if (fm_sasl_step(sasl, challenge, &resp, &report) < 0) {
+			/* Cancel the exchange; the tagged NO follows. */
+			resp = xstrdup("*");
+		}
+		if (report != NULL) {
+			fm_str_printable(report, server_error, size);
+			free(report);
+		}
+		fm_buf_reset(&cmd);
+		fm_buf_printf(&cmd, "%s\r\n", resp);
+		fm_free_secret(&resp);
+		int w = fm_net_write(s->conn, s->stream, cmd.data, cmd.len,
+				     err);
+		fm_wipe(cmd.data, cmd.len);
+		if (w < 0)
+			goto out;
+	}
+	struct mailimap_response *response = NULL;
+	if (mailimap_parse_response(s->imap, &response) != MAILIMAP_NO_ERROR) {
+		fm_net_error(s->conn, _("authenticating"), err);
+		goto out;
+	}
+	struct mailimap_response_done *done = response->rsp_resp_done;
+	if (done->rsp_type == MAILIMAP_RESP_DONE_TYPE_TAGGED &&
+	    done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type ==
+		    MAILIMAP_RESP_COND_STATE_OK) {
+		*ok = true;
+		s->imap->imap_state = MAILIMAP_STATE_AUTHENTICATED;
+	}
+	mailimap_response_free(response);
+	ret = 0;
+out:
+	fm_wipe(cmd.data, cmd.cap);
+	fm_buf_free(&cmd);
+	fm_free_secret(&ir);
+	fm_sasl_free(&sasl);
+	return ret;
+}
+
+static int
+login(struct fm_imap *s, const struct fm_session_opts *o,
+      struct fm_error *err)
+{
+	uint64_t t0 = fm_now_ms();
+	const struct fm_account *a = s->acct;
+	const char *user = a->user;
+	const char *secret = NULL;
+	bool oauth = a->auth == FM_AUTH_XOAUTH2 || a->auth == FM_AUTH_OAUTHBEARER;
+	enum fm_auth_mech mech = a->auth;
+	char report[256] = "";
+	bool ok = false;
+	const char *how = "";
+	bool use_login_cmd = false;
+
+	if (fm_net_may_send_credentials(s->conn, a, err) < 0)
+		goto fail;
+	if (!oauth && has_cap(s, "LOGINDISABLED")) {
+		if (!fm_net_is_tls(s->conn))
+			fm_error_set(err, FM_ERR_CONFIG,
+				     _("%s refuses to log in over an "
+				       "unencrypted connection "
+				       "(LOGINDISABLED): use tls = starttls "
+				       "or tls = implicit"),
+				     a->host);
+		else
+			fm_error_set(err, FM_ERR_PERMANENT,
+				     _("%s does not allow logging in with a "
+				       "password (LOGINDISABLED)"),
+				     a->host);
+		goto fail;
+	}
+	const char *offered[32];
+	size_t n_offered = auth_mechs(s, offered, FM_ARRAY_LEN(offered));
+	if (oauth) {
+		if (fm_sasl_choose(a->auth, offered, n_offered, &mech, err) < 0)
+			goto fail;
+		if (fm_creds_token(o->creds, &secret, err) < 0)
+			goto fail;
+	} else {
+		if (fm_creds_password(o->creds, &secret, err) < 0)
+			goto fail;
+		/* auto: AUTHENTICATE PLAIN when offered; login: AUTHENTICATE
+		 * LOGIN when offered; either falls back to the LOGIN
+		 * command, which every IMAP server has. */
+		if (a->auth == FM_AUTH_AUTO || a->auth == FM_AUTH_LOGIN) {
+			enum fm_auth_mech want = a->auth == FM_AUTH_AUTO
+							 ? FM_AUTH_PLAIN
+							 : FM_AUTH_LOGIN;
+			use_login_cmd = true;
+			for (size_t i = 0; i < n_offered; i++)
+				if (fm_str_ieq(offered[i],
+					       fm_sasl_mech_name(want))) {
+					mech = want;
+					use_login_cmd = false;
+				}
+		} else if (fm_sasl_choose(a->auth, offered, n_offered, &mech,
+					  err) < 0) {
+			goto fail;
+		}
+	}
+	if (use_login_cmd) {
+		how = _("the LOGIN command");
+		int r = mailimap_login(s->imap, user, secret);
+		if (r == MAILIMAP_NO_ERROR)
+			ok = true;
+		else if (r != MAILIMAP_ERROR_LOGIN) {
+			fm_net_error(s->conn, _("logging in"), err);
+			goto fail;
+		}
+	} else {
+		how = fm_sasl_mech_name(mech);
+		if (authenticate(s, mech, user, secret, &ok, report,
+				 sizeof(report), err) < 0)
+			goto fail;
+	}
+	if (!ok) {
+		if (oauth)
+			fm_creds_forget_token(o->creds);
+		char text[256];
+		fm_net_err_login_failed(s->conn, user, oauth,
+					server_text(s, text, sizeof(text)),
+					report, err);
+		goto fail;
+	}
+	fm_net_report(o, "login", (unsigned)(fm_now_ms() - t0), true,
+		      _("%s as %s"), how, user);
+	return 0;
+fail:
+	fm_net_report(o, "login", (unsigned)(fm_now_ms() - t0), false, "%s",
+		      err->user);
+	return -1;
+}
+
+int
+fm_imap_open(const struct fm_account *acct, const struct fm_session_opts *o,
+	     struct fm_imap **imap_r, struct fm_error *err)
+{
+	*imap_r = NULL;
+	struct fm_net_target t;
+	fm_net_target_incoming(acct, o, &t);
+	char label[128];
+	snprintf(label, sizeof(label), "%s/imap", acct->name);
+	t.label = label;
+
+	struct fm_imap *s = xcalloc(1, sizeof(*s));
+	s->acct = acct;
+	if (fm_net_open(&t, o, &s->stream, &s->conn, err) < 0) {
+		free(s);
+		return -1;
+	}
+
+	uint64_t t0 = fm_now_ms();
+	s->imap = mailimap_new(0, NULL);
+	int r = mailimap_connect(s->imap, s->stream);
+	char text[256];
+	if (r != MAILIMAP_NO_ERROR && r != MAILIMAP_NO_ERROR_AUTHENTICATED &&
+	    r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED) {
+		if (fm_net_failed(s->conn))
+			fm_net_error(s->conn, _("reading the greeting"), err);
+		else if (r == MAILIMAP_ERROR_DONT_ACCEPT_CONNECTION)
+			fm_error_set(err, FM_ERR_TEMPORARY,
+				     _("%s:%u does not accept connections "
+				       "now (it said: %s)"),
+				     acct->host, acct->port,
+				     server_text(s, text, sizeof(text)));
+		else
+			fm_error_set(err, FM_ERR_PROTOCOL,
+				     _("%s:%u sent a greeting that is not "
+				       "IMAP; is this the IMAP port?"),
+				     acct->host, acct->port);
+		fm_net_report(o, "greeting", (unsigned)(fm_now_ms() - t0),
+			      false, "%s", err->user);
+		goto fail;
+	}
+	bool preauth = r == MAILIMAP_NO_ERROR_AUTHENTICATED;
+	if (preauth && acct->tls == FM_TLS_STARTTLS) {
+		/* Already logged in before TLS: STARTTLS is impossible now,
+		 * and everything would travel in clear. */
+		fm_error_set(err, FM_ERR_TLS,
+			     _("%s:%u greeted with PREAUTH on a connection "
+			       "that must first switch to TLS; fulmar "
+			       "refuses to go on unencrypted"),
+			     acct->host, acct->port);
+		fm_net_report(o, "greeting", (unsigned)(fm_now_ms() - t0),
+			      false, "%s", err->user);
+		goto fail;
+	}
+	fm_net_report(o, "greeting", (unsigned)(fm_now_ms() - t0), true, "%s",
+		      server_text(s, text, sizeof(text)));
+
+	if (ask_caps(s, o, "capabilities", err) < 0)
+		goto fail;
+	if (acct->tls == FM_TLS_STARTTLS) {
+		if (starttls(s, o, err) < 0)
+			goto fail;
+		/* libetpan keeps the old list: what was said in clear means
+		 * nothing now. */
+		if (ask_caps(s, o, "capabilities", err) < 0)
+			goto fail;
+	}
+	if (!preauth && login(s, o, err) < 0)
+		goto fail;
+	s->healthy = true;
+	*imap_r = s;
+	return 0;
+fail:
+	fm_imap_close(&s);
+	return -1;
+}
+
+void
+fm_imap_close(struct fm_imap **imap)
+{
+	struct fm_imap *s = *imap;
+	if (s == NULL)
+		return;
+	if (s->imap != NULL) {
+		if (s->healthy && s->imap->imap_stream != NULL &&
+		    !fm_net_failed(s->conn))
+			mailimap_logout(s->imap);
+		/* A stream still attached is closed without a LOGOUT round
+		 * trip. */
+		if (s->imap->imap_stream != NULL) {
+			mailstream_close(s->imap->imap_stream);
+			s->imap->imap_stream = NULL;
+		}
+		mailimap_free(s->imap);
+	} else if (s->stream != NULL) {
+		mailstream_close(s->stream);
+	}
+	fm_net_conn_free(&s->conn);
+	free(s);
+	*imap = NULL;
+}
+
+int
+fm_imap_check(struct fm_imap *s, const struct fm_session_opts *o,
+	      struct fm_error *err)
+{
+	uint64_t t0 = fm_now_ms();
+	clist *list = NULL;
+	int r = mailimap_list(s->imap, "", "*", &list);
+	if (r != MAILIMAP_NO_ERROR) {
+		if (fm_net_failed(s->conn))
+			fm_net_error(s->conn, _("listing folders"), err);
+		else
+			fm_error_set(err, FM_ERR_PROTOCOL,
+				     _("%s refused to list folders"),
+				     s->acct->host);
+		goto fail;
+	}
+	int folders = list != NULL ? clist_count(list) : 0;
+	if (list != NULL)
+		mailimap_list_result_free(list);
+
+	struct mailimap_status_att_list *atts =
+		mailimap_status_att_list_new_empty();
+	mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_MESSAGES);
+	mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_UNSEEN);
+	struct mailimap_mailbox_data_status *status = NULL;
+	r = mailimap_status(s->imap, "INBOX", atts, &status);
+	mailimap_status_att_list_free(atts);
+	if (r != MAILIMAP_NO_ERROR) {
+		if (fm_net_failed(s->conn))
+			fm_net_error(s->conn, _("asking for INBOX status"),
+				     err);
+		else
+			fm_error_set(err, FM_ERR_PROTOCOL,
+				     _("%s refused STATUS INBOX"),
+				     s->acct->host);
+		goto fail;
+	}
+	uint32_t messages = 0, unseen = 0;
+	for (clistiter *it = clist_begin(status->st_info_list); it != NULL;
+	     it = clist_next(it)) {
+		const struct mailimap_status_info *si = clist_content(it);
+		if (si->st_att == MAILIMAP_STATUS_ATT_MESSAGES)
+			messages = si->st_value;
+		else if (si->st_att == MAILIMAP_STATUS_ATT_UNSEEN)
+			unseen = si->st_value;
+	}
+	mailimap_mailbox_data_status_free(status);
+	fm_net_report(o, "LIST+STATUS", (unsigned)(fm_now_ms() - t0), true,
+		      _("%d folders; INBOX: %u messages, %u unseen"), folders,
+		      messages, unseen);
+	return 0;
+fail:
+	fm_net_report(o, "LIST+STATUS", (unsigned)(fm_now_ms() - t0), false,
+		      "%s", err->user);
+	return -1;
+}

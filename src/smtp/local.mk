@@ -1,0 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+src_libfulmar_a_SOURCES += \
+	src/smtp/smtp.h \
+	src/smtp/session.c
