@@ -100,15 +100,20 @@ fm_cli_load_config(struct fm_cli_ctx *ctx)
 	struct fm_error err;
 	fm_error_clear(&err);
 	int ret = fm_config_load(path, &ctx->cfg, &diags, &err);
+	/* The summary repeats nothing a diagnostic said already. */
+	bool said = false;
 	for (size_t i = 0; i < diags.n; i++) {
 		if (ctx->verbosity >= 0 ||
 		    diags.items[i].severity == FM_CONF_ERROR)
 			print_diag(path, &diags.items[i]);
+		if (strstr(err.user, diags.items[i].message) != NULL)
+			said = true;
 	}
 	fm_conf_diags_free(&diags);
 	free(def);
 	if (ret < 0)
-		return fm_cli_report(ctx, &err);
+		return said ? fm_error_exit_status(err.cls)
+			    : fm_cli_report(ctx, &err);
 	return 0;
 }
 

@@ -15,8 +15,16 @@ fm_net_read_line(struct fm_net_conn *conn, mailstream *stream)
 	MMAPString *buf = mmap_string_new("");
 	if (buf == NULL)
 		return NULL;
-	char *line = mailstream_read_line_remove_eol(stream, buf);
-	char *copy = line != NULL ? xstrdup(line) : NULL;
+	/* libetpan hands back a partial line when the peer closes in the
+	 * middle of it: that is no line. */
+	char *line = mailstream_read_line(stream, buf);
+	char *copy = NULL;
+	if (line != NULL && buf->len > 0 && buf->str[buf->len - 1] == '\n') {
+		size_t n = buf->len - 1;
+		if (n > 0 && buf->str[n - 1] == '\r')
+			n--;
+		copy = xstrndup(buf->str, n);
+	}
 	mmap_string_free(buf);
 	if (copy == NULL && conn->fail == NET_OK)
 		conn->fail = NET_EOF;

@@ -4,6 +4,7 @@ UNIT_TESTS = \
 	tests/unit/test_base \
 	tests/unit/test_log \
 	tests/unit/test_net \
+	tests/unit/test_net_io \
 	tests/unit/test_conf
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
@@ -18,3 +19,5 @@ tests_unit_test_conf_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_conf_LDADD = $(UNIT_LDADD)
 tests_unit_test_net_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_net_LDADD = $(UNIT_LDADD)
+tests_unit_test_net_io_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_net_io_LDADD = $(UNIT_LDADD)
