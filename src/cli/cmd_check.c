@@ -142,21 +142,17 @@ fm_cmd_check(struct fm_cli_ctx *ctx, int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct fm_net_limits limits;
-	fm_net_limits_default(&limits);
+	long timeout_s = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "t:h", options, NULL)) != -1) {
-		long secs;
 		switch (c) {
 		case 't':
-			if (fm_parse_long(optarg, 1, 3600, &secs) < 0) {
+			if (fm_parse_long(optarg, 1, 3600, &timeout_s) < 0) {
 				fprintf(stderr,
 					_("fulmar check: --timeout takes "
 					  "seconds, 1 to 3600\n"));
 				return 64;
 			}
-			limits.connect_timeout_ms = (unsigned)secs * 1000;
-			limits.io_timeout_ms = (unsigned)secs * 1000;
 			break;
 		case 'h':
 			return usage(stdout);
@@ -168,6 +164,12 @@ fm_cmd_check(struct fm_cli_ctx *ctx, int argc, char **argv)
 	if (ret != 0)
 		return ret;
 	const struct fm_config *cfg = ctx->cfg;
+	struct fm_net_limits limits;
+	fm_net_limits_from_config(&cfg->general, &limits);
+	if (timeout_s > 0) {
+		limits.connect_timeout_ms = (unsigned)timeout_s * 1000;
+		limits.io_timeout_ms = (unsigned)timeout_s * 1000;
+	}
 	for (int i = optind; i < argc; i++) {
 		if (fm_config_find_account(cfg, argv[i]) == NULL) {
 			fprintf(stderr,

@@ -90,6 +90,10 @@ struct fm_general {
 	char *notify_cmd;   /* NULL if not set */
 	bool bell;
 	bool title;
+	unsigned connect_timeout; /* seconds, per address tried */
+	unsigned timeout;         /* seconds a server may stay silent */
+	unsigned max_line_kib;    /* longest response outside literals */
+	unsigned max_literal_mib; /* largest IMAP literal */
 
 	/* Line of each key that was set (0 = default), indexed by key id, as
 	 * in struct fm_account; private to conf/. */

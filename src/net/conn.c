@@ -30,6 +30,16 @@ fm_net_limits_default(struct fm_net_limits *limits)
 	limits->max_literal = 512u << 20;
 }
 
+void
+fm_net_limits_from_config(const struct fm_general *g,
+			  struct fm_net_limits *limits)
+{
+	limits->connect_timeout_ms = g->connect_timeout * 1000;
+	limits->io_timeout_ms = g->timeout * 1000;
+	limits->max_line = (size_t)g->max_line_kib << 10;
+	limits->max_literal = (uint64_t)g->max_literal_mib << 20;
+}
+
 
 int
 net_wait(struct fm_net_conn *conn, short events, uint64_t deadline_ms)

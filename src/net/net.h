@@ -36,6 +36,10 @@ struct fm_net_limits {
 
 /* The defaults: 30 s connect, 60 s I/O, 4 MiB lines, 512 MiB literals. */
 void fm_net_limits_default(struct fm_net_limits *limits);
+/* The limits [general] sets (connect_timeout, timeout, max_line_kib,
+ * max_literal_mib). */
+void fm_net_limits_from_config(const struct fm_general *general,
+			       struct fm_net_limits *limits);
 
 /* Where and how to connect. Strings are borrowed for the call. */
 struct fm_net_target {

@@ -154,6 +154,10 @@ test_defaults(void **state)
 	assert_null(g->notify_cmd);
 	assert_false(g->bell);
 	assert_false(g->title);
+	assert_int_equal(g->connect_timeout, 30);
+	assert_int_equal(g->timeout, 60);
+	assert_int_equal(g->max_line_kib, 4096);
+	assert_int_equal(g->max_literal_mib, 512);
 	assert_int_equal(r.cfg->n_accounts, 1);
 	const struct fm_account *a = account_at(&r, 0);
 	assert_string_equal(a->name, "a");
@@ -309,6 +313,10 @@ full_imap_text(void)
 	                 "notify_cmd = notify-send mail\n"
 	                 "bell = yes\n"
 	                 "title = on\n"
+	                 "connect_timeout = 5\n"
+	                 "timeout = 120\n"
+	                 "max_line_kib = 64\n"
+	                 "max_literal_mib = 4095\n"
 	                 "[account work]\n"
 	                 "email = me@work.example\n"
 	                 "name = Me Myself\n"
@@ -362,9 +370,13 @@ test_full_imap(void **state)
 	assert_string_equal(g->notify_cmd, "notify-send mail");
 	assert_true(g->bell);
 	assert_true(g->title);
+	assert_int_equal(g->connect_timeout, 5);
+	assert_int_equal(g->timeout, 120);
+	assert_int_equal(g->max_line_kib, 64);
+	assert_int_equal(g->max_literal_mib, 4095);
 	const struct fm_account *a = account_at(&r, 0);
 	assert_string_equal(a->name, "work");
-	assert_int_equal(a->line, 6);
+	assert_int_equal(a->line, 10);
 	assert_string_equal(a->email, "me@work.example");
 	assert_string_equal(a->real_name, "Me Myself");
 	assert_int_equal(a->protocol, FM_PROTO_IMAP);
@@ -397,7 +409,7 @@ test_full_imap(void **state)
 	assert_int_equal(a->save_sent, FM_SAVE_SENT_LOCAL);
 	assert_string_equal(a->notify_cmd, "");
 	assert_true(a->is_default);
-	assert_int_equal(key_line(a, "default"), 30);
+	assert_int_equal(key_line(a, "default"), 34);
 	result_free(&r);
 	free(text);
 }
@@ -566,6 +578,11 @@ struct bad_case {
 static const struct bad_case bad_general[] = {
     {"bell = maybe", "bell", "expected yes or no, got 'maybe'"},
     {"title = 2", "title", "expected yes or no, got '2'"},
+    {"connect_timeout = 0", "connect_timeout", "a number of seconds"},
+    {"timeout = 3601", "timeout", "a number of seconds"},
+    {"timeout = 1m", "timeout", "a number of seconds"},
+    {"max_line_kib = 63", "max_line_kib", "a size in KiB"},
+    {"max_literal_mib = 4096", "max_literal_mib", "a size in MiB"},
     {"bell =", "bell", "empty value"},
     {"log_protocol = trace.log", "log_protocol",
      "'trace.log' is a relative path"},
