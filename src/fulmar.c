@@ -10,10 +10,10 @@
 
 /* Every command fulmar has; later commands add one row each. */
 static const struct fm_cli_command commands[] = {
-	{"check", fm_cmd_check, N_("[ACCOUNT]..."),
-	 N_("test every connection, step by step, and say what to fix")},
-	{"config", fm_cmd_config, "",
-	 N_("check the config file and print the effective settings")},
+    {"check", fm_cmd_check, N_("[ACCOUNT]..."),
+     N_("test every connection, step by step, and say what to fix")},
+    {"config", fm_cmd_config, "",
+     N_("check the config file and print the effective settings")},
 };
 
 int

@@ -63,10 +63,10 @@ void fm_free_secret(char **s);
  * A zero-initialised struct is not valid: call fm_buf_init().
  */
 struct fm_buf {
-	char *data;   /* owned; never NULL after init */
-	size_t len;   /* bytes used, without the terminator */
-	size_t cap;   /* bytes allocated, with the terminator */
-	size_t max;   /* the most len may ever be */
+	char *data; /* owned; never NULL after init */
+	size_t len; /* bytes used, without the terminator */
+	size_t cap; /* bytes allocated, with the terminator */
+	size_t max; /* the most len may ever be */
 };
 
 void fm_buf_init(struct fm_buf *buf, size_t max);
@@ -80,7 +80,7 @@ int fm_buf_append_str(struct fm_buf *buf, const char *s);
 int fm_buf_append_char(struct fm_buf *buf, char c);
 int fm_buf_printf(struct fm_buf *buf, const char *fmt, ...) FM_PRINTF(2, 3);
 int fm_buf_vprintf(struct fm_buf *buf, const char *fmt, va_list ap)
-	FM_PRINTF(2, 0);
+    FM_PRINTF(2, 0);
 /* Drops the first n bytes (n <= len). */
 void fm_buf_consume(struct fm_buf *buf, size_t n);
 /* Hands the data to the caller (who frees it); the buffer is left freed, as
@@ -146,14 +146,13 @@ struct fm_error {
 void fm_error_clear(struct fm_error *err);
 /* Sets class and user sentence, clearing the detail; NULL-safe. Returns -1 so
  * callers can write `return fm_error_set(...)`. */
-int fm_error_set(struct fm_error *err, enum fm_error_class cls,
-		 const char *fmt, ...) FM_PRINTF(3, 4);
+int fm_error_set(struct fm_error *err, enum fm_error_class cls, const char *fmt,
+                 ...) FM_PRINTF(3, 4);
 /* Sets the detail (for the log); NULL-safe. Returns -1. */
-int fm_error_detail(struct fm_error *err, const char *fmt, ...)
-	FM_PRINTF(2, 3);
+int fm_error_detail(struct fm_error *err, const char *fmt, ...) FM_PRINTF(2, 3);
 /* Sets class and user sentence with ": strerror(errnum)" appended. */
 int fm_error_errno(struct fm_error *err, enum fm_error_class cls, int errnum,
-		   const char *fmt, ...) FM_PRINTF(4, 5);
+                   const char *fmt, ...) FM_PRINTF(4, 5);
 /* A short stable name for the class ("temporary", "credentials", ...). */
 const char *fm_error_class_name(enum fm_error_class cls);
 /* The process exit status for a class (sysexits.h values; see doc/HACKING). */

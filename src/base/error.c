@@ -18,7 +18,7 @@ fm_error_clear(struct fm_error *err)
 
 int
 fm_error_set(struct fm_error *err, enum fm_error_class cls, const char *fmt,
-	     ...)
+             ...)
 {
 	if (err == NULL)
 		return -1;
@@ -45,7 +45,7 @@ fm_error_detail(struct fm_error *err, const char *fmt, ...)
 
 int
 fm_error_errno(struct fm_error *err, enum fm_error_class cls, int errnum,
-	       const char *fmt, ...)
+               const char *fmt, ...)
 {
 	if (err == NULL)
 		return -1;
@@ -61,16 +61,16 @@ static const struct {
 	const char *name;
 	int exit_status;
 } classes[] = {
-	[FM_ERR_NONE] = {"none", 0},
-	[FM_ERR_TEMPORARY] = {"temporary", 75},   /* EX_TEMPFAIL */
-	[FM_ERR_CREDENTIALS] = {"credentials", 77}, /* EX_NOPERM */
-	[FM_ERR_TLS] = {"tls", 79},               /* fulmar's own */
-	[FM_ERR_CONFIG] = {"config", 78},         /* EX_CONFIG */
-	[FM_ERR_PROTOCOL] = {"protocol", 76},     /* EX_PROTOCOL */
-	[FM_ERR_PERMANENT] = {"permanent", 69},   /* EX_UNAVAILABLE */
-	[FM_ERR_LOCAL] = {"local", 74},           /* EX_IOERR */
-	[FM_ERR_CANCELLED] = {"cancelled", 130},  /* as if interrupted */
-	[FM_ERR_USAGE] = {"usage", 64},           /* EX_USAGE */
+    [FM_ERR_NONE] = {"none", 0},
+    [FM_ERR_TEMPORARY] = {"temporary", 75},     /* EX_TEMPFAIL */
+    [FM_ERR_CREDENTIALS] = {"credentials", 77}, /* EX_NOPERM */
+    [FM_ERR_TLS] = {"tls", 79},                 /* fulmar's own */
+    [FM_ERR_CONFIG] = {"config", 78},           /* EX_CONFIG */
+    [FM_ERR_PROTOCOL] = {"protocol", 76},       /* EX_PROTOCOL */
+    [FM_ERR_PERMANENT] = {"permanent", 69},     /* EX_UNAVAILABLE */
+    [FM_ERR_LOCAL] = {"local", 74},             /* EX_IOERR */
+    [FM_ERR_CANCELLED] = {"cancelled", 130},    /* as if interrupted */
+    [FM_ERR_USAGE] = {"usage", 64},             /* EX_USAGE */
 };
 
 const char *

@@ -40,8 +40,9 @@ static char *
 xdg_dir(const char *var, const char *fallback)
 {
 	const char *v = getenv(var);
-	char *base = v != NULL && v[0] == '/' ? xstrdup(v)
-					     : fm_path_join(home_dir(), fallback);
+	char *base = v != NULL && v[0] == '/'
+	                 ? xstrdup(v)
+	                 : fm_path_join(home_dir(), fallback);
 	char *dir = fm_path_join(base, "fulmar");
 	free(base);
 	return dir;
@@ -76,8 +77,9 @@ fm_path_mkdirs(const char *dir, unsigned mode, struct fm_error *err)
 			continue;
 		*s = '\0';
 		if (mkdir(p, (mode_t)mode) < 0 && errno != EEXIST) {
-			ret = fm_error_errno(err, FM_ERR_LOCAL, errno,
-					     _("cannot create directory %s"), p);
+			ret =
+			    fm_error_errno(err, FM_ERR_LOCAL, errno,
+			                   _("cannot create directory %s"), p);
 			break;
 		}
 		*s = c;
@@ -87,9 +89,9 @@ fm_path_mkdirs(const char *dir, unsigned mode, struct fm_error *err)
 	if (ret == 0) {
 		struct stat st;
 		if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
-			ret = fm_error_set(err, FM_ERR_LOCAL,
-					   _("%s exists but is not a directory"),
-					   dir);
+			ret = fm_error_set(
+			    err, FM_ERR_LOCAL,
+			    _("%s exists but is not a directory"), dir);
 	}
 	free(p);
 	return ret;

@@ -31,31 +31,32 @@ static void
 print_help(const struct fm_cli_command *cmds, size_t n)
 {
 	printf(_("usage: fulmar [OPTION]... [COMMAND [ARG]...]\n"
-		 "A terminal mail client that works offline first.\n\n"
-		 "Without a command, fulmar opens its terminal interface.\n\n"
-		 "Commands:\n"));
+	         "A terminal mail client that works offline first.\n\n"
+	         "Without a command, fulmar opens its terminal interface.\n\n"
+	         "Commands:\n"));
 	for (size_t i = 0; i < n; i++) {
 		char left[64];
 		snprintf(left, sizeof(left), "%s %s", cmds[i].name,
-			 _(cmds[i].args));
+		         _(cmds[i].args));
 		printf("  %-24s %s\n", left, _(cmds[i].summary));
 	}
-	printf(_("\nOptions:\n"
-		 "  -c, --config FILE        read FILE instead of "
-		 "$XDG_CONFIG_HOME/fulmar/config\n"
-		 "      --log-protocol FILE  record every protocol line in FILE "
-		 "(secrets redacted)\n"
-		 "  -v, --verbose            say more (repeat for debug "
-		 "detail)\n"
-		 "  -q, --quiet              print only errors\n"
-		 "  -h, --help               show this help and exit\n"
-		 "  -V, --version            show the version and exit\n\n"
-		 "Exit status: 0 success, 64 usage, 69 refused by the server "
-		 "for good,\n"
-		 "74 local I/O, 75 temporary failure (try again later), 76 "
-		 "protocol error,\n"
-		 "77 credentials, 78 configuration, 79 TLS trust.\n"
-		 "See fulmar(1) and fulmar.conf(5).\n"));
+	printf(
+	    _("\nOptions:\n"
+	      "  -c, --config FILE        read FILE instead of "
+	      "$XDG_CONFIG_HOME/fulmar/config\n"
+	      "      --log-protocol FILE  record every protocol line in FILE "
+	      "(secrets redacted)\n"
+	      "  -v, --verbose            say more (repeat for debug "
+	      "detail)\n"
+	      "  -q, --quiet              print only errors\n"
+	      "  -h, --help               show this help and exit\n"
+	      "  -V, --version            show the version and exit\n\n"
+	      "Exit status: 0 success, 64 usage, 69 refused by the server "
+	      "for good,\n"
+	      "74 local I/O, 75 temporary failure (try again later), 76 "
+	      "protocol error,\n"
+	      "77 credentials, 78 configuration, 79 TLS trust.\n"
+	      "See fulmar(1) and fulmar.conf(5).\n"));
 }
 
 int
@@ -71,7 +72,7 @@ fm_cli_report(const struct fm_cli_ctx *ctx, const struct fm_error *err)
 	fprintf(stderr, "fulmar: %s\n", err->user);
 	if (ctx->verbosity > 0 && err->detail[0] != '\0')
 		fprintf(stderr, "fulmar: (%s: %s)\n",
-			fm_error_class_name(err->cls), err->detail);
+		        fm_error_class_name(err->cls), err->detail);
 	return fm_error_exit_status(err->cls);
 }
 
@@ -113,23 +114,23 @@ fm_cli_load_config(struct fm_cli_ctx *ctx)
 	free(def);
 	if (ret < 0)
 		return said ? fm_error_exit_status(err.cls)
-			    : fm_cli_report(ctx, &err);
+		            : fm_cli_report(ctx, &err);
 	return 0;
 }
 
 int
 fm_cli_main(const struct fm_cli_command *cmds, size_t n_cmds, int argc,
-	    char **argv)
+            char **argv)
 {
 	enum { OPT_LOG_PROTOCOL = 256 };
 	static const struct option options[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"log-protocol", required_argument, NULL, OPT_LOG_PROTOCOL},
-		{"verbose", no_argument, NULL, 'v'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"log-protocol", required_argument, NULL, OPT_LOG_PROTOCOL},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct fm_cli_ctx ctx = {.argv0 = argv[0]};
 	int c;
@@ -170,9 +171,9 @@ fm_cli_main(const struct fm_cli_command *cmds, size_t n_cmds, int argc,
 
 	if (optind >= argc) {
 		fprintf(stderr,
-			_("fulmar: the terminal interface is not part of this "
-			  "version yet; see 'fulmar --help' for the commands "
-			  "there are.\n"));
+		        _("fulmar: the terminal interface is not part of this "
+		          "version yet; see 'fulmar --help' for the commands "
+		          "there are.\n"));
 		return EXIT_UNAVAILABLE;
 	}
 	const char *name = argv[optind];
@@ -187,7 +188,8 @@ fm_cli_main(const struct fm_cli_command *cmds, size_t n_cmds, int argc,
 		fm_config_free(&ctx.cfg);
 		return ret;
 	}
-	fprintf(stderr, _("fulmar: unknown command '%s'; try 'fulmar --help'.\n"),
-		name);
+	fprintf(stderr,
+	        _("fulmar: unknown command '%s'; try 'fulmar --help'.\n"),
+	        name);
 	return EXIT_USAGE;
 }

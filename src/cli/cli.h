@@ -37,7 +37,7 @@ struct fm_cli_command {
 /* Parses the global options, then runs the named command from the table
  * (sorted or not; first match wins). Returns the exit status. */
 int fm_cli_main(const struct fm_cli_command *cmds, size_t n_cmds, int argc,
-		char **argv);
+                char **argv);
 
 /* Loads the config named by ctx (or the default path) into ctx->cfg,
  * printing every diagnostic as FILE:LINE: KEY: MESSAGE on stderr. Returns 0,

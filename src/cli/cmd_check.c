@@ -85,11 +85,11 @@ tls_name(enum fm_tls_mode tls)
 /* Runs the incoming checks of one account; 0 or -1 with err. */
 static int
 check_incoming(const struct fm_account *a, const struct fm_session_opts *o,
-	       struct fm_error *err)
+               struct fm_error *err)
 {
 	bool imap = a->protocol == FM_PROTO_IMAP;
-	printf(_("  incoming: %s %s:%u, %s\n"), imap ? "IMAP" : "POP3",
-	       a->host, a->port, tls_name(a->tls));
+	printf(_("  incoming: %s %s:%u, %s\n"), imap ? "IMAP" : "POP3", a->host,
+	       a->port, tls_name(a->tls));
 	if (imap) {
 		struct fm_imap *s = NULL;
 		if (fm_imap_open(a, o, &s, err) < 0)
@@ -108,11 +108,11 @@ check_incoming(const struct fm_account *a, const struct fm_session_opts *o,
 
 static int
 check_outgoing(const struct fm_account *a, const struct fm_session_opts *o,
-	       struct fm_error *err)
+               struct fm_error *err)
 {
 	if (a->smtp_host == NULL) {
 		printf(_("  outgoing: none (no smtp_host): this account "
-			 "cannot send\n"));
+		         "cannot send\n"));
 		return 0;
 	}
 	printf(_("  outgoing: SMTP %s:%u, %s\n"), a->smtp_host, a->smtp_port,
@@ -129,8 +129,8 @@ static int
 usage(FILE *f)
 {
 	fprintf(f, _("usage: fulmar check [--timeout SECONDS] [ACCOUNT]...\n"
-		     "Tests every connection of the accounts named (all by "
-		     "default), step by step.\n"));
+	             "Tests every connection of the accounts named (all by "
+	             "default), step by step.\n"));
 	return f == stdout ? 0 : 64;
 }
 
@@ -138,9 +138,9 @@ int
 fm_cmd_check(struct fm_cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"timeout", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	long timeout_s = 0;
 	int c;
@@ -149,8 +149,8 @@ fm_cmd_check(struct fm_cli_ctx *ctx, int argc, char **argv)
 		case 't':
 			if (fm_parse_long(optarg, 1, 3600, &timeout_s) < 0) {
 				fprintf(stderr,
-					_("fulmar check: --timeout takes "
-					  "seconds, 1 to 3600\n"));
+				        _("fulmar check: --timeout takes "
+				          "seconds, 1 to 3600\n"));
 				return 64;
 			}
 			break;
@@ -173,22 +173,22 @@ fm_cmd_check(struct fm_cli_ctx *ctx, int argc, char **argv)
 	for (int i = optind; i < argc; i++) {
 		if (fm_config_find_account(cfg, argv[i]) == NULL) {
 			fprintf(stderr,
-				_("fulmar check: no account named '%s' in "
-				  "%s\n"),
-				argv[i], cfg->path);
+			        _("fulmar check: no account named '%s' in "
+			          "%s\n"),
+			        argv[i], cfg->path);
 			return 64;
 		}
 	}
 	if (cfg->n_accounts == 0) {
 		fprintf(stderr, _("fulmar check: %s has no accounts\n"),
-			cfg->path);
+		        cfg->path);
 		return 78;
 	}
 	struct fm_error err;
 	struct fm_trace *trace = NULL;
 	const char *trace_path = ctx->log_protocol != NULL
-					 ? ctx->log_protocol
-					 : cfg->general.log_protocol;
+	                             ? ctx->log_protocol
+	                             : cfg->general.log_protocol;
 	fm_error_clear(&err);
 	if (fm_trace_open(trace_path, &trace, &err) < 0)
 		return fm_cli_report(ctx, &err);
@@ -205,11 +205,11 @@ fm_cmd_check(struct fm_cli_ctx *ctx, int argc, char **argv)
 			continue;
 		printf(_("%s (%s)\n"), a->name, a->email);
 		struct fm_session_opts o = {
-			.trace = trace,
-			.cancel_fd = -1,
-			.limits = limits,
-			.creds = fm_creds_new(a),
-			.observer = &observer,
+		    .trace = trace,
+		    .cancel_fd = -1,
+		    .limits = limits,
+		    .creds = fm_creds_new(a),
+		    .observer = &observer,
 		};
 		int results[2];
 		struct fm_error errs[2];

@@ -12,17 +12,17 @@ int
 fm_cmd_config(struct fm_cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		if (c == 'h') {
 			printf(_("usage: fulmar config\n"
-				 "Checks the config file and prints the "
-				 "effective settings of every account:\n"
-				 "defaults marked '# default', passwords "
-				 "hidden.\n"));
+			         "Checks the config file and prints the "
+			         "effective settings of every account:\n"
+			         "defaults marked '# default', passwords "
+			         "hidden.\n"));
 			return 0;
 		}
 		fprintf(stderr, _("usage: fulmar config\n"));

@@ -45,16 +45,16 @@ struct fm_conf_origin {
 /* One [account NAME] section, with every default filled in. Strings are
  * owned by the config; NULL means "not set" where a comment says so. */
 struct fm_account {
-	char *name;  /* the NAME of [account NAME]; unique */
+	char *name;    /* the NAME of [account NAME]; unique */
 	unsigned line; /* line of the section header */
 
-	char *email;        /* required */
-	char *real_name;    /* `name`; NULL if not set */
+	char *email;     /* required */
+	char *real_name; /* `name`; NULL if not set */
 	enum fm_protocol protocol;
-	char *host;         /* required */
-	unsigned port;      /* default from protocol and tls */
+	char *host;    /* required */
+	unsigned port; /* default from protocol and tls */
 	enum fm_tls_mode tls;
-	char *tls_ca_file;  /* NULL: system CAs */
+	char *tls_ca_file; /* NULL: system CAs */
 	bool has_fingerprint;
 	uint8_t tls_fingerprint[32]; /* SHA-256 of the DER certificate */
 	bool allow_plaintext_login;
@@ -63,7 +63,7 @@ struct fm_account {
 	char *password_cmd; /* NULL if not set */
 	enum fm_auth_mech auth;
 	char *oauth_token_cmd; /* NULL if not set */
-	char **folders;     /* NULL-terminated patterns; default {"*"} */
+	char **folders;        /* NULL-terminated patterns; default {"*"} */
 	size_t n_folders;
 	struct fm_schedule schedule;
 	bool idle;
@@ -72,12 +72,12 @@ struct fm_account {
 	bool keep_on_server;
 	unsigned delete_after_days; /* 0: never */
 	bool delete_when_deleted_locally;
-	char *smtp_host;    /* NULL: this account cannot send */
+	char *smtp_host; /* NULL: this account cannot send */
 	unsigned smtp_port;
 	enum fm_tls_mode smtp_tls;
-	char *smtp_user;    /* default: user */
+	char *smtp_user; /* default: user */
 	enum fm_save_sent save_sent;
-	char *notify_cmd;   /* NULL: use [general] notify_cmd */
+	char *notify_cmd; /* NULL: use [general] notify_cmd */
 	bool is_default;
 
 	/* Line of each key that was set (0 = default), indexed by key id;
@@ -101,7 +101,7 @@ struct fm_general {
 };
 
 struct fm_config {
-	char *path;                  /* the file that was read */
+	char *path; /* the file that was read */
 	struct fm_general general;
 	struct fm_account *accounts; /* in file order */
 	size_t n_accounts;
@@ -113,9 +113,9 @@ enum fm_conf_severity { FM_CONF_WARNING, FM_CONF_ERROR };
  * "FILE:LINE: KEY: MESSAGE" (KEY omitted when empty). */
 struct fm_conf_diag {
 	enum fm_conf_severity severity;
-	unsigned line;  /* 0 when the problem is not tied to a line */
-	char *key;      /* owned; "" when not about one key */
-	char *message;  /* owned; translated */
+	unsigned line; /* 0 when the problem is not tied to a line */
+	char *key;     /* owned; "" when not about one key */
+	char *message; /* owned; translated */
 };
 
 struct fm_conf_diags {
@@ -132,7 +132,7 @@ struct fm_conf_diags {
  * A password found in the file is registered with fm_log_add_secret().
  * Any thread; the result belongs to the caller. */
 int fm_config_load(const char *path, struct fm_config **cfg_r,
-		   struct fm_conf_diags *diags_r, struct fm_error *err);
+                   struct fm_conf_diags *diags_r, struct fm_error *err);
 /* Frees the config, wiping any secret it holds. NULL-safe; sets *cfg to
  * NULL. */
 void fm_config_free(struct fm_config **cfg);
@@ -144,7 +144,7 @@ char *fm_config_default_path(void);
 
 /* The account with that name, or NULL. */
 const struct fm_account *fm_config_find_account(const struct fm_config *cfg,
-						const char *name);
+                                                const char *name);
 /* The account marked `default = yes`, else the first, else NULL. */
 const struct fm_account *fm_config_default_account(const struct fm_config *cfg);
 
@@ -168,7 +168,7 @@ void fm_config_write(const struct fm_config *cfg, FILE *out);
  * Never logs the secret, and registers it with fm_log_add_secret(). The
  * child is killed and reaped before this returns. Any thread. */
 int fm_conf_run_secret_cmd(const char *key, const char *cmd,
-			   unsigned timeout_ms, char **secret_r,
-			   struct fm_error *err);
+                           unsigned timeout_ms, char **secret_r,
+                           struct fm_error *err);
 
 #endif

@@ -23,9 +23,8 @@ struct fm_imap;
  * allow_plaintext_login), LOGINDISABLED. Each step is reported to
  * o->observer. On success *imap_r is the session (free with
  * fm_imap_close). */
-int fm_imap_open(const struct fm_account *acct,
-		 const struct fm_session_opts *o, struct fm_imap **imap_r,
-		 struct fm_error *err);
+int fm_imap_open(const struct fm_account *acct, const struct fm_session_opts *o,
+                 struct fm_imap **imap_r, struct fm_error *err);
 
 /* Says LOGOUT if the connection is healthy, then frees everything.
  * NULL-safe; sets *imap to NULL. */
@@ -34,7 +33,7 @@ void fm_imap_close(struct fm_imap **imap);
 /* The harmless check: LIST "" "*" and STATUS INBOX (MESSAGES UNSEEN),
  * reported to o->observer as one step. */
 int fm_imap_check(struct fm_imap *imap, const struct fm_session_opts *o,
-		  struct fm_error *err);
+                  struct fm_error *err);
 
 /* The libetpan session, for the modules built on this one. */
 mailimap *fm_imap_session(struct fm_imap *imap);

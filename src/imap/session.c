@@ -38,7 +38,7 @@ server_text(const struct fm_imap *s, char *buf, size_t size)
 {
 	const char *t = s->imap->imap_response;
 	fm_str_printable(t != NULL && t[0] != '\0' ? t : "(no text)", buf,
-			 size);
+	                 size);
 	return buf;
 }
 
@@ -46,7 +46,7 @@ static bool
 has_cap(const struct fm_imap *s, const char *name)
 {
 	const struct mailimap_connection_info *ci =
-		s->imap->imap_connection_info;
+	    s->imap->imap_connection_info;
 	if (ci == NULL || ci->imap_capability == NULL)
 		return false;
 	for (clistiter *it = clist_begin(ci->imap_capability->cap_list);
@@ -65,7 +65,7 @@ static size_t
 auth_mechs(const struct fm_imap *s, const char **out, size_t max)
 {
 	const struct mailimap_connection_info *ci =
-		s->imap->imap_connection_info;
+	    s->imap->imap_connection_info;
 	size_t n = 0;
 	if (ci == NULL || ci->imap_capability == NULL)
 		return 0;
@@ -84,16 +84,17 @@ caps_string(const struct fm_imap *s, char *out, size_t size)
 	struct fm_buf b;
 	fm_buf_init(&b, size > 4 ? size - 4 : 0);
 	const struct mailimap_connection_info *ci =
-		s->imap->imap_connection_info;
+	    s->imap->imap_connection_info;
 	if (ci != NULL && ci->imap_capability != NULL) {
 		for (clistiter *it = clist_begin(ci->imap_capability->cap_list);
 		     it != NULL; it = clist_next(it)) {
 			const struct mailimap_capability *c = clist_content(it);
-			bool auth = c->cap_type == MAILIMAP_CAPABILITY_AUTH_TYPE;
+			bool auth =
+			    c->cap_type == MAILIMAP_CAPABILITY_AUTH_TYPE;
 			if (fm_buf_printf(&b, "%s%s%s", b.len ? " " : "",
-					  auth ? "AUTH=" : "",
-					  auth ? c->cap_data.cap_auth_type
-					       : c->cap_data.cap_name) < 0) {
+			                  auth ? "AUTH=" : "",
+			                  auth ? c->cap_data.cap_auth_type
+			                       : c->cap_data.cap_name) < 0) {
 				fm_buf_append_str(&b, " ...");
 				break;
 			}
@@ -106,7 +107,7 @@ caps_string(const struct fm_imap *s, char *out, size_t size)
 /* Asks CAPABILITY (libetpan keeps what it learnt in connection_info). */
 static int
 ask_caps(struct fm_imap *s, const struct fm_session_opts *o, const char *step,
-	 struct fm_error *err)
+         struct fm_error *err)
 {
 	uint64_t t0 = fm_now_ms();
 	struct mailimap_capability_data *cap = NULL;
@@ -127,7 +128,7 @@ ask_caps(struct fm_imap *s, const struct fm_session_opts *o, const char *step,
 
 static int
 starttls(struct fm_imap *s, const struct fm_session_opts *o,
-	 struct fm_error *err)
+         struct fm_error *err)
 {
 	uint64_t t0 = fm_now_ms();
 	if (!has_cap(s, "STARTTLS")) {
@@ -137,19 +138,19 @@ starttls(struct fm_imap *s, const struct fm_session_opts *o,
 	if (mailimap_starttls(s->imap) != MAILIMAP_NO_ERROR) {
 		char text[256];
 		fm_net_err_starttls_failed(s->conn, s->stream,
-					   server_text(s, text, sizeof(text)),
-					   err);
+		                           server_text(s, text, sizeof(text)),
+		                           err);
 		goto fail;
 	}
 	if (fm_net_start_tls(s->conn, s->stream, err) < 0)
 		goto fail;
-	fm_net_report(o, "STARTTLS", (unsigned)(fm_now_ms() - t0), true,
-		      "%s", _("upgraded"));
+	fm_net_report(o, "STARTTLS", (unsigned)(fm_now_ms() - t0), true, "%s",
+	              _("upgraded"));
 	fm_net_report_tls(o, s->conn);
 	return 0;
 fail:
 	fm_net_report(o, "STARTTLS", (unsigned)(fm_now_ms() - t0), false, "%s",
-		      err->user);
+	              err->user);
 	if (fm_net_tls_info(s->conn) != NULL && err->cls == FM_ERR_TLS)
 		fm_net_report_tls(o, s->conn);
 	return -1;
@@ -160,14 +161,13 @@ fail:
  * with *ok telling whether the server accepted. */
 static int
 authenticate(struct fm_imap *s, enum fm_auth_mech mech, const char *user,
-	     const char *secret, bool *ok, char *server_error, size_t size,
-	     struct fm_error *err)
+             const char *secret, bool *ok, char *server_error, size_t size,
+             struct fm_error *err)
 {
 	*ok = false;
 	server_error[0] = '\0';
-	struct fm_sasl *sasl = fm_sasl_new(mech, user, secret,
-					   fm_net_host(s->conn),
-					   fm_net_port(s->conn));
+	struct fm_sasl *sasl = fm_sasl_new(
+	    mech, user, secret, fm_net_host(s->conn), fm_net_port(s->conn));
 	char *ir = fm_sasl_initial_response(sasl);
 	bool inline_ir = ir != NULL && has_cap(s, "SASL-IR");
 	int ret = -1;
@@ -178,7 +178,7 @@ authenticate(struct fm_imap *s, enum fm_auth_mech mech, const char *user,
 		goto out;
 	}
 	fm_buf_printf(&cmd, "AUTHENTICATE %s%s%s\r\n", fm_sasl_mech_name(mech),
-		      inline_ir ? " " : "", inline_ir ? ir : "");
+	              inline_ir ? " " : "", inline_ir ? ir : "");
 	if (fm_net_write(s->conn, s->stream, cmd.data, cmd.len, err) < 0)
 		goto out;
 	bool ir_pending = ir != NULL && !inline_ir;
@@ -192,9 +192,10 @@ authenticate(struct fm_imap *s, enum fm_auth_mech mech, const char *user,
 			break;
 		if (round >= 8) {
 			fm_error_set(err, FM_ERR_PROTOCOL,
-				     _("%s:%u keeps asking during "
-				       "authentication"),
-				     fm_net_host(s->conn), fm_net_port(s->conn));
+			             _("%s:%u keeps asking during "
+			               "authentication"),
+			             fm_net_host(s->conn),
+			             fm_net_port(s->conn));
 			goto out;
 		}
 		char *challenge = fm_str_trim(line + 1);
@@ -213,8 +214,8 @@ authenticate(struct fm_imap *s, enum fm_auth_mech mech, const char *user,
 		fm_buf_reset(&cmd);
 		fm_buf_printf(&cmd, "%s\r\n", resp);
 		fm_free_secret(&resp);
-		int w = fm_net_write(s->conn, s->stream, cmd.data, cmd.len,
-				     err);
+		int w =
+		    fm_net_write(s->conn, s->stream, cmd.data, cmd.len, err);
 		fm_wipe(cmd.data, cmd.len);
 		if (w < 0)
 			goto out;
@@ -227,7 +228,7 @@ authenticate(struct fm_imap *s, enum fm_auth_mech mech, const char *user,
 	struct mailimap_response_done *done = response->rsp_resp_done;
 	if (done->rsp_type == MAILIMAP_RESP_DONE_TYPE_TAGGED &&
 	    done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type ==
-		    MAILIMAP_RESP_COND_STATE_OK) {
+	        MAILIMAP_RESP_COND_STATE_OK) {
 		*ok = true;
 		s->imap->imap_state = MAILIMAP_STATE_AUTHENTICATED;
 	}
@@ -242,14 +243,14 @@ out:
 }
 
 static int
-login(struct fm_imap *s, const struct fm_session_opts *o,
-      struct fm_error *err)
+login(struct fm_imap *s, const struct fm_session_opts *o, struct fm_error *err)
 {
 	uint64_t t0 = fm_now_ms();
 	const struct fm_account *a = s->acct;
 	const char *user = a->user;
 	const char *secret = NULL;
-	bool oauth = a->auth == FM_AUTH_XOAUTH2 || a->auth == FM_AUTH_OAUTHBEARER;
+	bool oauth =
+	    a->auth == FM_AUTH_XOAUTH2 || a->auth == FM_AUTH_OAUTHBEARER;
 	enum fm_auth_mech mech = a->auth;
 	char report[256] = "";
 	bool ok = false;
@@ -261,16 +262,16 @@ login(struct fm_imap *s, const struct fm_session_opts *o,
 	if (!oauth && has_cap(s, "LOGINDISABLED")) {
 		if (!fm_net_is_tls(s->conn))
 			fm_error_set(err, FM_ERR_CONFIG,
-				     _("%s refuses to log in over an "
-				       "unencrypted connection "
-				       "(LOGINDISABLED): use tls = starttls "
-				       "or tls = implicit"),
-				     a->host);
+			             _("%s refuses to log in over an "
+			               "unencrypted connection "
+			               "(LOGINDISABLED): use tls = starttls "
+			               "or tls = implicit"),
+			             a->host);
 		else
 			fm_error_set(err, FM_ERR_PERMANENT,
-				     _("%s does not allow logging in with a "
-				       "password (LOGINDISABLED)"),
-				     a->host);
+			             _("%s does not allow logging in with a "
+			               "password (LOGINDISABLED)"),
+			             a->host);
 		goto fail;
 	}
 	const char *offered[32];
@@ -288,17 +289,17 @@ login(struct fm_imap *s, const struct fm_session_opts *o,
 		 * command, which every IMAP server has. */
 		if (a->auth == FM_AUTH_AUTO || a->auth == FM_AUTH_LOGIN) {
 			enum fm_auth_mech want = a->auth == FM_AUTH_AUTO
-							 ? FM_AUTH_PLAIN
-							 : FM_AUTH_LOGIN;
+			                             ? FM_AUTH_PLAIN
+			                             : FM_AUTH_LOGIN;
 			use_login_cmd = true;
 			for (size_t i = 0; i < n_offered; i++)
 				if (fm_str_ieq(offered[i],
-					       fm_sasl_mech_name(want))) {
+				               fm_sasl_mech_name(want))) {
 					mech = want;
 					use_login_cmd = false;
 				}
 		} else if (fm_sasl_choose(a->auth, offered, n_offered, &mech,
-					  err) < 0) {
+		                          err) < 0) {
 			goto fail;
 		}
 	}
@@ -314,7 +315,7 @@ login(struct fm_imap *s, const struct fm_session_opts *o,
 	} else {
 		how = fm_sasl_mech_name(mech);
 		if (authenticate(s, mech, user, secret, &ok, report,
-				 sizeof(report), err) < 0)
+		                 sizeof(report), err) < 0)
 			goto fail;
 	}
 	if (!ok) {
@@ -322,22 +323,22 @@ login(struct fm_imap *s, const struct fm_session_opts *o,
 			fm_creds_forget_token(o->creds);
 		char text[256];
 		fm_net_err_login_failed(s->conn, user, oauth,
-					server_text(s, text, sizeof(text)),
-					report, err);
+		                        server_text(s, text, sizeof(text)),
+		                        report, err);
 		goto fail;
 	}
 	fm_net_report(o, "login", (unsigned)(fm_now_ms() - t0), true,
-		      _("%s as %s"), how, user);
+	              _("%s as %s"), how, user);
 	return 0;
 fail:
 	fm_net_report(o, "login", (unsigned)(fm_now_ms() - t0), false, "%s",
-		      err->user);
+	              err->user);
 	return -1;
 }
 
 int
 fm_imap_open(const struct fm_account *acct, const struct fm_session_opts *o,
-	     struct fm_imap **imap_r, struct fm_error *err)
+             struct fm_imap **imap_r, struct fm_error *err)
 {
 	*imap_r = NULL;
 	struct fm_net_target t;
@@ -363,17 +364,17 @@ fm_imap_open(const struct fm_account *acct, const struct fm_session_opts *o,
 			fm_net_error(s->conn, _("reading the greeting"), err);
 		else if (r == MAILIMAP_ERROR_DONT_ACCEPT_CONNECTION)
 			fm_error_set(err, FM_ERR_TEMPORARY,
-				     _("%s:%u does not accept connections "
-				       "now (it said: %s)"),
-				     acct->host, acct->port,
-				     server_text(s, text, sizeof(text)));
+			             _("%s:%u does not accept connections "
+			               "now (it said: %s)"),
+			             acct->host, acct->port,
+			             server_text(s, text, sizeof(text)));
 		else
 			fm_error_set(err, FM_ERR_PROTOCOL,
-				     _("%s:%u sent a greeting that is not "
-				       "IMAP; is this the IMAP port?"),
-				     acct->host, acct->port);
+			             _("%s:%u sent a greeting that is not "
+			               "IMAP; is this the IMAP port?"),
+			             acct->host, acct->port);
 		fm_net_report(o, "greeting", (unsigned)(fm_now_ms() - t0),
-			      false, "%s", err->user);
+		              false, "%s", err->user);
 		goto fail;
 	}
 	bool preauth = r == MAILIMAP_NO_ERROR_AUTHENTICATED;
@@ -381,16 +382,16 @@ fm_imap_open(const struct fm_account *acct, const struct fm_session_opts *o,
 		/* Already logged in before TLS: STARTTLS is impossible now,
 		 * and everything would travel in clear. */
 		fm_error_set(err, FM_ERR_TLS,
-			     _("%s:%u greeted with PREAUTH on a connection "
-			       "that must first switch to TLS; fulmar "
-			       "refuses to go on unencrypted"),
-			     acct->host, acct->port);
+		             _("%s:%u greeted with PREAUTH on a connection "
+		               "that must first switch to TLS; fulmar "
+		               "refuses to go on unencrypted"),
+		             acct->host, acct->port);
 		fm_net_report(o, "greeting", (unsigned)(fm_now_ms() - t0),
-			      false, "%s", err->user);
+		              false, "%s", err->user);
 		goto fail;
 	}
 	fm_net_report(o, "greeting", (unsigned)(fm_now_ms() - t0), true, "%s",
-		      server_text(s, text, sizeof(text)));
+	              server_text(s, text, sizeof(text)));
 
 	if (ask_caps(s, o, "capabilities", err) < 0)
 		goto fail;
@@ -439,7 +440,7 @@ fm_imap_close(struct fm_imap **imap)
 
 int
 fm_imap_check(struct fm_imap *s, const struct fm_session_opts *o,
-	      struct fm_error *err)
+              struct fm_error *err)
 {
 	uint64_t t0 = fm_now_ms();
 	clist *list = NULL;
@@ -449,8 +450,8 @@ fm_imap_check(struct fm_imap *s, const struct fm_session_opts *o,
 			fm_net_error(s->conn, _("listing folders"), err);
 		else
 			fm_error_set(err, FM_ERR_PROTOCOL,
-				     _("%s refused to list folders"),
-				     s->acct->host);
+			             _("%s refused to list folders"),
+			             s->acct->host);
 		goto fail;
 	}
 	int folders = list != NULL ? clist_count(list) : 0;
@@ -458,7 +459,7 @@ fm_imap_check(struct fm_imap *s, const struct fm_session_opts *o,
 		mailimap_list_result_free(list);
 
 	struct mailimap_status_att_list *atts =
-		mailimap_status_att_list_new_empty();
+	    mailimap_status_att_list_new_empty();
 	mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_MESSAGES);
 	mailimap_status_att_list_add(atts, MAILIMAP_STATUS_ATT_UNSEEN);
 	struct mailimap_mailbox_data_status *status = NULL;
@@ -467,11 +468,11 @@ fm_imap_check(struct fm_imap *s, const struct fm_session_opts *o,
 	if (r != MAILIMAP_NO_ERROR) {
 		if (fm_net_failed(s->conn))
 			fm_net_error(s->conn, _("asking for INBOX status"),
-				     err);
+			             err);
 		else
 			fm_error_set(err, FM_ERR_PROTOCOL,
-				     _("%s refused STATUS INBOX"),
-				     s->acct->host);
+			             _("%s refused STATUS INBOX"),
+			             s->acct->host);
 		goto fail;
 	}
 	uint32_t messages = 0, unseen = 0;
@@ -485,11 +486,11 @@ fm_imap_check(struct fm_imap *s, const struct fm_session_opts *o,
 	}
 	mailimap_mailbox_data_status_free(status);
 	fm_net_report(o, "LIST+STATUS", (unsigned)(fm_now_ms() - t0), true,
-		      _("%d folders; INBOX: %u messages, %u unseen"), folders,
-		      messages, unseen);
+	              _("%d folders; INBOX: %u messages, %u unseen"), folders,
+	              messages, unseen);
 	return 0;
 fail:
 	fm_net_report(o, "LIST+STATUS", (unsigned)(fm_now_ms() - t0), false,
-		      "%s", err->user);
+	              "%s", err->user);
 	return -1;
 }

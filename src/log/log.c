@@ -26,10 +26,10 @@ static size_t n_secrets;
 enum { MIN_SECRET_LEN = 4, MAX_LINE = 8192 };
 
 static const char *const level_names[] = {
-	[FM_LOG_ERROR] = "error",
-	[FM_LOG_WARN] = "warning",
-	[FM_LOG_INFO] = "info",
-	[FM_LOG_DEBUG] = "debug",
+    [FM_LOG_ERROR] = "error",
+    [FM_LOG_WARN] = "warning",
+    [FM_LOG_INFO] = "info",
+    [FM_LOG_DEBUG] = "debug",
 };
 
 static void

@@ -29,7 +29,7 @@ enum fm_log_level {
  * Called with the log lock held, from whichever thread logged: it must not
  * log itself. */
 typedef void fm_log_sink_fn(void *ctx, enum fm_log_level level,
-			    const char *line);
+                            const char *line);
 
 /* Installs the sink (NULL restores the default: stderr, "fulmar: LEVEL:
  * line"). Start-up only, before threads exist. */
@@ -73,28 +73,28 @@ struct fm_trace_session;
 /* Opens (appending, mode 0600) the trace file. NULL path: tracing off, and
  * *trace_r = NULL, which every function below accepts. */
 int fm_trace_open(const char *path, struct fm_trace **trace_r,
-		  struct fm_error *err);
+                  struct fm_error *err);
 void fm_trace_close(struct fm_trace **trace);
 
 /* A session's trace. trace may be NULL (then every call is a no-op). The
  * session is used by one thread at a time. */
 struct fm_trace_session *fm_trace_session_new(struct fm_trace *trace,
-					      enum fm_trace_proto proto,
-					      const char *label);
+                                              enum fm_trace_proto proto,
+                                              const char *label);
 void fm_trace_session_free(struct fm_trace_session **sess);
 /* Records bytes sent or received; lines are split on LF, redacted and
  * written with a timestamp; a partial line waits for its end (bounded: a
  * line over 4 KiB is written truncated). */
-void fm_trace_session_data(struct fm_trace_session *sess,
-			   enum fm_trace_dir dir, const void *data, size_t len);
+void fm_trace_session_data(struct fm_trace_session *sess, enum fm_trace_dir dir,
+                           const void *data, size_t len);
 /* Writes an event line ("TLS established: ...") into the trace. */
-void fm_trace_session_note(struct fm_trace_session *sess, const char *fmt,
-			   ...) FM_PRINTF(2, 3);
+void fm_trace_session_note(struct fm_trace_session *sess, const char *fmt, ...)
+    FM_PRINTF(2, 3);
 
 /* The pure redaction step, exposed for tests: the redacted form of one
  * line (without CR/LF) as seen in a session of the given protocol, updating
  * the session's authentication state. Returns a new string. */
 char *fm_trace_redact(struct fm_trace_session *sess, enum fm_trace_dir dir,
-		      const char *line);
+                      const char *line);
 
 #endif

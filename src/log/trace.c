@@ -28,8 +28,8 @@ struct fm_trace_session {
 	struct fm_trace *trace; /* may be NULL: redaction only */
 	enum fm_trace_proto proto;
 	char *label;
-	bool in_auth;     /* client lines are secret until the server ends it */
-	char tag[32];     /* IMAP: the tag of the LOGIN/AUTHENTICATE command */
+	bool in_auth; /* client lines are secret until the server ends it */
+	char tag[32]; /* IMAP: the tag of the LOGIN/AUTHENTICATE command */
 	struct fm_buf partial[2]; /* an unfinished line per direction */
 	bool skipping[2];         /* dropping the rest of an overlong line */
 };
@@ -43,8 +43,8 @@ fm_trace_open(const char *path, struct fm_trace **trace_r, struct fm_error *err)
 	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return fm_error_errno(err, FM_ERR_LOCAL, errno,
-				      _("cannot open the protocol log %s"),
-				      path);
+		                      _("cannot open the protocol log %s"),
+		                      path);
 	struct fm_trace *t = xcalloc(1, sizeof(*t));
 	t->file = fdopen(fd, "a");
 	if (t->file == NULL) {
@@ -52,8 +52,8 @@ fm_trace_open(const char *path, struct fm_trace **trace_r, struct fm_error *err)
 		close(fd);
 		free(t);
 		return fm_error_errno(err, FM_ERR_LOCAL, e,
-				      _("cannot open the protocol log %s"),
-				      path);
+		                      _("cannot open the protocol log %s"),
+		                      path);
 	}
 	pthread_mutex_init(&t->lock, NULL);
 	*trace_r = t;
@@ -74,7 +74,7 @@ fm_trace_close(struct fm_trace **trace)
 
 struct fm_trace_session *
 fm_trace_session_new(struct fm_trace *trace, enum fm_trace_proto proto,
-		     const char *label)
+                     const char *label)
 {
 	struct fm_trace_session *s = xcalloc(1, sizeof(*s));
 	s->trace = trace;
@@ -197,7 +197,7 @@ ends_auth(const struct fm_trace_session *s, const char *line)
 
 char *
 fm_trace_redact(struct fm_trace_session *s, enum fm_trace_dir dir,
-		const char *line)
+                const char *line)
 {
 	char *out = NULL;
 	if (dir == FM_TRACE_RECV) {
@@ -277,7 +277,7 @@ emit(struct fm_trace_session *s, enum fm_trace_dir dir, struct fm_buf *line,
 
 void
 fm_trace_session_data(struct fm_trace_session *s, enum fm_trace_dir dir,
-		      const void *data, size_t len)
+                      const void *data, size_t len)
 {
 	if (s == NULL || s->trace == NULL)
 		return;

@@ -32,14 +32,13 @@ fm_net_limits_default(struct fm_net_limits *limits)
 
 void
 fm_net_limits_from_config(const struct fm_general *g,
-			  struct fm_net_limits *limits)
+                          struct fm_net_limits *limits)
 {
 	limits->connect_timeout_ms = g->connect_timeout * 1000;
 	limits->io_timeout_ms = g->timeout * 1000;
 	limits->max_line = (size_t)g->max_line_kib << 10;
 	limits->max_literal = (uint64_t)g->max_literal_mib << 20;
 }
-
 
 int
 net_wait(struct fm_net_conn *conn, short events, uint64_t deadline_ms)
@@ -52,11 +51,11 @@ net_wait(struct fm_net_conn *conn, short events, uint64_t deadline_ms)
 		}
 		uint64_t left = deadline_ms - now;
 		struct pollfd pfd[2] = {
-			{.fd = conn->fd, .events = events},
-			{.fd = conn->cancel_fd, .events = POLLIN},
+		    {.fd = conn->fd, .events = events},
+		    {.fd = conn->cancel_fd, .events = POLLIN},
 		};
 		int n = poll(pfd, conn->cancel_fd >= 0 ? 2 : 1,
-			     left > 1000000 ? 1000000 : (int)left);
+		             left > 1000000 ? 1000000 : (int)left);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -88,8 +87,8 @@ literal_step(struct net_guard *g, char c)
 		if (c >= '0' && c <= '9') {
 			unsigned d = (unsigned)(c - '0');
 			g->lit_value = g->lit_value > (UINT64_MAX - d) / 10
-					       ? UINT64_MAX
-					       : g->lit_value * 10 + d;
+			                   ? UINT64_MAX
+			                   : g->lit_value * 10 + d;
 			g->lit_digits++;
 			return false;
 		}
@@ -146,12 +145,12 @@ net_guard_feed(struct fm_net_conn *conn, const char *data, size_t len)
 				conn->fail = NET_LITERAL;
 				if (n == UINT64_MAX)
 					fm_strlcpy(conn->fail_detail,
-						   "more than 2^64",
-						   sizeof(conn->fail_detail));
+					           "more than 2^64",
+					           sizeof(conn->fail_detail));
 				else
 					snprintf(conn->fail_detail,
-						 sizeof(conn->fail_detail),
-						 "%llu", (unsigned long long)n);
+					         sizeof(conn->fail_detail),
+					         "%llu", (unsigned long long)n);
 				return -1;
 			}
 			g->literal_left = n;
@@ -188,8 +187,8 @@ low_read(mailstream_low *low, void *buf, size_t count)
 		if (conn->ssl != NULL) {
 			ERR_clear_error();
 			int r = SSL_read(conn->ssl, buf,
-					 count > INT32_MAX ? INT32_MAX
-							   : (int)count);
+			                 count > INT32_MAX ? INT32_MAX
+			                                   : (int)count);
 			if (r > 0) {
 				n = r;
 				break;
@@ -213,13 +212,13 @@ low_read(mailstream_low *low, void *buf, size_t count)
 			}
 			if (e == SSL_ERROR_SSL &&
 			    ERR_GET_REASON(ERR_peek_error()) ==
-				    SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+			        SSL_R_UNEXPECTED_EOF_WHILE_READING) {
 				conn->fail = NET_EOF;
 				return 0;
 			}
 			conn->fail = NET_TLS;
 			ERR_error_string_n(ERR_get_error(), conn->fail_detail,
-					   sizeof(conn->fail_detail));
+			                   sizeof(conn->fail_detail));
 			return -1;
 		}
 		n = recv(conn->fd, buf, count, 0);
@@ -258,22 +257,21 @@ low_write(mailstream_low *low, const void *buf, size_t count)
 		ssize_t n;
 		if (conn->ssl != NULL) {
 			ERR_clear_error();
-			int r = SSL_write(conn->ssl, p,
-					  left > INT32_MAX ? INT32_MAX
-							   : (int)left);
+			int r =
+			    SSL_write(conn->ssl, p,
+			              left > INT32_MAX ? INT32_MAX : (int)left);
 			if (r > 0) {
 				n = r;
 			} else {
 				int e = SSL_get_error(conn->ssl, r);
-				short ev = e == SSL_ERROR_WANT_READ	 ? POLLIN
-					   : e == SSL_ERROR_WANT_WRITE ? POLLOUT
-								       : 0;
+				short ev = e == SSL_ERROR_WANT_READ    ? POLLIN
+				           : e == SSL_ERROR_WANT_WRITE ? POLLOUT
+				                                       : 0;
 				if (ev == 0) {
 					conn->fail = NET_TLS;
 					ERR_error_string_n(
-						ERR_get_error(),
-						conn->fail_detail,
-						sizeof(conn->fail_detail));
+					    ERR_get_error(), conn->fail_detail,
+					    sizeof(conn->fail_detail));
 					return -1;
 				}
 				if (net_wait(conn, ev, deadline) < 0)
@@ -368,17 +366,17 @@ low_get_certificate_chain(mailstream_low *low)
 }
 
 static mailstream_low_driver net_driver = {
-	.mailstream_read = low_read,
-	.mailstream_write = low_write,
-	.mailstream_close = low_close,
-	.mailstream_get_fd = low_get_fd,
-	.mailstream_free = low_free,
-	.mailstream_cancel = low_cancel,
-	.mailstream_get_cancel = low_get_cancel,
-	.mailstream_get_certificate_chain = low_get_certificate_chain,
-	.mailstream_setup_idle = NULL,
-	.mailstream_unsetup_idle = NULL,
-	.mailstream_interrupt_idle = NULL,
+    .mailstream_read = low_read,
+    .mailstream_write = low_write,
+    .mailstream_close = low_close,
+    .mailstream_get_fd = low_get_fd,
+    .mailstream_free = low_free,
+    .mailstream_cancel = low_cancel,
+    .mailstream_get_cancel = low_get_cancel,
+    .mailstream_get_certificate_chain = low_get_certificate_chain,
+    .mailstream_setup_idle = NULL,
+    .mailstream_unsetup_idle = NULL,
+    .mailstream_interrupt_idle = NULL,
 };
 
 /* ------------------------------------------------------------------------
@@ -410,8 +408,8 @@ static int
 try_address(struct fm_net_conn *conn, const struct addrinfo *ai)
 {
 	int fd = socket(ai->ai_family,
-			ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			ai->ai_protocol);
+	                ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	                ai->ai_protocol);
 	if (fd < 0) {
 		conn->fail = NET_IO;
 		conn->fail_errno = errno;
@@ -425,7 +423,7 @@ try_address(struct fm_net_conn *conn, const struct addrinfo *ai)
 			goto fail;
 		}
 		uint64_t deadline =
-			fm_now_ms() + conn->limits.connect_timeout_ms;
+		    fm_now_ms() + conn->limits.connect_timeout_ms;
 		if (net_wait(conn, POLLOUT, deadline) < 0)
 			goto fail;
 		int soerr = 0;
@@ -457,32 +455,32 @@ tcp_error(struct fm_net_conn *conn, struct fm_error *err)
 	switch (conn->fail) {
 	case NET_CANCELLED:
 		return fm_error_set(err, FM_ERR_CANCELLED,
-				    _("connecting to %s:%u was cancelled"), h,
-				    p);
+		                    _("connecting to %s:%u was cancelled"), h,
+		                    p);
 	case NET_TIMEOUT:
 		return fm_error_set(
-			err, FM_ERR_TEMPORARY,
-			_("connecting to %s:%u timed out after %u s: a "
-			  "firewall may block port %u, or the host is down"),
-			h, p, conn->limits.connect_timeout_ms / 1000, p);
+		    err, FM_ERR_TEMPORARY,
+		    _("connecting to %s:%u timed out after %u s: a "
+		      "firewall may block port %u, or the host is down"),
+		    h, p, conn->limits.connect_timeout_ms / 1000, p);
 	default:
 		break;
 	}
 	int e = conn->fail_errno;
 	if (e == ECONNREFUSED)
 		return fm_error_set(
-			err, FM_ERR_TEMPORARY,
-			_("%s refused the connection on port %u: no server "
-			  "listens there; check port (and host) in the "
-			  "config, or whether the server is up"),
-			h, p);
+		    err, FM_ERR_TEMPORARY,
+		    _("%s refused the connection on port %u: no server "
+		      "listens there; check port (and host) in the "
+		      "config, or whether the server is up"),
+		    h, p);
 	if (e == ENETUNREACH || e == EHOSTUNREACH || e == ENETDOWN)
 		return fm_error_set(err, FM_ERR_TEMPORARY,
-				    _("cannot reach %s:%u: %s (are you "
-				      "offline?)"),
-				    h, p, strerror(e));
+		                    _("cannot reach %s:%u: %s (are you "
+		                      "offline?)"),
+		                    h, p, strerror(e));
 	return fm_error_errno(err, FM_ERR_TEMPORARY, e,
-			      _("cannot connect to %s:%u"), h, p);
+	                      _("cannot connect to %s:%u"), h, p);
 }
 
 static struct fm_net_conn *
@@ -510,7 +508,7 @@ conn_new(const struct fm_net_target *t)
 
 int
 fm_net_connect(const struct fm_net_target *t, mailstream **stream_r,
-	       struct fm_net_conn **conn_r, struct fm_error *err)
+               struct fm_net_conn **conn_r, struct fm_error *err)
 {
 	*stream_r = NULL;
 	*conn_r = NULL;
@@ -518,9 +516,9 @@ fm_net_connect(const struct fm_net_target *t, mailstream **stream_r,
 	char port[16];
 	snprintf(port, sizeof(port), "%u", t->port);
 	struct addrinfo hints = {
-		.ai_family = AF_UNSPEC,
-		.ai_socktype = SOCK_STREAM,
-		.ai_protocol = IPPROTO_TCP,
+	    .ai_family = AF_UNSPEC,
+	    .ai_socktype = SOCK_STREAM,
+	    .ai_protocol = IPPROTO_TCP,
 	};
 	struct addrinfo *res = NULL;
 	uint64_t t0 = fm_now_ms();
@@ -529,14 +527,14 @@ fm_net_connect(const struct fm_net_target *t, mailstream **stream_r,
 	if (gai != 0) {
 		if (gai == EAI_NONAME || gai == EAI_NODATA)
 			fm_error_set(err, FM_ERR_TEMPORARY,
-				     _("cannot find the host %s (DNS): check "
-				       "the host name, or whether you are "
-				       "online"),
-				     t->host);
+			             _("cannot find the host %s (DNS): check "
+			               "the host name, or whether you are "
+			               "online"),
+			             t->host);
 		else
 			fm_error_set(err, FM_ERR_TEMPORARY,
-				     _("cannot look up %s: %s"), t->host,
-				     gai_strerror(gai));
+			             _("cannot look up %s: %s"), t->host,
+			             gai_strerror(gai));
 		fm_error_detail(err, "getaddrinfo: %s", gai_strerror(gai));
 		conn_free(conn);
 		return -1;
@@ -547,7 +545,7 @@ fm_net_connect(const struct fm_net_target *t, mailstream **stream_r,
 		conn->fail = NET_OK;
 		if (try_address(conn, ai) == 0) {
 			format_address(ai->ai_addr, conn->timing.address,
-				       sizeof(conn->timing.address));
+			               sizeof(conn->timing.address));
 			ret = 0;
 			break;
 		}
@@ -562,7 +560,7 @@ fm_net_connect(const struct fm_net_target *t, mailstream **stream_r,
 		return -1;
 	}
 	fm_trace_session_note(conn->trace, "connected to %s (%s:%u)",
-			      conn->timing.address, conn->host, conn->port);
+	                      conn->timing.address, conn->host, conn->port);
 	if (t->tls == FM_TLS_IMPLICIT && net_tls_handshake(conn, err) < 0) {
 		conn_free(conn);
 		return -1;
@@ -576,7 +574,7 @@ fm_net_connect(const struct fm_net_target *t, mailstream **stream_r,
 
 int
 fm_net_start_tls(struct fm_net_conn *conn, mailstream *stream,
-		 struct fm_error *err)
+                 struct fm_error *err)
 {
 	/* Anything the server sent after its "go ahead" was sent in clear
 	 * and would be read as if it came over TLS: response injection. Look
@@ -586,7 +584,7 @@ fm_net_start_tls(struct fm_net_conn *conn, mailstream *stream,
 	if (stream->read_buffer_len > 0 || n > 0) {
 		fm_net_err_injection(conn, err);
 		return fm_error_detail(err, "%zu bytes buffered",
-				       stream->read_buffer_len);
+		                       stream->read_buffer_len);
 	}
 	if (net_tls_handshake(conn, err) < 0)
 		return -1;
@@ -635,60 +633,60 @@ fm_net_failed(const struct fm_net_conn *conn)
 
 int
 fm_net_error(const struct fm_net_conn *conn, const char *what,
-	     struct fm_error *err)
+             struct fm_error *err)
 {
 	const char *h = conn->host;
 	unsigned p = conn->port;
 	switch (conn->fail) {
 	case NET_OK:
 		return fm_error_set(err, FM_ERR_PROTOCOL,
-				    _("%s:%u answered something fulmar could "
-				      "not understand while %s"),
-				    h, p, what);
+		                    _("%s:%u answered something fulmar could "
+		                      "not understand while %s"),
+		                    h, p, what);
 	case NET_TIMEOUT:
 		return fm_error_set(err, FM_ERR_TEMPORARY,
-				    _("%s:%u did not answer within %u s while "
-				      "%s"),
-				    h, p, conn->limits.io_timeout_ms / 1000,
-				    what);
+		                    _("%s:%u did not answer within %u s while "
+		                      "%s"),
+		                    h, p, conn->limits.io_timeout_ms / 1000,
+		                    what);
 	case NET_CANCELLED:
 		return fm_error_set(err, FM_ERR_CANCELLED,
-				    _("cancelled while %s"), what);
+		                    _("cancelled while %s"), what);
 	case NET_EOF:
 		return fm_error_set(err, FM_ERR_TEMPORARY,
-				    _("%s:%u closed the connection while %s"),
-				    h, p, what);
+		                    _("%s:%u closed the connection while %s"),
+		                    h, p, what);
 	case NET_IO:
 		return fm_error_errno(err, FM_ERR_TEMPORARY, conn->fail_errno,
-				      _("connection to %s:%u failed while %s"),
-				      h, p, what);
+		                      _("connection to %s:%u failed while %s"),
+		                      h, p, what);
 	case NET_TLS:
 		fm_error_set(err, FM_ERR_TEMPORARY,
-			     _("the TLS connection to %s:%u failed while %s"),
-			     h, p, what);
+		             _("the TLS connection to %s:%u failed while %s"),
+		             h, p, what);
 		return fm_error_detail(err, "%s", conn->fail_detail);
 	case NET_LINE:
 		return fm_error_set(err, FM_ERR_PROTOCOL,
-				    _("%s:%u sent a response longer than %zu "
-				      "bytes while %s; fulmar stopped reading "
-				      "(a broken or hostile server)"),
-				    h, p, conn->limits.max_line, what);
+		                    _("%s:%u sent a response longer than %zu "
+		                      "bytes while %s; fulmar stopped reading "
+		                      "(a broken or hostile server)"),
+		                    h, p, conn->limits.max_line, what);
 	case NET_LITERAL:
-		return fm_error_set(err, FM_ERR_PROTOCOL,
-				    _("%s:%u announced %s bytes of data while "
-				      "%s, more than the limit of %llu; "
-				      "fulmar stopped reading (a broken or "
-				      "hostile server)"),
-				    h, p, conn->fail_detail, what,
-				    (unsigned long long)conn->limits
-					    .max_literal);
+		return fm_error_set(
+		    err, FM_ERR_PROTOCOL,
+		    _("%s:%u announced %s bytes of data while "
+		      "%s, more than the limit of %llu; "
+		      "fulmar stopped reading (a broken or "
+		      "hostile server)"),
+		    h, p, conn->fail_detail, what,
+		    (unsigned long long)conn->limits.max_literal);
 	}
 	return -1;
 }
 
 int
 fm_net_write(struct fm_net_conn *conn, mailstream *stream, const char *data,
-	     size_t len, struct fm_error *err)
+             size_t len, struct fm_error *err)
 {
 	if (mailstream_write(stream, data, len) != (ssize_t)len ||
 	    mailstream_flush(stream) != 0)
@@ -698,16 +696,15 @@ fm_net_write(struct fm_net_conn *conn, mailstream *stream, const char *data,
 
 int
 fm_net_may_send_credentials(const struct fm_net_conn *conn,
-			    const struct fm_account *acct,
-			    struct fm_error *err)
+                            const struct fm_account *acct, struct fm_error *err)
 {
 	if (fm_net_is_tls(conn) || acct->allow_plaintext_login)
 		return 0;
 	return fm_error_set(
-		err, FM_ERR_CONFIG,
-		_("fulmar will not send the password for %s over the "
-		  "unencrypted connection to %s:%u; use tls = starttls or "
-		  "tls = implicit, or set allow_plaintext_login = yes if you "
-		  "really mean it"),
-		acct->name, conn->host, conn->port);
+	    err, FM_ERR_CONFIG,
+	    _("fulmar will not send the password for %s over the "
+	      "unencrypted connection to %s:%u; use tls = starttls or "
+	      "tls = implicit, or set allow_plaintext_login = yes if you "
+	      "really mean it"),
+	    acct->name, conn->host, conn->port);
 }

@@ -15,23 +15,23 @@ enum net_fail {
 	NET_TIMEOUT,
 	NET_CANCELLED,
 	NET_EOF,
-	NET_IO,        /* errno in fail_errno */
-	NET_TLS,       /* OpenSSL error in fail_detail */
-	NET_LINE,      /* a line past limits.max_line */
-	NET_LITERAL,   /* a literal past limits.max_literal */
+	NET_IO,      /* errno in fail_errno */
+	NET_TLS,     /* OpenSSL error in fail_detail */
+	NET_LINE,    /* a line past limits.max_line */
+	NET_LITERAL, /* a literal past limits.max_literal */
 };
 
 /* Watches the bytes a server sends: lines (outside literals) and literals
  * are bounded per response, so libetpan, which would buffer them without
  * limit, never sees more than the limits allow. */
 struct net_guard {
-	bool imap;            /* literals exist */
-	size_t line_bytes;    /* non-literal bytes of the current response */
-	uint64_t literal_left; /* bytes of a literal still to come */
+	bool imap;              /* literals exist */
+	size_t line_bytes;      /* non-literal bytes of the current response */
+	uint64_t literal_left;  /* bytes of a literal still to come */
 	uint64_t literal_bytes; /* literal bytes of the current response */
 	/* Recognising "{N}" CRLF at the end of a line: */
 	enum { LIT_NONE, LIT_DIGITS, LIT_CLOSED, LIT_CR } lit_state;
-	uint64_t lit_value;   /* saturates at UINT64_MAX */
+	uint64_t lit_value; /* saturates at UINT64_MAX */
 	unsigned lit_digits;
 };
 

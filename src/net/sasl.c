@@ -24,11 +24,11 @@ struct fm_sasl {
 };
 
 static const char *const mech_names[] = {
-	[FM_AUTH_AUTO] = "AUTO",
-	[FM_AUTH_PLAIN] = "PLAIN",
-	[FM_AUTH_LOGIN] = "LOGIN",
-	[FM_AUTH_XOAUTH2] = "XOAUTH2",
-	[FM_AUTH_OAUTHBEARER] = "OAUTHBEARER",
+    [FM_AUTH_AUTO] = "AUTO",
+    [FM_AUTH_PLAIN] = "PLAIN",
+    [FM_AUTH_LOGIN] = "LOGIN",
+    [FM_AUTH_XOAUTH2] = "XOAUTH2",
+    [FM_AUTH_OAUTHBEARER] = "OAUTHBEARER",
 };
 
 const char *
@@ -58,14 +58,14 @@ fm_base64_decode(const char *text, char **data_r, size_t *len_r)
 	for (size_t i = 0; i < n - pad; i++) {
 		char c = text[i];
 		bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-			  (c >= '0' && c <= '9') || c == '+' || c == '/';
+		          (c >= '0' && c <= '9') || c == '+' || c == '/';
 		if (!ok)
 			return -1;
 	}
 	char *out = xmalloc(n / 4 * 3 + 1);
 	int len = n > 0 ? EVP_DecodeBlock((unsigned char *)out,
-					  (const unsigned char *)text, (int)n)
-			: 0;
+	                                  (const unsigned char *)text, (int)n)
+	                : 0;
 	if (len < 0) {
 		free(out);
 		return -1;
@@ -80,7 +80,7 @@ fm_base64_decode(const char *text, char **data_r, size_t *len_r)
 
 struct fm_sasl *
 fm_sasl_new(enum fm_auth_mech mech, const char *user, const char *secret,
-	    const char *host, unsigned port)
+            const char *host, unsigned port)
 {
 	struct fm_sasl *s = xcalloc(1, sizeof(*s));
 	s->mech = mech;
@@ -131,13 +131,13 @@ initial_message(const struct fm_sasl *s)
 	}
 	case FM_AUTH_XOAUTH2: {
 		char *m = xasprintf("user=%s\001auth=Bearer %s\001\001",
-				    s->user, s->secret);
+		                    s->user, s->secret);
 		return encode_secret(m, strlen(m));
 	}
 	case FM_AUTH_OAUTHBEARER: {
 		char *m = xasprintf("n,a=%s,\001host=%s\001port=%u\001"
-				    "auth=Bearer %s\001\001",
-				    s->user, s->host, s->port, s->secret);
+		                    "auth=Bearer %s\001\001",
+		                    s->user, s->host, s->port, s->secret);
 		return encode_secret(m, strlen(m));
 	}
 	case FM_AUTH_LOGIN:
@@ -155,7 +155,7 @@ fm_sasl_initial_response(struct fm_sasl *s)
 
 int
 fm_sasl_step(struct fm_sasl *s, const char *challenge, char **response_r,
-	     char **server_error_r)
+             char **server_error_r)
 {
 	*response_r = NULL;
 	if (server_error_r != NULL)
@@ -172,11 +172,11 @@ fm_sasl_step(struct fm_sasl *s, const char *challenge, char **response_r,
 		/* "Username:" then "Password:"; servers word them
 		 * differently, so go by order. */
 		if (s->step == 0)
-			*response_r = fm_base64_encode(s->user,
-						       strlen(s->user));
+			*response_r =
+			    fm_base64_encode(s->user, strlen(s->user));
 		else if (s->step == 1)
-			*response_r = fm_base64_encode(s->secret,
-						       strlen(s->secret));
+			*response_r =
+			    fm_base64_encode(s->secret, strlen(s->secret));
 		else
 			ret = -1;
 		if (s->step == 1)
@@ -203,8 +203,8 @@ fm_sasl_step(struct fm_sasl *s, const char *challenge, char **response_r,
 			if (server_error_r != NULL)
 				*server_error_r = xstrndup(decoded, dlen);
 			*response_r = s->mech == FM_AUTH_XOAUTH2
-					      ? xstrdup("")
-					      : fm_base64_encode("\001", 1);
+			                  ? xstrdup("")
+			                  : fm_base64_encode("\001", 1);
 			s->done = true;
 		}
 		break;
@@ -219,11 +219,10 @@ fm_sasl_step(struct fm_sasl *s, const char *challenge, char **response_r,
 
 int
 fm_sasl_choose(enum fm_auth_mech configured, const char *const *offered,
-	       size_t n_offered, enum fm_auth_mech *mech_r,
-	       struct fm_error *err)
+               size_t n_offered, enum fm_auth_mech *mech_r,
+               struct fm_error *err)
 {
-	static const enum fm_auth_mech order[] = {FM_AUTH_PLAIN,
-						  FM_AUTH_LOGIN};
+	static const enum fm_auth_mech order[] = {FM_AUTH_PLAIN, FM_AUTH_LOGIN};
 	bool have[FM_ARRAY_LEN(mech_names)] = {false};
 	for (size_t i = 0; i < n_offered; i++)
 		for (size_t m = 1; m < FM_ARRAY_LEN(mech_names); m++)
@@ -248,17 +247,17 @@ fm_sasl_choose(enum fm_auth_mech configured, const char *const *offered,
 		fm_buf_printf(&list, "%s%s", i ? " " : "", offered[i]);
 	if (configured != FM_AUTH_AUTO)
 		fm_error_set(err, FM_ERR_CONFIG,
-			     _("the server does not offer auth = %s (it "
-			       "offers: %s)"),
-			     mech_names[configured],
-			     list.len ? list.data : _("nothing"));
+		             _("the server does not offer auth = %s (it "
+		               "offers: %s)"),
+		             mech_names[configured],
+		             list.len ? list.data : _("nothing"));
 	else
 		fm_error_set(err, FM_ERR_CONFIG,
-			     _("the server offers no password mechanism "
-			       "fulmar knows (it offers: %s); if it wants "
-			       "OAuth, set auth = xoauth2 or oauthbearer "
-			       "and oauth_token_cmd"),
-			     list.len ? list.data : _("nothing"));
+		             _("the server offers no password mechanism "
+		               "fulmar knows (it offers: %s); if it wants "
+		               "OAuth, set auth = xoauth2 or oauthbearer "
+		               "and oauth_token_cmd"),
+		             list.len ? list.data : _("nothing"));
 	fm_buf_free(&list);
 	return -1;
 }

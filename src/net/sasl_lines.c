@@ -56,7 +56,7 @@ classify(enum fm_trace_proto proto, const char *line, const char **payload)
 
 static int
 send_line(struct fm_net_conn *conn, mailstream *stream, const char *text,
-	  struct fm_error *err)
+          struct fm_error *err)
 {
 	char *line = xasprintf("%s\r\n", text);
 	int ret = fm_net_write(conn, stream, line, strlen(line), err);
@@ -66,20 +66,20 @@ send_line(struct fm_net_conn *conn, mailstream *stream, const char *text,
 
 int
 fm_net_sasl_lines(struct fm_net_conn *conn, mailstream *stream,
-		  enum fm_trace_proto proto, enum fm_auth_mech mech,
-		  const char *user, const char *secret, bool *ok, char *final,
-		  size_t final_size, char *report, size_t report_size,
-		  struct fm_error *err)
+                  enum fm_trace_proto proto, enum fm_auth_mech mech,
+                  const char *user, const char *secret, bool *ok, char *final,
+                  size_t final_size, char *report, size_t report_size,
+                  struct fm_error *err)
 {
 	*ok = false;
 	final[0] = report[0] = '\0';
 	struct fm_sasl *sasl =
-		fm_sasl_new(mech, user, secret, conn->host, conn->port);
+	    fm_sasl_new(mech, user, secret, conn->host, conn->port);
 	char *ir = fm_sasl_initial_response(sasl);
 	bool inline_ir = ir != NULL && proto == FM_TRACE_SMTP;
 	bool ir_pending = ir != NULL && !inline_ir;
 	char *cmd = xasprintf("AUTH %s%s%s", fm_sasl_mech_name(mech),
-			      inline_ir ? " " : "", inline_ir ? ir : "");
+	                      inline_ir ? " " : "", inline_ir ? ir : "");
 	int ret = send_line(conn, stream, cmd, err);
 	fm_free_secret(&cmd);
 	for (int round = 0; ret == 0; round++) {
@@ -103,9 +103,9 @@ fm_net_sasl_lines(struct fm_net_conn *conn, mailstream *stream,
 		if (round >= 8) {
 			free(line);
 			ret = fm_error_set(err, FM_ERR_PROTOCOL,
-					   _("%s:%u keeps asking during "
-					     "authentication"),
-					   conn->host, conn->port);
+			                   _("%s:%u keeps asking during "
+			                     "authentication"),
+			                   conn->host, conn->port);
 			break;
 		}
 		char *resp = NULL, *rep = NULL;

@@ -11,7 +11,7 @@
 
 void
 fm_net_report(const struct fm_session_opts *o, const char *step, unsigned ms,
-	      bool ok, const char *fmt, ...)
+              bool ok, const char *fmt, ...)
 {
 	if (o == NULL || o->observer == NULL || o->observer->step == NULL)
 		return;
@@ -25,7 +25,7 @@ fm_net_report(const struct fm_session_opts *o, const char *step, unsigned ms,
 
 void
 fm_net_report_tls(const struct fm_session_opts *o,
-		  const struct fm_net_conn *conn)
+                  const struct fm_net_conn *conn)
 {
 	const struct fm_tls_info *info = fm_net_tls_info(conn);
 	if (info == NULL)
@@ -33,28 +33,28 @@ fm_net_report_tls(const struct fm_session_opts *o,
 	char fp[96];
 	fm_net_fingerprint_hex(info->fingerprint, fp);
 	fm_net_report(o, "TLS", conn->timing.tls_ms, info->verified,
-		      "%s %s%s\nsubject: %s\nissuer:  %s\nnames:   %s\n"
-		      "valid:   %s to %s\nsha256:  %s",
-		      info->protocol, info->cipher,
-		      info->pinned ? _(" (pinned certificate)") : "",
-		      info->subject, info->issuer, info->names,
-		      info->not_before, info->not_after, fp);
+	              "%s %s%s\nsubject: %s\nissuer:  %s\nnames:   %s\n"
+	              "valid:   %s to %s\nsha256:  %s",
+	              info->protocol, info->cipher,
+	              info->pinned ? _(" (pinned certificate)") : "",
+	              info->subject, info->issuer, info->names,
+	              info->not_before, info->not_after, fp);
 }
 
 void
 fm_net_report_connect(const struct fm_session_opts *o,
-		      const struct fm_net_conn *conn)
+                      const struct fm_net_conn *conn)
 {
 	fm_net_report(o, "DNS", conn->timing.dns_ms, true, "%s", conn->host);
 	fm_net_report(o, "TCP", conn->timing.tcp_ms, true, _("connected to %s"),
-		      conn->timing.address);
+	              conn->timing.address);
 	if (conn->tls_mode == FM_TLS_IMPLICIT)
 		fm_net_report_tls(o, conn);
 }
 
 static void
 target_common(const struct fm_account *acct, const struct fm_session_opts *o,
-	      struct fm_net_target *t)
+              struct fm_net_target *t)
 {
 	memset(t, 0, sizeof(*t));
 	t->ca_file = acct->tls_ca_file;
@@ -66,20 +66,19 @@ target_common(const struct fm_account *acct, const struct fm_session_opts *o,
 
 void
 fm_net_target_incoming(const struct fm_account *acct,
-		       const struct fm_session_opts *o,
-		       struct fm_net_target *t)
+                       const struct fm_session_opts *o, struct fm_net_target *t)
 {
 	target_common(acct, o, t);
 	t->host = acct->host;
 	t->port = acct->port;
 	t->tls = acct->tls;
-	t->proto = acct->protocol == FM_PROTO_IMAP ? FM_TRACE_IMAP
-						   : FM_TRACE_POP3;
+	t->proto =
+	    acct->protocol == FM_PROTO_IMAP ? FM_TRACE_IMAP : FM_TRACE_POP3;
 }
 
 void
 fm_net_target_smtp(const struct fm_account *acct,
-		   const struct fm_session_opts *o, struct fm_net_target *t)
+                   const struct fm_session_opts *o, struct fm_net_target *t)
 {
 	target_common(acct, o, t);
 	t->host = acct->smtp_host;
@@ -127,7 +126,7 @@ fm_creds_free(struct fm_creds **creds)
 
 int
 fm_creds_password(struct fm_creds *c, const char **password_r,
-		  struct fm_error *err)
+                  struct fm_error *err)
 {
 	if (c->acct->password != NULL) {
 		*password_r = c->acct->password;
@@ -136,14 +135,13 @@ fm_creds_password(struct fm_creds *c, const char **password_r,
 	if (c->password == NULL) {
 		if (c->acct->password_cmd == NULL)
 			return fm_error_set(
-				err, FM_ERR_CREDENTIALS,
-				_("account %s has no password: set "
-				  "password_cmd (or password) in the config"),
-				c->acct->name);
-		if (fm_conf_run_secret_cmd("password_cmd",
-					   c->acct->password_cmd,
-					   SECRET_CMD_TIMEOUT_MS, &c->password,
-					   err) < 0)
+			    err, FM_ERR_CREDENTIALS,
+			    _("account %s has no password: set "
+			      "password_cmd (or password) in the config"),
+			    c->acct->name);
+		if (fm_conf_run_secret_cmd(
+		        "password_cmd", c->acct->password_cmd,
+		        SECRET_CMD_TIMEOUT_MS, &c->password, err) < 0)
 			return -1;
 		fm_log_add_secret(c->password);
 	}
@@ -157,13 +155,12 @@ fm_creds_token(struct fm_creds *c, const char **token_r, struct fm_error *err)
 	if (c->token == NULL) {
 		if (c->acct->oauth_token_cmd == NULL)
 			return fm_error_set(err, FM_ERR_CONFIG,
-					    _("account %s has no "
-					      "oauth_token_cmd"),
-					    c->acct->name);
-		if (fm_conf_run_secret_cmd("oauth_token_cmd",
-					   c->acct->oauth_token_cmd,
-					   SECRET_CMD_TIMEOUT_MS, &c->token,
-					   err) < 0)
+			                    _("account %s has no "
+			                      "oauth_token_cmd"),
+			                    c->acct->name);
+		if (fm_conf_run_secret_cmd(
+		        "oauth_token_cmd", c->acct->oauth_token_cmd,
+		        SECRET_CMD_TIMEOUT_MS, &c->token, err) < 0)
 			return -1;
 		fm_log_add_secret(c->token);
 	}
@@ -185,41 +182,41 @@ fm_creds_forget_token(struct fm_creds *c)
 
 int
 fm_net_err_no_starttls(const struct fm_net_conn *conn, unsigned implicit_port,
-		       struct fm_error *err)
+                       struct fm_error *err)
 {
 	return fm_error_set(err, FM_ERR_TLS,
-			    _("%s:%u does not offer STARTTLS, and fulmar never "
-			      "falls back to an unencrypted connection; if "
-			      "the server has implicit TLS, use tls = "
-			      "implicit (port %u)"),
-			    conn->host, conn->port, implicit_port);
+	                    _("%s:%u does not offer STARTTLS, and fulmar never "
+	                      "falls back to an unencrypted connection; if "
+	                      "the server has implicit TLS, use tls = "
+	                      "implicit (port %u)"),
+	                    conn->host, conn->port, implicit_port);
 }
 
 int
 fm_net_err_starttls_refused(const struct fm_net_conn *conn,
-			    const char *server_text, struct fm_error *err)
+                            const char *server_text, struct fm_error *err)
 {
 	return fm_error_set(err, FM_ERR_TLS,
-			    _("%s:%u refused STARTTLS (it said: %s); fulmar "
-			      "never falls back to an unencrypted connection"),
-			    conn->host, conn->port, server_text);
+	                    _("%s:%u refused STARTTLS (it said: %s); fulmar "
+	                      "never falls back to an unencrypted connection"),
+	                    conn->host, conn->port, server_text);
 }
 
 int
 fm_net_err_injection(const struct fm_net_conn *conn, struct fm_error *err)
 {
 	return fm_error_set(err, FM_ERR_PROTOCOL,
-			    _("%s:%u sent data after its STARTTLS reply, "
-			      "before TLS began: this is how a "
-			      "man-in-the-middle injects responses "
-			      "(CVE-2020-15953); fulmar stopped"),
-			    conn->host, conn->port);
+	                    _("%s:%u sent data after its STARTTLS reply, "
+	                      "before TLS began: this is how a "
+	                      "man-in-the-middle injects responses "
+	                      "(CVE-2020-15953); fulmar stopped"),
+	                    conn->host, conn->port);
 }
 
 int
 fm_net_err_starttls_failed(const struct fm_net_conn *conn,
-			   const mailstream *stream, const char *server_text,
-			   struct fm_error *err)
+                           const mailstream *stream, const char *server_text,
+                           struct fm_error *err)
 {
 	if (stream != NULL && stream->read_buffer_len > 0)
 		return fm_net_err_injection(conn, err);
@@ -230,30 +227,30 @@ fm_net_err_starttls_failed(const struct fm_net_conn *conn,
 
 int
 fm_net_err_login_failed(const struct fm_net_conn *conn, const char *user,
-			bool oauth, const char *server_text,
-			const char *report, struct fm_error *err)
+                        bool oauth, const char *server_text, const char *report,
+                        struct fm_error *err)
 {
 	if (oauth)
 		return fm_error_set(
-			err, FM_ERR_CREDENTIALS,
-			_("%s rejected the OAuth token for %s (it said: %s%s%s); "
-			  "the token may have expired or lack the mail scope: "
-			  "check oauth_token_cmd"),
-			conn->host, user, server_text, report[0] ? "; " : "",
-			report);
+		    err, FM_ERR_CREDENTIALS,
+		    _("%s rejected the OAuth token for %s (it said: %s%s%s); "
+		      "the token may have expired or lack the mail scope: "
+		      "check oauth_token_cmd"),
+		    conn->host, user, server_text, report[0] ? "; " : "",
+		    report);
 	return fm_error_set(
-		err, FM_ERR_CREDENTIALS,
-		_("%s rejected the password for %s (it said: %s). Check user "
-		  "and password; if they are right, the provider may have "
-		  "turned off password (basic) authentication: use an app "
-		  "password, or auth = xoauth2 with oauth_token_cmd"),
-		conn->host, user, server_text);
+	    err, FM_ERR_CREDENTIALS,
+	    _("%s rejected the password for %s (it said: %s). Check user "
+	      "and password; if they are right, the provider may have "
+	      "turned off password (basic) authentication: use an app "
+	      "password, or auth = xoauth2 with oauth_token_cmd"),
+	    conn->host, user, server_text);
 }
 
 int
 fm_net_open(const struct fm_net_target *t, const struct fm_session_opts *o,
-	    mailstream **stream_r, struct fm_net_conn **conn_r,
-	    struct fm_error *err)
+            mailstream **stream_r, struct fm_net_conn **conn_r,
+            struct fm_error *err)
 {
 	if (fm_net_connect(t, stream_r, conn_r, err) < 0) {
 		/* Say which step failed. */

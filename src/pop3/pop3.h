@@ -19,15 +19,14 @@ struct fm_pop3;
 /* Connects to the account's POP3 server and authenticates, refusing what
  * fm_imap_open() refuses (missing/refused STLS, injection, untrusted
  * certificates, credentials in clear). Steps go to o->observer. */
-int fm_pop3_open(const struct fm_account *acct,
-		 const struct fm_session_opts *o, struct fm_pop3 **pop3_r,
-		 struct fm_error *err);
+int fm_pop3_open(const struct fm_account *acct, const struct fm_session_opts *o,
+                 struct fm_pop3 **pop3_r, struct fm_error *err);
 /* QUIT if healthy, then frees. NULL-safe; sets *pop3 to NULL. Note that
  * QUIT commits deletions (POP3's UPDATE state). */
 void fm_pop3_close(struct fm_pop3 **pop3);
 /* The harmless check: STAT, reported as one step. */
 int fm_pop3_check(struct fm_pop3 *pop3, const struct fm_session_opts *o,
-		  struct fm_error *err);
+                  struct fm_error *err);
 mailpop3 *fm_pop3_session(struct fm_pop3 *pop3);
 
 #endif

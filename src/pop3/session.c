@@ -36,7 +36,7 @@ server_text(const struct fm_pop3 *s, char *buf, size_t size)
 {
 	const char *t = s->pop3->pop3_response;
 	fm_str_printable(t != NULL && t[0] != '\0' ? t : "(no text)", buf,
-			 size);
+	                 size);
 	return buf;
 }
 
@@ -65,7 +65,7 @@ find_cap(const struct fm_pop3 *s, const char *name)
 /* CAPA; a server without it (RFC 1939 only) has an empty list. */
 static int
 ask_caps(struct fm_pop3 *s, const struct fm_session_opts *o,
-	 struct fm_error *err)
+         struct fm_error *err)
 {
 	uint64_t t0 = fm_now_ms();
 	free_caps(s);
@@ -75,13 +75,13 @@ ask_caps(struct fm_pop3 *s, const struct fm_session_opts *o,
 	if (r != MAILPOP3_NO_ERROR) {
 		if (fm_net_failed(s->conn)) {
 			fm_net_error(s->conn, _("asking for capabilities"),
-				     err);
+			             err);
 			fm_net_report(o, "capabilities", ms, false, "%s",
-				      err->user);
+			              err->user);
 			return -1;
 		}
 		fm_net_report(o, "capabilities", ms, true, "%s",
-			      _("(the server has no CAPA)"));
+		              _("(the server has no CAPA)"));
 		return 0;
 	}
 	struct fm_buf all;
@@ -95,12 +95,12 @@ ask_caps(struct fm_pop3 *s, const struct fm_session_opts *o,
 		for (clistiter *p = clist_begin(c->cap_param); p != NULL;
 		     p = clist_next(p))
 			fm_buf_printf(&line, " %s", (char *)clist_content(p));
-		s->caps = xreallocarray(s->caps, s->n_caps + 2,
-					sizeof(*s->caps));
+		s->caps =
+		    xreallocarray(s->caps, s->n_caps + 2, sizeof(*s->caps));
 		s->caps[s->n_caps++] = fm_buf_steal(&line);
 		s->caps[s->n_caps] = NULL;
 		fm_buf_printf(&all, "%s%s", all.len ? ", " : "",
-			      s->caps[s->n_caps - 1]);
+		              s->caps[s->n_caps - 1]);
 	}
 	mailpop3_capa_resp_free(list);
 	char shown[1024];
@@ -122,26 +122,26 @@ stls(struct fm_pop3 *s, const struct fm_session_opts *o, bool have_capa,
 	if (mailpop3_stls(s->pop3) != MAILPOP3_NO_ERROR) {
 		char text[256];
 		fm_net_err_starttls_failed(s->conn, s->stream,
-					   server_text(s, text, sizeof(text)),
-					   err);
+		                           server_text(s, text, sizeof(text)),
+		                           err);
 		goto fail;
 	}
 	if (fm_net_start_tls(s->conn, s->stream, err) < 0)
 		goto fail;
-	fm_net_report(o, "STARTTLS", (unsigned)(fm_now_ms() - t0), true,
-		      "%s", _("upgraded"));
+	fm_net_report(o, "STARTTLS", (unsigned)(fm_now_ms() - t0), true, "%s",
+	              _("upgraded"));
 	fm_net_report_tls(o, s->conn);
 	return 0;
 fail:
 	fm_net_report(o, "STARTTLS", (unsigned)(fm_now_ms() - t0), false, "%s",
-		      err->user);
+	              err->user);
 	return -1;
 }
 
 /* The SASL mechanisms named in CAPA's SASL line. */
 static size_t
 sasl_mechs(const struct fm_pop3 *s, char *copy, size_t copy_size,
-	   const char **out, size_t max)
+           const char **out, size_t max)
 {
 	const char *line = find_cap(s, "SASL");
 	if (line == NULL)
@@ -156,13 +156,12 @@ sasl_mechs(const struct fm_pop3 *s, char *copy, size_t copy_size,
 }
 
 static int
-login(struct fm_pop3 *s, const struct fm_session_opts *o,
-      struct fm_error *err)
+login(struct fm_pop3 *s, const struct fm_session_opts *o, struct fm_error *err)
 {
 	uint64_t t0 = fm_now_ms();
 	const struct fm_account *a = s->acct;
-	bool oauth = a->auth == FM_AUTH_XOAUTH2 ||
-		     a->auth == FM_AUTH_OAUTHBEARER;
+	bool oauth =
+	    a->auth == FM_AUTH_XOAUTH2 || a->auth == FM_AUTH_OAUTHBEARER;
 	const char *secret = NULL;
 	const char *how = "USER/PASS";
 	char final[256] = "", report[256] = "";
@@ -171,12 +170,12 @@ login(struct fm_pop3 *s, const struct fm_session_opts *o,
 	if (fm_net_may_send_credentials(s->conn, a, err) < 0)
 		goto fail;
 	if (oauth ? fm_creds_token(o->creds, &secret, err) < 0
-		  : fm_creds_password(o->creds, &secret, err) < 0)
+	          : fm_creds_password(o->creds, &secret, err) < 0)
 		goto fail;
 	char copy[512];
 	const char *offered[32];
-	size_t n = sasl_mechs(s, copy, sizeof(copy), offered,
-			      FM_ARRAY_LEN(offered));
+	size_t n =
+	    sasl_mechs(s, copy, sizeof(copy), offered, FM_ARRAY_LEN(offered));
 	enum fm_auth_mech mech = a->auth;
 	bool use_user_pass = false;
 	if (a->auth == FM_AUTH_AUTO || a->auth == FM_AUTH_LOGIN) {
@@ -184,7 +183,7 @@ login(struct fm_pop3 *s, const struct fm_session_opts *o,
 		 * it, else USER/PASS, POP3's own login that every server
 		 * has. */
 		enum fm_auth_mech want =
-			a->auth == FM_AUTH_AUTO ? FM_AUTH_PLAIN : FM_AUTH_LOGIN;
+		    a->auth == FM_AUTH_AUTO ? FM_AUTH_PLAIN : FM_AUTH_LOGIN;
 		use_user_pass = true;
 		for (size_t i = 0; i < n; i++)
 			if (fm_str_ieq(offered[i], fm_sasl_mech_name(want))) {
@@ -208,9 +207,9 @@ login(struct fm_pop3 *s, const struct fm_session_opts *o,
 	} else {
 		how = fm_sasl_mech_name(mech);
 		if (fm_net_sasl_lines(s->conn, s->stream, FM_TRACE_POP3, mech,
-				      a->user, secret, &ok, final,
-				      sizeof(final), report, sizeof(report),
-				      err) < 0)
+		                      a->user, secret, &ok, final,
+		                      sizeof(final), report, sizeof(report),
+		                      err) < 0)
 			goto fail;
 		if (ok)
 			s->pop3->pop3_state = LIBETPAN_POP3_STATE_TRANSACTION;
@@ -219,21 +218,21 @@ login(struct fm_pop3 *s, const struct fm_session_opts *o,
 		if (oauth)
 			fm_creds_forget_token(o->creds);
 		fm_net_err_login_failed(s->conn, a->user, oauth, final, report,
-					err);
+		                        err);
 		goto fail;
 	}
 	fm_net_report(o, "login", (unsigned)(fm_now_ms() - t0), true,
-		      _("%s as %s"), how, a->user);
+	              _("%s as %s"), how, a->user);
 	return 0;
 fail:
 	fm_net_report(o, "login", (unsigned)(fm_now_ms() - t0), false, "%s",
-		      err->user);
+	              err->user);
 	return -1;
 }
 
 int
 fm_pop3_open(const struct fm_account *acct, const struct fm_session_opts *o,
-	     struct fm_pop3 **pop3_r, struct fm_error *err)
+             struct fm_pop3 **pop3_r, struct fm_error *err)
 {
 	*pop3_r = NULL;
 	struct fm_net_target t;
@@ -255,16 +254,16 @@ fm_pop3_open(const struct fm_account *acct, const struct fm_session_opts *o,
 			fm_net_error(s->conn, _("reading the greeting"), err);
 		else
 			fm_error_set(err, FM_ERR_PROTOCOL,
-				     _("%s:%u sent a greeting that is not "
-				       "POP3 (%s); is this the POP3 port?"),
-				     acct->host, acct->port,
-				     server_text(s, text, sizeof(text)));
+			             _("%s:%u sent a greeting that is not "
+			               "POP3 (%s); is this the POP3 port?"),
+			             acct->host, acct->port,
+			             server_text(s, text, sizeof(text)));
 		fm_net_report(o, "greeting", (unsigned)(fm_now_ms() - t0),
-			      false, "%s", err->user);
+		              false, "%s", err->user);
 		goto fail;
 	}
 	fm_net_report(o, "greeting", (unsigned)(fm_now_ms() - t0), true, "%s",
-		      server_text(s, text, sizeof(text)));
+	              server_text(s, text, sizeof(text)));
 	if (ask_caps(s, o, err) < 0)
 		goto fail;
 	if (acct->tls == FM_TLS_STARTTLS) {
@@ -309,7 +308,7 @@ fm_pop3_close(struct fm_pop3 **pop3)
 
 int
 fm_pop3_check(struct fm_pop3 *s, const struct fm_session_opts *o,
-	      struct fm_error *err)
+              struct fm_error *err)
 {
 	uint64_t t0 = fm_now_ms();
 	struct mailpop3_stat_response *st = NULL;
@@ -319,16 +318,16 @@ fm_pop3_check(struct fm_pop3 *s, const struct fm_session_opts *o,
 			fm_net_error(s->conn, _("asking for STAT"), err);
 		else
 			fm_error_set(err, FM_ERR_PROTOCOL,
-				     _("%s refused STAT (it said: %s)"),
-				     s->acct->host,
-				     server_text(s, text, sizeof(text)));
+			             _("%s refused STAT (it said: %s)"),
+			             s->acct->host,
+			             server_text(s, text, sizeof(text)));
 		fm_net_report(o, "STAT", (unsigned)(fm_now_ms() - t0), false,
-			      "%s", err->user);
+		              "%s", err->user);
 		return -1;
 	}
 	fm_net_report(o, "STAT", (unsigned)(fm_now_ms() - t0), true,
-		      _("%u messages, %u bytes"), st->msgs_count,
-		      (unsigned)st->msgs_size);
+	              _("%u messages, %u bytes"), st->msgs_count,
+	              (unsigned)st->msgs_size);
 	mailpop3_stat_resp_free(st);
 	return 0;
 }

@@ -30,7 +30,7 @@ server_text(const struct fm_smtp *s, char *buf, size_t size)
 {
 	const char *t = s->smtp->response;
 	fm_str_printable(t != NULL && t[0] != '\0' ? t : "(no text)", buf,
-			 size);
+	                 size);
 	/* libetpan ends each line of a reply with a newline. */
 	fm_str_trim(buf);
 	return buf;
@@ -39,8 +39,8 @@ server_text(const struct fm_smtp *s, char *buf, size_t size)
 /* The extensions of the last EHLO reply, one line after the other, and
  * the words of its AUTH line. */
 static void
-ehlo_lines(const struct fm_smtp *s, char *shown, size_t shown_size,
-	   char *auth, size_t auth_size)
+ehlo_lines(const struct fm_smtp *s, char *shown, size_t shown_size, char *auth,
+           size_t auth_size)
 {
 	struct fm_buf b;
 	fm_buf_init(&b, shown_size > 4 ? shown_size - 4 : 0);
@@ -79,10 +79,10 @@ ehlo(struct fm_smtp *s, const struct fm_session_opts *o, const char *step,
 			fm_net_error(s->conn, _("saying EHLO"), err);
 		else
 			fm_error_set(err, FM_ERR_PROTOCOL,
-				     _("%s:%u refused EHLO (it said: %s); "
-				       "is this a submission port?"),
-				     s->acct->smtp_host, s->acct->smtp_port,
-				     server_text(s, text, sizeof(text)));
+			             _("%s:%u refused EHLO (it said: %s); "
+			               "is this a submission port?"),
+			             s->acct->smtp_host, s->acct->smtp_port,
+			             server_text(s, text, sizeof(text)));
 		fm_net_report(o, step, ms, false, "%s", err->user);
 		return -1;
 	}
@@ -94,7 +94,7 @@ ehlo(struct fm_smtp *s, const struct fm_session_opts *o, const char *step,
 
 static int
 starttls(struct fm_smtp *s, const struct fm_session_opts *o,
-	 struct fm_error *err)
+         struct fm_error *err)
 {
 	uint64_t t0 = fm_now_ms();
 	if (!(s->smtp->esmtp & MAILSMTP_ESMTP_STARTTLS)) {
@@ -104,30 +104,29 @@ starttls(struct fm_smtp *s, const struct fm_session_opts *o,
 	if (mailesmtp_starttls(s->smtp) != MAILSMTP_NO_ERROR) {
 		char text[256];
 		fm_net_err_starttls_failed(s->conn, s->stream,
-					   server_text(s, text, sizeof(text)),
-					   err);
+		                           server_text(s, text, sizeof(text)),
+		                           err);
 		goto fail;
 	}
 	if (fm_net_start_tls(s->conn, s->stream, err) < 0)
 		goto fail;
-	fm_net_report(o, "STARTTLS", (unsigned)(fm_now_ms() - t0), true,
-		      "%s", _("upgraded"));
+	fm_net_report(o, "STARTTLS", (unsigned)(fm_now_ms() - t0), true, "%s",
+	              _("upgraded"));
 	fm_net_report_tls(o, s->conn);
 	return 0;
 fail:
 	fm_net_report(o, "STARTTLS", (unsigned)(fm_now_ms() - t0), false, "%s",
-		      err->user);
+	              err->user);
 	return -1;
 }
 
 static int
-login(struct fm_smtp *s, const struct fm_session_opts *o,
-      struct fm_error *err)
+login(struct fm_smtp *s, const struct fm_session_opts *o, struct fm_error *err)
 {
 	uint64_t t0 = fm_now_ms();
 	const struct fm_account *a = s->acct;
-	bool oauth = a->auth == FM_AUTH_XOAUTH2 ||
-		     a->auth == FM_AUTH_OAUTHBEARER;
+	bool oauth =
+	    a->auth == FM_AUTH_XOAUTH2 || a->auth == FM_AUTH_OAUTHBEARER;
 	const char *secret = NULL;
 	char final[256] = "", report[256] = "";
 	bool ok = false;
@@ -146,47 +145,47 @@ login(struct fm_smtp *s, const struct fm_session_opts *o,
 		goto fail;
 	if (n == 0) {
 		fm_error_set(err, FM_ERR_CONFIG,
-			     _("%s:%u offers no authentication (no AUTH in "
-			       "its EHLO reply); is this the submission "
-			       "port (587 or 465)?"),
-			     a->smtp_host, a->smtp_port);
+		             _("%s:%u offers no authentication (no AUTH in "
+		               "its EHLO reply); is this the submission "
+		               "port (587 or 465)?"),
+		             a->smtp_host, a->smtp_port);
 		goto fail;
 	}
 	if (fm_sasl_choose(a->auth, offered, n, &mech, err) < 0)
 		goto fail;
 	if (oauth ? fm_creds_token(o->creds, &secret, err) < 0
-		  : fm_creds_password(o->creds, &secret, err) < 0)
+	          : fm_creds_password(o->creds, &secret, err) < 0)
 		goto fail;
 	if (fm_net_sasl_lines(s->conn, s->stream, FM_TRACE_SMTP, mech,
-			      a->smtp_user, secret, &ok, final, sizeof(final),
-			      report, sizeof(report), err) < 0)
+	                      a->smtp_user, secret, &ok, final, sizeof(final),
+	                      report, sizeof(report), err) < 0)
 		goto fail;
 	if (!ok) {
 		if (oauth)
 			fm_creds_forget_token(o->creds);
 		fm_net_err_login_failed(s->conn, a->smtp_user, oauth, final,
-					report, err);
+		                        report, err);
 		goto fail;
 	}
 	fm_net_report(o, "login", (unsigned)(fm_now_ms() - t0), true,
-		      _("%s as %s"), fm_sasl_mech_name(mech), a->smtp_user);
+	              _("%s as %s"), fm_sasl_mech_name(mech), a->smtp_user);
 	return 0;
 fail:
 	fm_net_report(o, "login", (unsigned)(fm_now_ms() - t0), false, "%s",
-		      err->user);
+	              err->user);
 	return -1;
 }
 
 int
 fm_smtp_open(const struct fm_account *acct, const struct fm_session_opts *o,
-	     struct fm_smtp **smtp_r, struct fm_error *err)
+             struct fm_smtp **smtp_r, struct fm_error *err)
 {
 	*smtp_r = NULL;
 	if (acct->smtp_host == NULL)
 		return fm_error_set(err, FM_ERR_CONFIG,
-				    _("account %s cannot send: set smtp_host "
-				      "in the config"),
-				    acct->name);
+		                    _("account %s cannot send: set smtp_host "
+		                      "in the config"),
+		                    acct->name);
 	struct fm_net_target t;
 	fm_net_target_smtp(acct, o, &t);
 	char label[128];
@@ -209,21 +208,21 @@ fm_smtp_open(const struct fm_account *acct, const struct fm_session_opts *o,
 			fm_net_error(s->conn, _("reading the greeting"), err);
 		else if (r == MAILSMTP_ERROR_SERVICE_NOT_AVAILABLE)
 			fm_error_set(err, FM_ERR_TEMPORARY,
-				     _("%s:%u does not accept mail now (it "
-				       "said: %s)"),
-				     acct->smtp_host, acct->smtp_port,
-				     server_text(s, text, sizeof(text)));
+			             _("%s:%u does not accept mail now (it "
+			               "said: %s)"),
+			             acct->smtp_host, acct->smtp_port,
+			             server_text(s, text, sizeof(text)));
 		else
 			fm_error_set(err, FM_ERR_PROTOCOL,
-				     _("%s:%u sent a greeting that is not "
-				       "SMTP; is this the submission port?"),
-				     acct->smtp_host, acct->smtp_port);
+			             _("%s:%u sent a greeting that is not "
+			               "SMTP; is this the submission port?"),
+			             acct->smtp_host, acct->smtp_port);
 		fm_net_report(o, "greeting", (unsigned)(fm_now_ms() - t0),
-			      false, "%s", err->user);
+		              false, "%s", err->user);
 		goto fail;
 	}
 	fm_net_report(o, "greeting", (unsigned)(fm_now_ms() - t0), true, "%s",
-		      server_text(s, text, sizeof(text)));
+	              server_text(s, text, sizeof(text)));
 	if (ehlo(s, o, "capabilities", err) < 0)
 		goto fail;
 	if (acct->smtp_tls == FM_TLS_STARTTLS) {
@@ -267,7 +266,7 @@ fm_smtp_close(struct fm_smtp **smtp)
 
 int
 fm_smtp_check(struct fm_smtp *s, const struct fm_session_opts *o,
-	      struct fm_error *err)
+              struct fm_error *err)
 {
 	return ehlo(s, o, "EHLO", err);
 }

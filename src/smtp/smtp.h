@@ -20,15 +20,14 @@ struct fm_smtp;
 /* Connects to the account's submission server (smtp_host, smtp_port,
  * smtp_tls) and authenticates as smtp_user. Refuses what fm_imap_open()
  * refuses. Steps go to o->observer. */
-int fm_smtp_open(const struct fm_account *acct,
-		 const struct fm_session_opts *o, struct fm_smtp **smtp_r,
-		 struct fm_error *err);
+int fm_smtp_open(const struct fm_account *acct, const struct fm_session_opts *o,
+                 struct fm_smtp **smtp_r, struct fm_error *err);
 /* QUIT if healthy, then frees. NULL-safe; sets *smtp to NULL. */
 void fm_smtp_close(struct fm_smtp **smtp);
 /* The harmless check: EHLO again after authentication, reported as one
  * step with the extensions offered (SIZE, PIPELINING, ...). */
 int fm_smtp_check(struct fm_smtp *smtp, const struct fm_session_opts *o,
-		  struct fm_error *err);
+                  struct fm_error *err);
 mailsmtp *fm_smtp_session(struct fm_smtp *smtp);
 
 #endif

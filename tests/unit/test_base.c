@@ -83,8 +83,8 @@ test_parse_long(void **state)
 	assert_int_equal(fm_parse_long("-3", 0, 10, &v), -1);
 	assert_int_equal(fm_parse_long("-3", -5, 10, &v), 0);
 	assert_int_equal(v, -3);
-	assert_int_equal(
-		fm_parse_long("99999999999999999999999", 0, 10, &v), -1);
+	assert_int_equal(fm_parse_long("99999999999999999999999", 0, 10, &v),
+	                 -1);
 }
 
 static void
@@ -107,14 +107,13 @@ test_error(void **state)
 	struct fm_error err;
 	fm_error_clear(&err);
 	assert_int_equal(err.cls, FM_ERR_NONE);
-	assert_int_equal(
-		fm_error_set(&err, FM_ERR_CREDENTIALS, "wrong password for %s",
-			     "alice"),
-		-1);
+	assert_int_equal(fm_error_set(&err, FM_ERR_CREDENTIALS,
+	                              "wrong password for %s", "alice"),
+	                 -1);
 	assert_int_equal(err.cls, FM_ERR_CREDENTIALS);
 	assert_string_equal(err.user, "wrong password for alice");
 	assert_int_equal(fm_error_detail(&err, "NO [AUTHENTICATIONFAILED]"),
-			 -1);
+	                 -1);
 	assert_string_equal(err.detail, "NO [AUTHENTICATIONFAILED]");
 	assert_int_equal(fm_error_exit_status(FM_ERR_CONFIG), 78);
 	assert_int_equal(fm_error_exit_status(FM_ERR_TEMPORARY), 75);
@@ -128,7 +127,8 @@ test_error(void **state)
 		assert_true(fm_error_exit_status(c) > 0);
 	}
 	fm_error_errno(&err, FM_ERR_LOCAL, ENOENT, "cannot open %s", "x");
-	assert_string_equal(err.user, "cannot open x: No such file or directory");
+	assert_string_equal(err.user,
+	                    "cannot open x: No such file or directory");
 	/* NULL is accepted so callers may ignore errors explicitly. */
 	assert_int_equal(fm_error_set(NULL, FM_ERR_LOCAL, "x"), -1);
 	/* Long sentences are cut, never overflow. */
@@ -220,15 +220,15 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_buf_bounded),
-		cmocka_unit_test(test_buf_grows_and_steals),
-		cmocka_unit_test(test_strlcpy),
-		cmocka_unit_test(test_parse_long),
-		cmocka_unit_test(test_str_helpers),
-		cmocka_unit_test(test_error),
-		cmocka_unit_test(test_paths),
-		cmocka_unit_test(test_mkdirs),
-		cmocka_unit_test(test_xalloc),
+	    cmocka_unit_test(test_buf_bounded),
+	    cmocka_unit_test(test_buf_grows_and_steals),
+	    cmocka_unit_test(test_strlcpy),
+	    cmocka_unit_test(test_parse_long),
+	    cmocka_unit_test(test_str_helpers),
+	    cmocka_unit_test(test_error),
+	    cmocka_unit_test(test_paths),
+	    cmocka_unit_test(test_mkdirs),
+	    cmocka_unit_test(test_xalloc),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

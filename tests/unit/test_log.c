@@ -77,7 +77,7 @@ test_control_characters_cannot_forge_lines(void **state)
 	assert_null(strchr(c->lines[0], '\n'));
 	assert_null(strchr(c->lines[0], '\x1b'));
 	assert_string_equal(c->lines[0],
-			    "server said: OK??fulmar: error: forged?[2J");
+	                    "server said: OK??fulmar: error: forged?[2J");
 }
 
 static void
@@ -94,7 +94,7 @@ test_secret_never_reaches_sink(void **state)
 		assert_null(strstr(c->lines[i], pw));
 	assert_string_equal(c->lines[0], "password <redacted>");
 	assert_string_equal(c->lines[1],
-			    "<redacted>prefix and suffix<redacted>");
+	                    "<redacted>prefix and suffix<redacted>");
 	assert_string_equal(c->lines[2], "embedded:<redacted>:in the middle");
 
 	/* The longest secret wins where two overlap. */
@@ -133,8 +133,8 @@ run_steps(enum fm_trace_proto proto, const struct step *steps, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		char *out = fm_trace_redact(s, steps[i].dir, steps[i].line);
 		if (strcmp(out, steps[i].expect) != 0)
-			fail_msg("step %zu: '%s' became '%s', expected '%s'",
-				 i, steps[i].line, out, steps[i].expect);
+			fail_msg("step %zu: '%s' became '%s', expected '%s'", i,
+			         steps[i].line, out, steps[i].expect);
 		free(out);
 	}
 	fm_trace_session_free(&s);
@@ -148,29 +148,30 @@ static void
 test_redact_imap(void **state)
 {
 	const struct step steps[] = {
-		{S, "* OK ready", "* OK ready"},
-		{C, "a1 CAPABILITY", "a1 CAPABILITY"},
-		{S, "a1 OK done", "a1 OK done"},
-		{C, "a2 LOGIN alice \"p w\"", "a2 LOGIN <redacted>"},
-		{S, "a2 OK logged in", "a2 OK logged in"},
-		{C, "a3 login {5}", "a3 login <redacted>"},
-		{S, "+ go ahead", "+ go ahead"},
-		{C, "alice {6}", "<redacted>"},
-		{S, "+ go ahead", "+ go ahead"},
-		{C, "secret", "<redacted>"},
-		{S, "* CAPABILITY IMAP4rev1", "* CAPABILITY IMAP4rev1"},
-		{S, "a3 NO [AUTHENTICATIONFAILED] no", "a3 NO [AUTHENTICATIONFAILED] no"},
-		{C, "a4 SELECT INBOX", "a4 SELECT INBOX"},
-		{C, "a5 AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==",
-		 "a5 AUTHENTICATE PLAIN <redacted>"},
-		{S, "a5 OK", "a5 OK"},
-		{C, "a6 AUTHENTICATE XOAUTH2", "a6 AUTHENTICATE XOAUTH2"},
-		{S, "+ ", "+ "},
-		{C, "dXNlcj1hbGljZQFhdXRoPUJlYXJlciB0b2tlbgEB", "<redacted>"},
-		{S, "+ eyJzdGF0dXMiOiI0MDEifQ==", "+ eyJzdGF0dXMiOiI0MDEifQ=="},
-		{C, "", "<redacted>"},
-		{S, "a6 NO failed", "a6 NO failed"},
-		{C, "a7 LIST \"\" *", "a7 LIST \"\" *"},
+	    {S, "* OK ready", "* OK ready"},
+	    {C, "a1 CAPABILITY", "a1 CAPABILITY"},
+	    {S, "a1 OK done", "a1 OK done"},
+	    {C, "a2 LOGIN alice \"p w\"", "a2 LOGIN <redacted>"},
+	    {S, "a2 OK logged in", "a2 OK logged in"},
+	    {C, "a3 login {5}", "a3 login <redacted>"},
+	    {S, "+ go ahead", "+ go ahead"},
+	    {C, "alice {6}", "<redacted>"},
+	    {S, "+ go ahead", "+ go ahead"},
+	    {C, "secret", "<redacted>"},
+	    {S, "* CAPABILITY IMAP4rev1", "* CAPABILITY IMAP4rev1"},
+	    {S, "a3 NO [AUTHENTICATIONFAILED] no",
+	     "a3 NO [AUTHENTICATIONFAILED] no"},
+	    {C, "a4 SELECT INBOX", "a4 SELECT INBOX"},
+	    {C, "a5 AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==",
+	     "a5 AUTHENTICATE PLAIN <redacted>"},
+	    {S, "a5 OK", "a5 OK"},
+	    {C, "a6 AUTHENTICATE XOAUTH2", "a6 AUTHENTICATE XOAUTH2"},
+	    {S, "+ ", "+ "},
+	    {C, "dXNlcj1hbGljZQFhdXRoPUJlYXJlciB0b2tlbgEB", "<redacted>"},
+	    {S, "+ eyJzdGF0dXMiOiI0MDEifQ==", "+ eyJzdGF0dXMiOiI0MDEifQ=="},
+	    {C, "", "<redacted>"},
+	    {S, "a6 NO failed", "a6 NO failed"},
+	    {C, "a7 LIST \"\" *", "a7 LIST \"\" *"},
 	};
 	run_steps(FM_TRACE_IMAP, steps, FM_ARRAY_LEN(steps));
 }
@@ -179,23 +180,23 @@ static void
 test_redact_pop3(void **state)
 {
 	const struct step steps[] = {
-		{S, "+OK ready", "+OK ready"},
-		{C, "USER alice", "USER alice"},
-		{S, "+OK", "+OK"},
-		{C, "PASS hunter2 with spaces", "PASS <redacted>"},
-		{S, "-ERR auth failed", "-ERR auth failed"},
-		{C, "APOP alice c4c9334bac560ecc979e58001b3e22fb",
-		 "APOP <redacted>"},
-		{C, "AUTH PLAIN", "AUTH PLAIN"},
-		{S, "+ ", "+ "},
-		{C, "AGFsaWNlAHNlY3JldA==", "<redacted>"},
-		{S, "+OK logged in", "+OK logged in"},
-		{C, "STAT", "STAT"},
-		{C, "AUTH XOAUTH2 dXNlcj1h", "AUTH XOAUTH2 <redacted>"},
-		{S, "+", "+"},
-		{C, "", "<redacted>"},
-		{S, "-ERR", "-ERR"},
-		{C, "UIDL", "UIDL"},
+	    {S, "+OK ready", "+OK ready"},
+	    {C, "USER alice", "USER alice"},
+	    {S, "+OK", "+OK"},
+	    {C, "PASS hunter2 with spaces", "PASS <redacted>"},
+	    {S, "-ERR auth failed", "-ERR auth failed"},
+	    {C, "APOP alice c4c9334bac560ecc979e58001b3e22fb",
+	     "APOP <redacted>"},
+	    {C, "AUTH PLAIN", "AUTH PLAIN"},
+	    {S, "+ ", "+ "},
+	    {C, "AGFsaWNlAHNlY3JldA==", "<redacted>"},
+	    {S, "+OK logged in", "+OK logged in"},
+	    {C, "STAT", "STAT"},
+	    {C, "AUTH XOAUTH2 dXNlcj1h", "AUTH XOAUTH2 <redacted>"},
+	    {S, "+", "+"},
+	    {C, "", "<redacted>"},
+	    {S, "-ERR", "-ERR"},
+	    {C, "UIDL", "UIDL"},
 	};
 	run_steps(FM_TRACE_POP3, steps, FM_ARRAY_LEN(steps));
 }
@@ -204,20 +205,21 @@ static void
 test_redact_smtp(void **state)
 {
 	const struct step steps[] = {
-		{S, "220 localhost ESMTP", "220 localhost ESMTP"},
-		{C, "EHLO me", "EHLO me"},
-		{S, "250-AUTH PLAIN LOGIN", "250-AUTH PLAIN LOGIN"},
-		{C, "AUTH LOGIN", "AUTH LOGIN"},
-		{S, "334 VXNlcm5hbWU6", "334 VXNlcm5hbWU6"},
-		{C, "YWxpY2U=", "<redacted>"},
-		{S, "334 UGFzc3dvcmQ6", "334 UGFzc3dvcmQ6"},
-		{C, "c2VjcmV0", "<redacted>"},
-		{S, "235 2.7.0 Authentication successful",
-		 "235 2.7.0 Authentication successful"},
-		{C, "MAIL FROM:<alice@example.org>", "MAIL FROM:<alice@example.org>"},
-		{C, "auth plain AGFsaWNlAHNlY3JldA==", "auth plain <redacted>"},
-		{S, "535 5.7.8 failed", "535 5.7.8 failed"},
-		{C, "QUIT", "QUIT"},
+	    {S, "220 localhost ESMTP", "220 localhost ESMTP"},
+	    {C, "EHLO me", "EHLO me"},
+	    {S, "250-AUTH PLAIN LOGIN", "250-AUTH PLAIN LOGIN"},
+	    {C, "AUTH LOGIN", "AUTH LOGIN"},
+	    {S, "334 VXNlcm5hbWU6", "334 VXNlcm5hbWU6"},
+	    {C, "YWxpY2U=", "<redacted>"},
+	    {S, "334 UGFzc3dvcmQ6", "334 UGFzc3dvcmQ6"},
+	    {C, "c2VjcmV0", "<redacted>"},
+	    {S, "235 2.7.0 Authentication successful",
+	     "235 2.7.0 Authentication successful"},
+	    {C, "MAIL FROM:<alice@example.org>",
+	     "MAIL FROM:<alice@example.org>"},
+	    {C, "auth plain AGFsaWNlAHNlY3JldA==", "auth plain <redacted>"},
+	    {S, "535 5.7.8 failed", "535 5.7.8 failed"},
+	    {C, "QUIT", "QUIT"},
 	};
 	run_steps(FM_TRACE_SMTP, steps, FM_ARRAY_LEN(steps));
 }
@@ -250,7 +252,7 @@ test_trace_file_never_holds_secrets(void **state)
 	 * protocol rules would not see it (here: echoed by a server). */
 	fm_log_add_secret("Sup3r-Secret!");
 	struct fm_trace_session *s =
-		fm_trace_session_new(t, FM_TRACE_IMAP, "work/imap");
+	    fm_trace_session_new(t, FM_TRACE_IMAP, "work/imap");
 	const char *in = "* OK hi\r\n";
 	const char *out = "a1 LOGIN alice Sup3r-Secret!\r\n";
 	/* Byte by byte: partial lines must wait for their end. */
@@ -275,7 +277,8 @@ test_trace_file_never_holds_secrets(void **state)
 	assert_null(strstr(text, "Sup3r-Secret!"));
 	assert_non_null(strstr(text, " work/imap S: * OK hi\n"));
 	assert_non_null(strstr(text, " work/imap C: a1 LOGIN <redacted>\n"));
-	assert_non_null(strstr(text, " work/imap S: * BAD you said <redacted>\n"));
+	assert_non_null(
+	    strstr(text, " work/imap S: * BAD you said <redacted>\n"));
 	assert_non_null(strstr(text, " work/imap == TLS TLSv1.3\n"));
 	assert_non_null(strstr(text, "[line truncated]\n"));
 	assert_non_null(strstr(text, " work/imap S: * OK after\n"));
@@ -309,19 +312,18 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_levels, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_control_characters_cannot_forge_lines, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(test_secret_never_reaches_sink,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_scrub, setup, teardown),
-		cmocka_unit_test(test_redact_imap),
-		cmocka_unit_test(test_redact_pop3),
-		cmocka_unit_test(test_redact_smtp),
-		cmocka_unit_test_setup_teardown(
-			test_trace_file_never_holds_secrets, setup, teardown),
-		cmocka_unit_test(test_trace_open_error),
+	    cmocka_unit_test_setup_teardown(test_levels, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_control_characters_cannot_forge_lines, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_secret_never_reaches_sink,
+	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_scrub, setup, teardown),
+	    cmocka_unit_test(test_redact_imap),
+	    cmocka_unit_test(test_redact_pop3),
+	    cmocka_unit_test(test_redact_smtp),
+	    cmocka_unit_test_setup_teardown(test_trace_file_never_holds_secrets,
+	                                    setup, teardown),
+	    cmocka_unit_test(test_trace_open_error),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

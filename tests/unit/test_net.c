@@ -59,7 +59,7 @@ static void
 test_sasl_plain(void **state)
 {
 	struct fm_sasl *s =
-		fm_sasl_new(FM_AUTH_PLAIN, "alice", "s3cret", "h", 993);
+	    fm_sasl_new(FM_AUTH_PLAIN, "alice", "s3cret", "h", 993);
 	char *ir = fm_sasl_initial_response(s);
 	size_t len;
 	char *d = decode(ir, &len);
@@ -84,7 +84,7 @@ static void
 test_sasl_login(void **state)
 {
 	struct fm_sasl *s =
-		fm_sasl_new(FM_AUTH_LOGIN, "alice", "s3cret", "h", 993);
+	    fm_sasl_new(FM_AUTH_LOGIN, "alice", "s3cret", "h", 993);
 	assert_null(fm_sasl_initial_response(s));
 	char *resp = NULL;
 	assert_int_equal(fm_sasl_step(s, "VXNlcm5hbWU6", &resp, NULL), 0);
@@ -105,7 +105,7 @@ static void
 test_sasl_oauth(void **state)
 {
 	struct fm_sasl *s =
-		fm_sasl_new(FM_AUTH_XOAUTH2, "alice@x.org", "tok", "h", 993);
+	    fm_sasl_new(FM_AUTH_XOAUTH2, "alice@x.org", "tok", "h", 993);
 	char *ir = fm_sasl_initial_response(s);
 	char *d = decode(ir, NULL);
 	assert_string_equal(d, "user=alice@x.org\001auth=Bearer tok\001\001");
@@ -114,21 +114,20 @@ test_sasl_oauth(void **state)
 	/* The server's JSON error report is handed back and answered with
 	 * an empty line. */
 	char *resp = NULL, *report = NULL;
-	assert_int_equal(fm_sasl_step(s, "eyJzdGF0dXMiOiI0MDEifQ==", &resp,
-				      &report),
-			 0);
+	assert_int_equal(
+	    fm_sasl_step(s, "eyJzdGF0dXMiOiI0MDEifQ==", &resp, &report), 0);
 	assert_string_equal(resp, "");
 	assert_string_equal(report, "{\"status\":\"401\"}");
 	free(resp);
 	free(report);
 	fm_sasl_free(&s);
 
-	s = fm_sasl_new(FM_AUTH_OAUTHBEARER, "alice@x.org", "tok",
-			"imap.x.org", 993);
+	s = fm_sasl_new(FM_AUTH_OAUTHBEARER, "alice@x.org", "tok", "imap.x.org",
+	                993);
 	ir = fm_sasl_initial_response(s);
 	d = decode(ir, NULL);
 	assert_string_equal(d, "n,a=alice@x.org,\001host=imap.x.org\001"
-			       "port=993\001auth=Bearer tok\001\001");
+	                       "port=993\001auth=Bearer tok\001\001");
 	free(d);
 	fm_free_secret(&ir);
 	assert_int_equal(fm_sasl_step(s, "e30=", &resp, &report), 0);
@@ -153,7 +152,7 @@ test_sasl_choose(void **state)
 	assert_int_equal(fm_sasl_choose(FM_AUTH_AUTO, login, 2, &m, &err), 0);
 	assert_int_equal(m, FM_AUTH_LOGIN);
 	assert_int_equal(fm_sasl_choose(FM_AUTH_XOAUTH2, login, 2, &m, &err),
-			 -1);
+	                 -1);
 	assert_int_equal(err.cls, FM_ERR_CONFIG);
 	assert_non_null(strstr(err.user, "auth = XOAUTH2"));
 	assert_non_null(strstr(err.user, "CRAM-MD5 LOGIN"));
@@ -201,8 +200,8 @@ test_guard_literals(void **state)
 	/* Literal bytes do not count as line bytes; the response goes on
 	 * after the literal. */
 	const char *ok = "* 1 FETCH (BODY[] {40}\r\n"
-			 "0123456789012345678901234567890123456789"
-			 ")\r\n";
+	                 "0123456789012345678901234567890123456789"
+	                 ")\r\n";
 	assert_int_equal(net_guard_feed(c, ok, strlen(ok)), 0);
 	assert_int_equal(c->guard.line_bytes, 0);
 	/* Byte by byte, CRLF split, too. */
@@ -216,7 +215,8 @@ test_guard_literals(void **state)
 	free(c);
 	/* Leading zeros hide nothing. */
 	c = guard_conn(true, 100, 50);
-	const char *zeros = "* 1 FETCH (BODY[] {00000000000000000000000000051}\r\n";
+	const char *zeros =
+	    "* 1 FETCH (BODY[] {00000000000000000000000000051}\r\n";
 	assert_int_equal(net_guard_feed(c, zeros, strlen(zeros)), -1);
 	assert_int_equal(c->fail, NET_LITERAL);
 	free(c);
@@ -258,14 +258,14 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_base64),
-		cmocka_unit_test(test_sasl_plain),
-		cmocka_unit_test(test_sasl_login),
-		cmocka_unit_test(test_sasl_oauth),
-		cmocka_unit_test(test_sasl_choose),
-		cmocka_unit_test(test_guard_lines),
-		cmocka_unit_test(test_guard_literals),
-		cmocka_unit_test(test_fingerprint_hex),
+	    cmocka_unit_test(test_base64),
+	    cmocka_unit_test(test_sasl_plain),
+	    cmocka_unit_test(test_sasl_login),
+	    cmocka_unit_test(test_sasl_oauth),
+	    cmocka_unit_test(test_sasl_choose),
+	    cmocka_unit_test(test_guard_lines),
+	    cmocka_unit_test(test_guard_literals),
+	    cmocka_unit_test(test_fingerprint_hex),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

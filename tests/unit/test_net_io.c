@@ -43,7 +43,7 @@ listen_local(unsigned *port_r)
 
 static void
 target_for(struct fm_net_target *t, unsigned port, int cancel_fd,
-	   unsigned timeout_ms)
+           unsigned timeout_ms)
 {
 	memset(t, 0, sizeof(*t));
 	t->host = "127.0.0.1";
@@ -163,8 +163,8 @@ static void
 test_close_in_mid_line(void **state)
 {
 	unsigned port;
-	struct peer p = {.send = "* OK half a gree", .repeat = 1,
-			 .close_after = true};
+	struct peer p = {
+	    .send = "* OK half a gree", .repeat = 1, .close_after = true};
 	p.lfd = listen_local(&port);
 	pthread_t th;
 	pthread_create(&th, NULL, peer_main, &p);
@@ -215,10 +215,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_silent_server_times_out),
-		cmocka_unit_test(test_cancel_from_another_thread),
-		cmocka_unit_test(test_close_in_mid_line),
-		cmocka_unit_test(test_endless_line_is_cut),
+	    cmocka_unit_test(test_silent_server_times_out),
+	    cmocka_unit_test(test_cancel_from_another_thread),
+	    cmocka_unit_test(test_close_in_mid_line),
+	    cmocka_unit_test(test_endless_line_is_cut),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
