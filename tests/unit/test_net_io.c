@@ -91,6 +91,53 @@ test_silent_server_times_out(void **state)
 	close(lfd);
 }
 
+static void
+test_connect_timeout_names_the_port(void **state)
+{
+	/* A listener that never accepts, its queue full: the kernel drops
+	 * further SYNs, just as a firewall that drops packets would. */
+	unsigned port;
+	int lfd = listen_local(&port);
+	listen(lfd, 0);
+	int fill[8];
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+	                          .sin_port = htons((uint16_t)port)};
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (int i = 0; i < 8; i++) {
+		fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		connect(fill[i], (struct sockaddr *)&sin, sizeof(sin));
+	}
+	usleep(100 * 1000);
+	struct fm_net_target t;
+	target_for(&t, port, -1, 5000);
+	t.limits.connect_timeout_ms = 300;
+	mailstream *stream = NULL;
+	struct fm_net_conn *conn = NULL;
+	struct fm_error err;
+	fm_error_clear(&err);
+	uint64_t t0 = fm_now_ms();
+	int ret = fm_net_connect(&t, &stream, &conn, &err);
+	uint64_t took = fm_now_ms() - t0;
+	for (int i = 0; i < 8; i++)
+		close(fill[i]);
+	close(lfd);
+	if (ret == 0) {
+		/* The kernel let this one through after all: nothing to
+		 * assert about timeouts on this machine. */
+		mailstream_close(stream);
+		fm_net_conn_free(&conn);
+		skip();
+	}
+	assert_int_equal(ret, -1);
+	assert_true(took >= 290 && took < 3000);
+	assert_int_equal(err.cls, FM_ERR_TEMPORARY);
+	char want[64];
+	snprintf(want, sizeof(want), "firewall may block port %u", port);
+	assert_non_null(strstr(err.user, want));
+	assert_null(stream);
+	assert_null(conn);
+}
+
 struct canceller {
 	int efd;
 	unsigned after_ms;
@@ -216,6 +263,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_silent_server_times_out),
+	    cmocka_unit_test(test_connect_timeout_names_the_port),
 	    cmocka_unit_test(test_cancel_from_another_thread),
 	    cmocka_unit_test(test_close_in_mid_line),
 	    cmocka_unit_test(test_endless_line_is_cut),
