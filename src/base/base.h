@@ -172,4 +172,24 @@ char *fm_path_state_dir(void);
 /* Creates dir and its missing parents with the given mode; 0 or -1 (err). */
 int fm_path_mkdirs(const char *dir, unsigned mode, struct fm_error *err);
 
+/* ------------------------------------------------------------------------
+ * Durable files.
+ */
+struct iovec;
+/* Writes all len bytes to fd, retrying short writes and EINTR; 0, or -1
+ * with errno set. */
+int fm_write_all(int fd, const void *data, size_t len);
+/* fsync()s a directory (after creating, renaming or removing in it), so
+ * the change survives a crash. err may be NULL. */
+int fm_fsync_dir(const char *dir, struct fm_error *err);
+/* fm_fsync_dir() of the directory holding path. */
+int fm_fsync_parent(const char *path, struct fm_error *err);
+/* Replaces path atomically with the bytes of iov: writes PATH.tmp, fsyncs
+ * it, renames it over path and fsyncs the directory. After a crash, path
+ * holds the old bytes or the new ones, never a mix; a stray PATH.tmp may
+ * remain (callers remove it when they open). FM_ERR_LOCAL on failure, with
+ * PATH.tmp removed. */
+int fm_file_replace(const char *path, const struct iovec *iov, int iovcnt,
+                    struct fm_error *err);
+
 #endif
