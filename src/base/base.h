@@ -184,6 +184,28 @@ int fm_write_all(int fd, const void *data, size_t len);
 int fm_fsync_dir(const char *dir, struct fm_error *err);
 /* fm_fsync_dir() of the directory holding path. */
 int fm_fsync_parent(const char *path, struct fm_error *err);
+/* Checksummed record files (state, summaries): one record per line, fields
+ * separated by single spaces. */
+/* Appends str as one field: "-" for NULL or empty; bytes up to space, '%'
+ * and DEL as %XX. */
+void fm_record_put(struct fm_buf *b, const char *str);
+/* Undoes fm_record_put() in place: *out_r = str (or NULL for "-"). -1 on
+ * anything fm_record_put() would not write. */
+int fm_record_unescape(char *str, char **out_r);
+/* Splits line in place at single spaces into exactly n fields. */
+int fm_record_split(char *line, char **fields, int n);
+/* Strict unsigned parse in base 10 or 16 (lowercase): no sign, no leading
+ * zeros but "0", at most max. */
+int fm_record_parse_u64(const char *str, int base, uint64_t max,
+                        uint64_t *value_r);
+/* The lowercase hex SHA-256 of data. */
+void fm_record_digest(const void *data, size_t len, char out[65]);
+/* Reads a whole file of at most max bytes (NUL-terminated copy, caller
+ * frees). Returns 1 if the file does not exist, 0 when read, -1 with
+ * FM_ERR_LOCAL otherwise. */
+int fm_record_read_file(const char *path, size_t max, char **data_r,
+                        size_t *len_r, struct fm_error *err);
+
 /* Replaces path atomically with the bytes of iov: writes PATH.tmp, fsyncs
  * it, renames it over path and fsyncs the directory. After a crash, path
  * holds the old bytes or the new ones, never a mix; a stray PATH.tmp may

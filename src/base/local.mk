@@ -5,5 +5,6 @@ src_libfulmar_a_SOURCES += \
 	src/base/error.c \
 	src/base/file.c \
 	src/base/path.c \
+	src/base/record.c \
 	src/base/str.c \
 	src/base/xalloc.c

@@ -9,7 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 
 #include "base/base.h"
 #include "sync/state.h"
@@ -444,37 +443,6 @@ fm_state_entry_at(struct fm_state *s, size_t i)
  * Saving.
  */
 
-static void
-put_escaped(struct fm_buf *b, const char *str)
-{
-	if (str == NULL || str[0] == '\0') {
-		fm_buf_append_char(b, '-');
-		return;
-	}
-	if (strcmp(str, "-") == 0) {
-		fm_buf_append_str(b, "%2D");
-		return;
-	}
-	for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
-		if (*p <= ' ' || *p == '%' || *p == 0x7f)
-			fm_buf_printf(b, "%%%02X", *p);
-		else
-			fm_buf_append_char(b, (char)*p);
-	}
-}
-
-static void
-hex_digest(const void *data, size_t len, char out[65])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
-	    mdlen != 32)
-		abort(); /* SHA-256 cannot fail short of a broken libcrypto */
-	for (unsigned i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
 int
 fm_state_save(struct fm_state *s, const char *path, struct fm_error *err)
 {
@@ -496,16 +464,16 @@ fm_state_save(struct fm_state *s, const char *path, struct fm_error *err)
 		if (s->kind == FM_STATE_IMAP)
 			fm_buf_printf(&body, "%u", (unsigned)e->uid);
 		else
-			put_escaped(&body, e->uidl);
+			fm_record_put(&body, e->uidl);
 		fm_buf_printf(&body, " %lld %x ", (long long)e->first_seen,
 		              (unsigned)e->flags);
-		put_escaped(&body, e->base);
+		fm_record_put(&body, e->base);
 		fm_buf_append_char(&body, ' ');
-		put_escaped(&body, e->keywords);
+		fm_record_put(&body, e->keywords);
 		fm_buf_append_char(&body, '\n');
 	}
 	char digest[65];
-	hex_digest(body.data, body.len, digest);
+	fm_record_digest(body.data, body.len, digest);
 	char header[HEADER_MAX];
 	int hlen = snprintf(header, sizeof(header), "%s %d %s %zu %zu %s\n",
 	                    STATE_MAGIC, STATE_VERSION,
@@ -524,85 +492,6 @@ fm_state_save(struct fm_state *s, const char *path, struct fm_error *err)
  * Loading.
  */
 
-/* Strict unsigned parse of the whole string in base 10 or 16 (lowercase),
- * no sign, no leading zeros but "0" itself. */
-static int
-parse_u64(const char *str, int base, uint64_t max, uint64_t *v_r)
-{
-	uint64_t v = 0;
-	if (str[0] == '\0' || (str[0] == '0' && str[1] != '\0'))
-		return -1;
-	for (const char *p = str; *p != '\0'; p++) {
-		int d;
-		if (*p >= '0' && *p <= '9')
-			d = *p - '0';
-		else if (base == 16 && *p >= 'a' && *p <= 'f')
-			d = *p - 'a' + 10;
-		else
-			return -1;
-		if (v > (max - (uint64_t)d) / (uint64_t)base)
-			return -1;
-		v = v * (uint64_t)base + (uint64_t)d;
-	}
-	*v_r = v;
-	return 0;
-}
-
-static int
-hexdig(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Undoes put_escaped() in place; -1 on anything put_escaped() would not
- * write. */
-static int
-unescape(char *str, char **out_r)
-{
-	if (strcmp(str, "-") == 0) {
-		*out_r = NULL;
-		return 0;
-	}
-	char *w = str;
-	for (const char *p = str; *p != '\0'; p++) {
-		if (*p == '%') {
-			int hi = hexdig(p[1]), lo = hi < 0 ? -1 : hexdig(p[2]);
-			if (lo < 0 || (hi << 4 | lo) == 0)
-				return -1;
-			*w++ = (char)(hi << 4 | lo);
-			p += 2;
-		} else if ((unsigned char)*p <= ' ' || *p == 0x7f) {
-			return -1;
-		} else {
-			*w++ = *p;
-		}
-	}
-	*w = '\0';
-	*out_r = str;
-	return w == str ? -1 : 0;
-}
-
-/* Splits the line at single spaces into exactly n fields. */
-static int
-split(char *line, char **f, int n)
-{
-	for (int i = 0; i < n; i++) {
-		f[i] = line;
-		char *sp = strchr(line, ' ');
-		if ((sp == NULL) != (i == n - 1))
-			return -1;
-		if (sp != NULL) {
-			*sp = '\0';
-			line = sp + 1;
-		}
-	}
-	return 0;
-}
-
 static int
 damaged(const char *path, struct fm_error *err, const char *why, size_t line)
 {
@@ -614,53 +503,6 @@ damaged(const char *path, struct fm_error *err, const char *why, size_t line)
 		return fm_error_detail(err, "%s: %s at body line %zu", path,
 		                       why, line);
 	return fm_error_detail(err, "%s: %s", path, why);
-}
-
-/* Reads a whole file of at most max bytes. 1 if missing, 0 if read. */
-static int
-read_file(const char *path, size_t max, char **data_r, size_t *len_r,
-          struct fm_error *err)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return 1;
-		return fm_error_errno(err, FM_ERR_LOCAL, errno,
-		                      _("Cannot read the file %s"), path);
-	}
-	struct stat st;
-	int e = 0;
-	if (fstat(fd, &st) < 0)
-		e = errno;
-	else if ((uint64_t)st.st_size > max)
-		e = EFBIG;
-	if (e != 0) {
-		close(fd);
-		return fm_error_errno(err, FM_ERR_LOCAL, e,
-		                      _("Cannot read the file %s"), path);
-	}
-	size_t size = (size_t)st.st_size, got = 0;
-	char *data = xmalloc(size + 1);
-	while (got < size) {
-		ssize_t n = read(fd, data + got, size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			e = errno;
-		if (n <= 0)
-			break; /* an error, or the file shrank */
-		got += (size_t)n;
-	}
-	close(fd);
-	if (e != 0) {
-		free(data);
-		return fm_error_errno(err, FM_ERR_LOCAL, e,
-		                      _("Cannot read the file %s"), path);
-	}
-	data[got] = '\0';
-	*data_r = data;
-	*len_r = got;
-	return 0;
 }
 
 static int
@@ -686,23 +528,25 @@ parse_body(struct fm_state *s, char *body, size_t len, size_t count,
 		lineno++;
 		char *f[5];
 		if (lineno <= 3) {
-			if (split(line, f, 2) < 0 ||
+			if (fm_record_split(line, f, 2) < 0 ||
 			    strcmp(f[0], counters[lineno - 1]) != 0 ||
-			    parse_u64(f[1], 10, maxes[lineno - 1],
-			              &values[lineno - 1]) < 0)
+			    fm_record_parse_u64(f[1], 10, maxes[lineno - 1],
+			                        &values[lineno - 1]) < 0)
 				return damaged(path, err, "bad counter",
 				               lineno);
 			continue;
 		}
 		uint64_t uid = 0, flags, seen;
 		char *uidl = NULL, *base, *keywords;
-		if (split(line, f, 5) < 0 ||
+		if (fm_record_split(line, f, 5) < 0 ||
 		    (s->kind == FM_STATE_IMAP
-		         ? parse_u64(f[0], 10, UINT32_MAX, &uid) < 0
-		         : unescape(f[0], &uidl) < 0 || uidl == NULL) ||
-		    parse_u64(f[1], 10, INT64_MAX, &seen) < 0 ||
-		    parse_u64(f[2], 16, UINT32_MAX, &flags) < 0 ||
-		    unescape(f[3], &base) < 0 || unescape(f[4], &keywords) < 0)
+		         ? fm_record_parse_u64(f[0], 10, UINT32_MAX, &uid) < 0
+		         : fm_record_unescape(f[0], &uidl) < 0 ||
+		               uidl == NULL) ||
+		    fm_record_parse_u64(f[1], 10, INT64_MAX, &seen) < 0 ||
+		    fm_record_parse_u64(f[2], 16, UINT32_MAX, &flags) < 0 ||
+		    fm_record_unescape(f[3], &base) < 0 ||
+		    fm_record_unescape(f[4], &keywords) < 0)
 			return damaged(path, err, "bad entry", lineno);
 		struct fm_state_entry e = {
 		    .uid = (uint32_t)uid,
@@ -734,7 +578,7 @@ fm_state_load(const char *path, enum fm_state_kind kind,
 		*damaged_r = false;
 	char *data = NULL;
 	size_t len = 0;
-	int r = read_file(path, STATE_FILE_MAX, &data, &len, err);
+	int r = fm_record_read_file(path, STATE_FILE_MAX, &data, &len, err);
 	if (r < 0)
 		return -1;
 	if (r == 1) {
@@ -753,8 +597,8 @@ fm_state_load(const char *path, enum fm_state_kind kind,
 	}
 	*nl = '\0';
 	if (memchr(data, '\0', (size_t)(nl - data)) != NULL ||
-	    split(data, f, 6) < 0 || strcmp(f[0], STATE_MAGIC) != 0 ||
-	    parse_u64(f[1], 10, 1000, &version) < 0) {
+	    fm_record_split(data, f, 6) < 0 || strcmp(f[0], STATE_MAGIC) != 0 ||
+	    fm_record_parse_u64(f[1], 10, 1000, &version) < 0) {
 		damaged(path, err, "bad header", 0);
 		goto out;
 	}
@@ -763,8 +607,8 @@ fm_state_load(const char *path, enum fm_state_kind kind,
 		goto out;
 	}
 	if (strcmp(f[2], kind == FM_STATE_IMAP ? "imap" : "pop3") != 0 ||
-	    parse_u64(f[3], 10, UINT32_MAX, &count) < 0 ||
-	    parse_u64(f[4], 10, STATE_FILE_MAX, &body_len) < 0 ||
+	    fm_record_parse_u64(f[3], 10, UINT32_MAX, &count) < 0 ||
+	    fm_record_parse_u64(f[4], 10, STATE_FILE_MAX, &body_len) < 0 ||
 	    strlen(f[5]) != 64) {
 		damaged(path, err, "bad header", 0);
 		goto out;
@@ -779,7 +623,7 @@ fm_state_load(const char *path, enum fm_state_kind kind,
 		damaged(path, err, why, 0);
 		goto out;
 	}
-	hex_digest(body, have, digest);
+	fm_record_digest(body, have, digest);
 	if (strcmp(digest, f[5]) != 0) {
 		damaged(path, err, "checksum mismatch", 0);
 		goto out;

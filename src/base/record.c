@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Checksummed record files: the shared grammar of fulmar's state and
+ * summary files. A header line names the format, its version, the entry
+ * count, the body's length and its SHA-256; the body is one record per
+ * line, fields separated by single spaces, each field escaped so it holds
+ * no space, control byte or '%' of its own. Anything a writer would not
+ * have produced is refused, so truncation and damage are detected. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "base/base.h"
+
+static int
+hexdig(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+void
+fm_record_put(struct fm_buf *b, const char *str)
+{
+	if (str == NULL || str[0] == '\0') {
+		fm_buf_append_char(b, '-');
+		return;
+	}
+	if (strcmp(str, "-") == 0) {
+		fm_buf_append_str(b, "%2D");
+		return;
+	}
+	for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
+		if (*p <= ' ' || *p == '%' || *p == 0x7f)
+			fm_buf_printf(b, "%%%02X", *p);
+		else
+			fm_buf_append_char(b, (char)*p);
+	}
+}
+
+/* Undoes fm_record_put() in place; -1 on anything fm_record_put() would not
+ * write. */
+int
+fm_record_unescape(char *str, char **out_r)
+{
+	if (strcmp(str, "-") == 0) {
+		*out_r = NULL;
+		return 0;
+	}
+	char *w = str;
+	for (const char *p = str; *p != '\0'; p++) {
+		if (*p == '%') {
+			int hi = hexdig(p[1]), lo = hi < 0 ? -1 : hexdig(p[2]);
+			if (lo < 0 || (hi << 4 | lo) == 0)
+				return -1;
+			*w++ = (char)(hi << 4 | lo);
+			p += 2;
+		} else if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+			return -1;
+		} else {
+			*w++ = *p;
+		}
+	}
+	*w = '\0';
+	*out_r = str;
+	return w == str ? -1 : 0;
+}
+
+/* Splits the line at single spaces into exactly n fields. */
+int
+fm_record_split(char *line, char **f, int n)
+{
+	for (int i = 0; i < n; i++) {
+		f[i] = line;
+		char *sp = strchr(line, ' ');
+		if ((sp == NULL) != (i == n - 1))
+			return -1;
+		if (sp != NULL) {
+			*sp = '\0';
+			line = sp + 1;
+		}
+	}
+	return 0;
+}
+
+/* Strict unsigned parse of the whole string in base 10 or 16 (lowercase),
+ * no sign, no leading zeros but "0" itself. */
+int
+fm_record_parse_u64(const char *str, int base, uint64_t max, uint64_t *v_r)
+{
+	uint64_t v = 0;
+	if (str[0] == '\0' || (str[0] == '0' && str[1] != '\0'))
+		return -1;
+	for (const char *p = str; *p != '\0'; p++) {
+		int d;
+		if (*p >= '0' && *p <= '9')
+			d = *p - '0';
+		else if (base == 16 && *p >= 'a' && *p <= 'f')
+			d = *p - 'a' + 10;
+		else
+			return -1;
+		if (v > (max - (uint64_t)d) / (uint64_t)base)
+			return -1;
+		v = v * (uint64_t)base + (uint64_t)d;
+	}
+	*v_r = v;
+	return 0;
+}
+
+void
+fm_record_digest(const void *data, size_t len, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen != 32)
+		abort(); /* SHA-256 cannot fail short of a broken libcrypto */
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* Reads a whole file of at most max bytes. 1 if missing, 0 if read. */
+int
+fm_record_read_file(const char *path, size_t max, char **data_r, size_t *len_r,
+                    struct fm_error *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 1;
+		return fm_error_errno(err, FM_ERR_LOCAL, errno,
+		                      _("Cannot read the file %s"), path);
+	}
+	struct stat st;
+	int e = 0;
+	if (fstat(fd, &st) < 0)
+		e = errno;
+	else if ((uint64_t)st.st_size > max)
+		e = EFBIG;
+	if (e != 0) {
+		close(fd);
+		return fm_error_errno(err, FM_ERR_LOCAL, e,
+		                      _("Cannot read the file %s"), path);
+	}
+	size_t size = (size_t)st.st_size, got = 0;
+	char *data = xmalloc(size + 1);
+	while (got < size) {
+		ssize_t n = read(fd, data + got, size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			e = errno;
+		if (n <= 0)
+			break; /* an error, or the file shrank */
+		got += (size_t)n;
+	}
+	close(fd);
+	if (e != 0) {
+		free(data);
+		return fm_error_errno(err, FM_ERR_LOCAL, e,
+		                      _("Cannot read the file %s"), path);
+	}
+	data[got] = '\0';
+	*data_r = data;
+	*len_r = got;
+	return 0;
+}
