@@ -9,7 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 #include "base/base.h"
 #include "sync/state.h"
 
