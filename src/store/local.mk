@@ -4,5 +4,7 @@ src_libfulmar_a_SOURCES += \
 	src/store/lock.c \
 	src/store/maildir.h \
 	src/store/maildir.c \
+	src/store/summary.h \
+	src/store/summary.c \
 	src/store/thread.h \
 	src/store/thread.c

@@ -5,7 +5,8 @@ STORE_TESTS = \
 	tests/unit/test_maildir \
 	tests/unit/test_state \
 	tests/unit/test_journal \
-	tests/unit/test_thread
+	tests/unit/test_thread \
+	tests/unit/test_summary
 check_PROGRAMS += $(STORE_TESTS)
 TESTS += $(STORE_TESTS)
 
@@ -17,3 +18,5 @@ tests_unit_test_journal_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_journal_LDADD = $(UNIT_LDADD)
 tests_unit_test_thread_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_thread_LDADD = $(UNIT_LDADD)
+tests_unit_test_summary_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_summary_LDADD = $(UNIT_LDADD)

@@ -1,0 +1,570 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+
+#include "store/maildir.h"
+#include "store/summary.h"
+
+#define SUMMARY_MAGIC "fulmar-summary"
+#define SUMMARY_VERSION 1
+#define SUMMARY_FIELDS 12
+/* A summary this large is not one fulmar wrote. */
+#define SUMMARY_FILE_MAX ((size_t)1 << 31)
+#define TOMBSTONE UINT32_MAX
+
+struct entry {
+	struct fm_summary_entry e;
+	bool owned; /* strings malloc'ed (else they live in s->buf) */
+};
+
+struct fm_summary {
+	struct entry *v;
+	size_t n, cap;
+	char *buf; /* the loaded file; loaded entries point into it */
+	/* base name -> index + 1; 0 empty, TOMBSTONE deleted. */
+	uint32_t *slots;
+	size_t nslots, used; /* used: live + tombstones */
+	int64_t stamp_cur, stamp_new;
+};
+
+static uint64_t
+hash_str(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ull;
+	}
+	return h ^ (h >> 29);
+}
+
+static void
+slots_rebuild(struct fm_summary *s, size_t want)
+{
+	size_t nslots = 64;
+	while (nslots < 2 * want)
+		nslots *= 2;
+	free(s->slots);
+	s->slots = xcalloc(nslots, sizeof(*s->slots));
+	s->nslots = nslots;
+	s->used = s->n;
+	for (size_t i = 0; i < s->n; i++) {
+		size_t k = hash_str(s->v[i].e.base) & (nslots - 1);
+		while (s->slots[k] != 0)
+			k = (k + 1) & (nslots - 1);
+		s->slots[k] = (uint32_t)i + 1;
+	}
+}
+
+/* The slot holding base, or SIZE_MAX. */
+static size_t
+slot_of(const struct fm_summary *s, const char *base)
+{
+	if (s->nslots == 0)
+		return SIZE_MAX;
+	for (size_t k = hash_str(base) & (s->nslots - 1);;
+	     k = (k + 1) & (s->nslots - 1)) {
+		uint32_t v = s->slots[k];
+		if (v == 0)
+			return SIZE_MAX;
+		if (v != TOMBSTONE && strcmp(s->v[v - 1].e.base, base) == 0)
+			return k;
+	}
+}
+
+static void
+slot_add(struct fm_summary *s, size_t idx)
+{
+	if (2 * (s->used + 1) > s->nslots)
+		slots_rebuild(s, s->n + 1);
+	size_t k = hash_str(s->v[idx].e.base) & (s->nslots - 1);
+	while (s->slots[k] != 0 && s->slots[k] != TOMBSTONE)
+		k = (k + 1) & (s->nslots - 1);
+	if (s->slots[k] == 0)
+		s->used++;
+	s->slots[k] = (uint32_t)idx + 1;
+}
+
+struct fm_summary *
+fm_summary_new(void)
+{
+	struct fm_summary *s = xcalloc(1, sizeof(*s));
+	slots_rebuild(s, 0);
+	return s;
+}
+
+static void
+entry_free(struct entry *en)
+{
+	if (!en->owned)
+		return;
+	free((char *)en->e.base);
+	free((char *)en->e.file);
+	free((char *)en->e.from);
+	free((char *)en->e.to);
+	free((char *)en->e.subject);
+	free((char *)en->e.message_id);
+	free((char *)en->e.in_reply_to);
+	free((char *)en->e.references);
+}
+
+void
+fm_summary_free(struct fm_summary **sp)
+{
+	struct fm_summary *s = *sp;
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < s->n; i++)
+		entry_free(&s->v[i]);
+	free(s->v);
+	free(s->buf);
+	free(s->slots);
+	free(s);
+	*sp = NULL;
+}
+
+size_t
+fm_summary_count(const struct fm_summary *s)
+{
+	return s->n;
+}
+
+const struct fm_summary_entry *
+fm_summary_at(const struct fm_summary *s, size_t i)
+{
+	return i < s->n ? &s->v[i].e : NULL;
+}
+
+const struct fm_summary_entry *
+fm_summary_find(struct fm_summary *s, const char *base)
+{
+	size_t k = slot_of(s, base);
+	return k == SIZE_MAX ? NULL : &s->v[s->slots[k] - 1].e;
+}
+
+static char *
+dup_or_null(const char *str)
+{
+	return str != NULL && str[0] != '\0' ? xstrdup(str) : NULL;
+}
+
+void
+fm_summary_put(struct fm_summary *s, const struct fm_summary_entry *in)
+{
+	struct entry en = {.e = *in, .owned = true};
+	en.e.base = xstrdup(in->base);
+	en.e.file = xstrdup(in->file);
+	en.e.from = dup_or_null(in->from);
+	en.e.to = dup_or_null(in->to);
+	en.e.subject = dup_or_null(in->subject);
+	en.e.message_id = dup_or_null(in->message_id);
+	en.e.in_reply_to = dup_or_null(in->in_reply_to);
+	en.e.references = dup_or_null(in->references);
+	size_t k = slot_of(s, in->base);
+	if (k != SIZE_MAX) {
+		struct entry *old = &s->v[s->slots[k] - 1];
+		entry_free(old);
+		*old = en;
+		return;
+	}
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 64;
+		s->v = xreallocarray(s->v, s->cap, sizeof(*s->v));
+	}
+	s->v[s->n] = en;
+	slot_add(s, s->n);
+	s->n++;
+}
+
+bool
+fm_summary_remove(struct fm_summary *s, const char *base)
+{
+	size_t k = slot_of(s, base);
+	if (k == SIZE_MAX)
+		return false;
+	size_t i = s->slots[k] - 1;
+	s->slots[k] = TOMBSTONE;
+	entry_free(&s->v[i]);
+	size_t last = s->n - 1;
+	if (i != last) {
+		/* The last entry moves into the hole: repoint its slot. */
+		size_t kl = slot_of(s, s->v[last].e.base);
+		s->v[i] = s->v[last];
+		s->slots[kl] = (uint32_t)i + 1;
+	}
+	s->n--;
+	if (s->used > 3 * (s->n + 16))
+		slots_rebuild(s, s->n);
+	return true;
+}
+
+bool
+fm_summary_set_file(struct fm_summary *s, const char *base, const char *file,
+                    uint32_t flags)
+{
+	size_t k = slot_of(s, base);
+	if (k == SIZE_MAX)
+		return false;
+	struct entry *en = &s->v[s->slots[k] - 1];
+	if (en->owned) {
+		free((char *)en->e.file);
+		en->e.file = xstrdup(file);
+	} else {
+		/* Strings in the load buffer stay; take copies of all so the
+		 * entry owns a consistent set. */
+		struct fm_summary_entry e = en->e;
+		e.file = file;
+		e.flags = flags;
+		fm_summary_put(s, &e);
+		return true;
+	}
+	en->e.flags = flags;
+	return true;
+}
+
+void
+fm_summary_set_indexed(struct fm_summary *s, const char *base, bool indexed)
+{
+	size_t k = slot_of(s, base);
+	if (k != SIZE_MAX)
+		s->v[s->slots[k] - 1].e.indexed = indexed;
+}
+
+static int
+cmp_date_desc(const void *a, const void *b, void *ctx)
+{
+	const struct fm_summary *s = ctx;
+	const struct fm_summary_entry *x = &s->v[*(const size_t *)a].e;
+	const struct fm_summary_entry *y = &s->v[*(const size_t *)b].e;
+	if (x->date != y->date)
+		return x->date > y->date ? -1 : 1;
+	return strcmp(x->base, y->base);
+}
+
+size_t *
+fm_summary_by_date(const struct fm_summary *s)
+{
+	size_t *idx = xmalloc((s->n ? s->n : 1) * sizeof(*idx));
+	for (size_t i = 0; i < s->n; i++)
+		idx[i] = i;
+	qsort_r(idx, s->n, sizeof(*idx), cmp_date_desc, (void *)s);
+	return idx;
+}
+
+/* ------------------------------------------------------------------------
+ * Files.
+ */
+
+int
+fm_summary_save(struct fm_summary *s, const char *path, struct fm_error *err)
+{
+	struct fm_buf body;
+	fm_buf_init(&body, SUMMARY_FILE_MAX);
+	fm_buf_printf(&body, "stamp %lld %lld\n", (long long)s->stamp_cur,
+	              (long long)s->stamp_new);
+	for (size_t i = 0; i < s->n; i++) {
+		const struct fm_summary_entry *e = &s->v[i].e;
+		fm_record_put(&body, e->base);
+		fm_buf_append_char(&body, ' ');
+		fm_record_put(&body, e->file);
+		fm_buf_printf(&body, " %x %llu %llu %d ", e->flags,
+		              (unsigned long long)(e->date > 0 ? e->date : 0),
+		              (unsigned long long)e->size, e->indexed ? 1 : 0);
+		const char *strs[] = {e->from,        e->to,
+		                      e->subject,     e->message_id,
+		                      e->in_reply_to, e->references};
+		for (size_t k = 0; k < FM_ARRAY_LEN(strs); k++) {
+			if (k > 0)
+				fm_buf_append_char(&body, ' ');
+			fm_record_put(&body, strs[k]);
+		}
+		if (fm_buf_append_char(&body, '\n') < 0) {
+			fm_buf_free(&body);
+			return fm_error_set(
+			    err, FM_ERR_LOCAL,
+			    _("the summary for %s is too large"), path);
+		}
+	}
+	char digest[65], header[256];
+	fm_record_digest(body.data, body.len, digest);
+	int hl =
+	    snprintf(header, sizeof(header), "%s %d %zu %zu %s\n",
+	             SUMMARY_MAGIC, SUMMARY_VERSION, s->n, body.len, digest);
+	struct iovec iov[2] = {{header, (size_t)hl}, {body.data, body.len}};
+	int ret = fm_file_replace(path, iov, 2, err);
+	fm_buf_free(&body);
+	return ret;
+}
+
+static int
+damaged(const char *path, const char *why, size_t line, struct fm_error *err)
+{
+	fm_error_set(err, FM_ERR_LOCAL,
+	             _("The folder summary %s is damaged; it will be rebuilt "
+	               "from the mail folder."),
+	             path);
+	return fm_error_detail(err, "%s: %s (line %zu)", path, why, line);
+}
+
+/* Parses the body (NUL-terminated, in s->buf) into entries that point
+ * into it. */
+static int
+parse_body(struct fm_summary *s, char *p, size_t count, const char *path,
+           struct fm_error *err)
+{
+	size_t lineno = 1;
+	char *nl = strchr(p, '\n');
+	char *f[SUMMARY_FIELDS];
+	uint64_t a, b;
+	if (nl == NULL)
+		return damaged(path, "no stamp", lineno, err);
+	*nl = '\0';
+	if (fm_record_split(p, f, 3) < 0 || strcmp(f[0], "stamp") != 0 ||
+	    fm_record_parse_u64(f[1], 10, INT64_MAX, &a) < 0 ||
+	    fm_record_parse_u64(f[2], 10, INT64_MAX, &b) < 0)
+		return damaged(path, "bad stamp", lineno, err);
+	s->stamp_cur = (int64_t)a;
+	s->stamp_new = (int64_t)b;
+	p = nl + 1;
+	s->cap = count ? count : 1;
+	s->v = xcalloc(s->cap, sizeof(*s->v));
+	while (*p != '\0') {
+		lineno++;
+		nl = strchr(p, '\n');
+		if (nl == NULL)
+			return damaged(path, "unterminated line", lineno, err);
+		*nl = '\0';
+		uint64_t flags, date, size, indexed;
+		struct entry en = {.owned = false};
+		char *str[8];
+		if (s->n >= count ||
+		    fm_record_split(p, f, SUMMARY_FIELDS) < 0 ||
+		    fm_record_unescape(f[0], &str[0]) < 0 || str[0] == NULL ||
+		    fm_record_unescape(f[1], &str[1]) < 0 || str[1] == NULL ||
+		    fm_record_parse_u64(f[2], 16, UINT32_MAX, &flags) < 0 ||
+		    fm_record_parse_u64(f[3], 10, INT64_MAX, &date) < 0 ||
+		    fm_record_parse_u64(f[4], 10, INT64_MAX, &size) < 0 ||
+		    fm_record_parse_u64(f[5], 10, 1, &indexed) < 0)
+			return damaged(path, "bad record", lineno, err);
+		for (int k = 0; k < 6; k++)
+			if (fm_record_unescape(f[6 + k], &str[2 + k]) < 0)
+				return damaged(path, "bad field", lineno, err);
+		en.e = (struct fm_summary_entry){
+		    .base = str[0],
+		    .file = str[1],
+		    .flags = (uint32_t)flags,
+		    .date = (int64_t)date,
+		    .size = size,
+		    .indexed = indexed != 0,
+		    .from = str[2],
+		    .to = str[3],
+		    .subject = str[4],
+		    .message_id = str[5],
+		    .in_reply_to = str[6],
+		    .references = str[7],
+		};
+		if (slot_of(s, en.e.base) != SIZE_MAX)
+			return damaged(path, "duplicate entry", lineno, err);
+		s->v[s->n] = en;
+		slot_add(s, s->n);
+		s->n++;
+		p = nl + 1;
+	}
+	if (s->n != count)
+		return damaged(path, "entry count", lineno, err);
+	return 0;
+}
+
+int
+fm_summary_load(const char *path, struct fm_summary **s_r, struct fm_error *err)
+{
+	*s_r = NULL;
+	char *data = NULL;
+	size_t len = 0;
+	int r = fm_record_read_file(path, SUMMARY_FILE_MAX, &data, &len, err);
+	if (r < 0)
+		return -1;
+	struct fm_summary *s = fm_summary_new();
+	if (r == 1) {
+		*s_r = s; /* no summary yet: empty, and stale */
+		return 0;
+	}
+	s->buf = data;
+	char *nl = memchr(data, '\n', len);
+	char *f[5];
+	uint64_t version, count, bytes;
+	char digest[65];
+	int ret = -1;
+	if (nl == NULL) {
+		damaged(path, "no header", 1, err);
+		goto out;
+	}
+	*nl = '\0';
+	if (fm_record_split(data, f, 5) < 0 ||
+	    strcmp(f[0], SUMMARY_MAGIC) != 0 ||
+	    fm_record_parse_u64(f[1], 10, 1000, &version) < 0 ||
+	    fm_record_parse_u64(f[2], 10, SUMMARY_FILE_MAX, &count) < 0 ||
+	    fm_record_parse_u64(f[3], 10, SUMMARY_FILE_MAX, &bytes) < 0) {
+		damaged(path, "bad header", 1, err);
+		goto out;
+	}
+	if (version != SUMMARY_VERSION) {
+		damaged(path, "unknown version", 1, err);
+		goto out;
+	}
+	char *body = nl + 1;
+	size_t body_len = len - (size_t)(body - data);
+	if (body_len != bytes || memchr(body, '\0', body_len) != NULL) {
+		damaged(path, "length", 1, err);
+		goto out;
+	}
+	fm_record_digest(body, body_len, digest);
+	if (strcmp(digest, f[4]) != 0) {
+		damaged(path, "checksum", 1, err);
+		goto out;
+	}
+	ret = parse_body(s, body, (size_t)count, path, err);
+out:
+	if (ret < 0) {
+		fm_summary_free(&s);
+		return -1;
+	}
+	*s_r = s;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Agreement with the maildir.
+ */
+
+static int64_t
+dir_stamp(const char *dir)
+{
+	struct stat st;
+	if (stat(dir, &st) < 0)
+		return -1;
+	return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+struct found {
+	char *sub_name; /* "cur/NAME" */
+	size_t base_len;
+};
+
+static int
+list_dir(const char *folder_dir, const char *sub, struct found **v, size_t *n,
+         size_t *cap, struct fm_error *err)
+{
+	char *dir = fm_path_join(folder_dir, sub);
+	DIR *d = opendir(dir);
+	if (d == NULL) {
+		int e = errno;
+		free(dir);
+		if (e == ENOENT)
+			return 0;
+		return fm_error_errno(err, FM_ERR_LOCAL, e,
+		                      _("cannot read the folder %s"),
+		                      folder_dir);
+	}
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (*n == *cap) {
+			*cap = *cap ? 2 * *cap : 256;
+			*v = xreallocarray(*v, *cap, sizeof(**v));
+		}
+		size_t base_len;
+		fm_maildir_base(de->d_name, &base_len);
+		(*v)[*n].sub_name = xasprintf("%s/%s", sub, de->d_name);
+		(*v)[*n].base_len = base_len;
+		(*n)++;
+	}
+	closedir(d);
+	free(dir);
+	return 0;
+}
+
+int
+fm_summary_rescan(struct fm_summary *s, const char *folder_dir, bool force,
+                  fm_summary_parse_fn *parse, void *ctx, bool *changed_r,
+                  struct fm_error *err)
+{
+	*changed_r = false;
+	char *cur = fm_path_join(folder_dir, "cur");
+	char *new = fm_path_join(folder_dir, "new");
+	int64_t sc = dir_stamp(cur), sn = dir_stamp(new);
+	free(cur);
+	free(new);
+	if (!force && sc == s->stamp_cur && sn == s->stamp_new)
+		return 0;
+
+	struct found *v = NULL;
+	size_t n = 0, cap = 0;
+	if (list_dir(folder_dir, "new", &v, &n, &cap, err) < 0 ||
+	    list_dir(folder_dir, "cur", &v, &n, &cap, err) < 0) {
+		for (size_t i = 0; i < n; i++)
+			free(v[i].sub_name);
+		free(v);
+		return -1;
+	}
+	bool *seen = xcalloc(s->n + n + 1, sizeof(*seen));
+	for (size_t i = 0; i < n; i++) {
+		const char *name = v[i].sub_name + 4;
+		char *base = xstrndup(name, v[i].base_len);
+		size_t k = slot_of(s, base);
+		if (k != SIZE_MAX) {
+			size_t idx = s->slots[k] - 1;
+			seen[idx] = true;
+			if (strcmp(s->v[idx].e.file, v[i].sub_name) != 0) {
+				fm_summary_set_file(
+				    s, base, v[i].sub_name,
+				    fm_maildir_flags_parse(name));
+				*changed_r = true;
+			}
+		} else {
+			char *path = fm_path_join(folder_dir, v[i].sub_name);
+			struct fm_summary_entry e = {0};
+			if (parse(ctx, path, &e) == 0) {
+				e.base = base;
+				e.file = v[i].sub_name;
+				e.flags = fm_maildir_flags_parse(name);
+				e.indexed = false;
+				fm_summary_put(s, &e);
+				/* put appends: the new entry is present. */
+				seen[s->n - 1] = true;
+				*changed_r = true;
+			}
+			free(path);
+		}
+		free(base);
+	}
+	/* Entries whose files are gone: collect first, removal reorders. */
+	size_t n_gone = 0;
+	char **gone = xcalloc(s->n + 1, sizeof(*gone));
+	for (size_t i = 0; i < s->n; i++)
+		if (!seen[i])
+			gone[n_gone++] = xstrdup(s->v[i].e.base);
+	for (size_t i = 0; i < n_gone; i++) {
+		fm_summary_remove(s, gone[i]);
+		free(gone[i]);
+		*changed_r = true;
+	}
+	free(gone);
+	free(seen);
+	for (size_t i = 0; i < n; i++)
+		free(v[i].sub_name);
+	free(v);
+	if (s->stamp_cur != sc || s->stamp_new != sn)
+		*changed_r = true;
+	s->stamp_cur = sc;
+	s->stamp_new = sn;
+	return 0;
+}

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * The per-folder envelope summary: one line per message with what a folder
+ * view needs (date, from, to, subject, flags, size, Message-ID, In-Reply-To,
+ * References, file), so listing, sorting and threading a folder never wait
+ * for the full-text index. Written by the store thread whenever messages
+ * arrive or change; derived from the maildir, so a damaged or missing
+ * summary is rebuilt from it (fm_summary_rescan).
+ *
+ * File: a header line "fulmar-summary 1 COUNT BYTES SHA256", then a line
+ * "stamp CUR NEW" (the maildir's cur/ and new/ change times it matches),
+ * then one record per message (see base.h's record grammar).
+ *
+ * A struct fm_summary belongs to one thread at a time.
+ */
+#ifndef FULMAR_STORE_SUMMARY_H
+#define FULMAR_STORE_SUMMARY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+
+struct fm_summary_entry {
+	const char *base;        /* maildir unique name: the id in the folder */
+	const char *file;        /* relative to the folder: "cur/BASE:2,S" */
+	uint32_t flags;          /* FM_MAILDIR_* bits, keywords included */
+	int64_t date;            /* seconds since the epoch, UTC; 0 unknown */
+	uint64_t size;           /* bytes */
+	bool indexed;            /* in the notmuch index already */
+	const char *from;        /* "Name <addr>", decoded UTF-8, or NULL */
+	const char *to;          /* decoded UTF-8, or NULL */
+	const char *subject;     /* decoded UTF-8, or NULL */
+	const char *message_id;  /* "<id>", or NULL */
+	const char *in_reply_to; /* or NULL */
+	const char *references;  /* ids separated by spaces, or NULL */
+};
+
+struct fm_summary;
+
+struct fm_summary *fm_summary_new(void);
+void fm_summary_free(struct fm_summary **s);
+
+/* Loads path. A missing file is an empty summary (returns 0, stale set).
+ * A damaged one (truncated, checksum, grammar) returns -1 with
+ * FM_ERR_LOCAL naming the path; the caller rebuilds it with
+ * fm_summary_rescan(). */
+int fm_summary_load(const char *path, struct fm_summary **s_r,
+                    struct fm_error *err);
+/* Writes the summary to path atomically (fm_file_replace). */
+int fm_summary_save(struct fm_summary *s, const char *path,
+                    struct fm_error *err);
+
+size_t fm_summary_count(const struct fm_summary *s);
+/* The i-th entry (insertion order after load/put); borrowed until the next
+ * change to s. */
+const struct fm_summary_entry *fm_summary_at(const struct fm_summary *s,
+                                             size_t i);
+/* The entry with that base name, or NULL. */
+const struct fm_summary_entry *fm_summary_find(struct fm_summary *s,
+                                               const char *base);
+/* Adds or replaces (same base) an entry; the strings are copied. */
+void fm_summary_put(struct fm_summary *s, const struct fm_summary_entry *e);
+/* Removes the entry with that base; false if there was none. */
+bool fm_summary_remove(struct fm_summary *s, const char *base);
+/* Updates the file and flags of an entry; false if there is none. */
+bool fm_summary_set_file(struct fm_summary *s, const char *base,
+                         const char *file, uint32_t flags);
+void fm_summary_set_indexed(struct fm_summary *s, const char *base,
+                            bool indexed);
+
+/* Entry indexes sorted by date, newest first (ties by base name), in a new
+ * array of fm_summary_count() elements; free() it. */
+size_t *fm_summary_by_date(const struct fm_summary *s);
+
+/* Brings the summary into agreement with the maildir at folder_dir: files
+ * that are gone are dropped, new files are read (headers only, through
+ * parse) and added, renamed files (flags changed elsewhere) are followed.
+ * Cheap when nothing changed: the stamp of cur/ and new/ is compared first
+ * unless force. *changed_r tells whether anything was updated (then save
+ * it). parse reads the file at path into e (strings owned by the callee
+ * until the next call); it returns -1 to skip a file. */
+typedef int fm_summary_parse_fn(void *ctx, const char *path,
+                                struct fm_summary_entry *e);
+int fm_summary_rescan(struct fm_summary *s, const char *folder_dir, bool force,
+                      fm_summary_parse_fn *parse, void *ctx, bool *changed_r,
+                      struct fm_error *err);
+
+#endif
