@@ -95,7 +95,7 @@ append_host(struct fm_buf *b)
 }
 
 static char *
-unique_name(void)
+unique_name(const char *tag)
 {
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
@@ -106,16 +106,19 @@ unique_name(void)
 		      ((uint64_t)getpid() << 16) ^ (uint64_t)(uintptr_t)&tv;
 	struct fm_buf b;
 	fm_buf_init(&b, 1024);
-	fm_buf_printf(&b, "%lld.M%06ldP%ldQ%luR%016llx.", (long long)tv.tv_sec,
+	fm_buf_printf(&b, "%lld.M%06ldP%ldQ%luR%016llx", (long long)tv.tv_sec,
 	              (long)tv.tv_usec, (long)getpid(), n,
 	              (unsigned long long)rnd);
+	if (tag != NULL)
+		fm_buf_printf(&b, "K%s", tag);
+	fm_buf_append_char(&b, '.');
 	append_host(&b);
 	return fm_buf_steal(&b);
 }
 
 static int
-deliver(const char *folder, const void *data, size_t len, bool to_cur,
-        uint32_t flags, char **relpath_r, struct fm_error *err)
+deliver(const char *folder, const char *tag, const void *data, size_t len,
+        bool to_cur, uint32_t flags, char **relpath_r, struct fm_error *err)
 {
 	*relpath_r = NULL;
 	char *base = NULL, *tmp = NULL;
@@ -123,7 +126,7 @@ deliver(const char *folder, const void *data, size_t len, bool to_cur,
 	for (int attempt = 0; attempt < 5 && fd < 0; attempt++) {
 		free(base);
 		free(tmp);
-		base = unique_name();
+		base = unique_name(tag);
 		char *rel = xasprintf("tmp/%s", base);
 		tmp = fm_path_join(folder, rel);
 		free(rel);
@@ -192,14 +195,14 @@ int
 fm_maildir_deliver(const char *folder, const void *data, size_t len,
                    char **relpath_r, struct fm_error *err)
 {
-	return deliver(folder, data, len, false, 0, relpath_r, err);
+	return deliver(folder, NULL, data, len, false, 0, relpath_r, err);
 }
 
 int
 fm_maildir_deliver_cur(const char *folder, const void *data, size_t len,
                        uint32_t flags, char **relpath_r, struct fm_error *err)
 {
-	return deliver(folder, data, len, true, flags, relpath_r, err);
+	return deliver(folder, NULL, data, len, true, flags, relpath_r, err);
 }
 
 /* ------------------------------------------------------------------------
@@ -790,4 +793,38 @@ fm_maildir_folder_name(const char *relpath, char delim, char **name_r,
 	return fm_error_set(err, FM_ERR_LOCAL,
 	                    _("The folder path %s was not made by fulmar"),
 	                    relpath);
+}
+
+int
+fm_maildir_deliver_tagged(const char *folder, const char *tag, const void *data,
+                          size_t len, bool to_cur, uint32_t flags,
+                          char **relpath_r, struct fm_error *err)
+{
+	size_t n = strlen(tag);
+	if (n == 0 || n > FM_MAILDIR_TAG_MAX ||
+	    strspn(tag, "0123456789abcdef") != n)
+		return fm_error_set(err, FM_ERR_LOCAL,
+		                    _("invalid delivery tag '%s'"), tag);
+	return deliver(folder, tag, data, len, to_cur, flags, relpath_r, err);
+}
+
+const char *
+fm_maildir_base_tag(const char *base, size_t *len_r)
+{
+	/* The unique part ends at the first '.' after the time; a tag is
+	 * "K" and hex right before it. */
+	const char *dot = strchr(base, '.');
+	if (dot == NULL)
+		return NULL;
+	const char *end = strchr(dot + 1, '.');
+	if (end == NULL)
+		return NULL;
+	const char *k = end;
+	while (k > dot + 1 && strchr("0123456789abcdef", k[-1]) != NULL &&
+	       k[-1] != '\0')
+		k--;
+	if (k == end || k <= dot + 1 || k[-1] != 'K')
+		return NULL;
+	*len_r = (size_t)(end - k);
+	return k;
 }

@@ -149,4 +149,21 @@ int fm_maildir_folder_path(const char *name, char delim, char **relpath_r,
 int fm_maildir_folder_name(const char *relpath, char delim, char **name_r,
                            struct fm_error *err);
 
+/* The longest delivery tag (hex digits). */
+#define FM_MAILDIR_TAG_MAX 32
+
+/* Delivers like fm_maildir_deliver() (to_cur false) or
+ * fm_maildir_deliver_cur() (to_cur true, with flags), with tag (1 to
+ * FM_MAILDIR_TAG_MAX lowercase hex digits) written into the unique name as
+ * "K<tag>". A tag names what was delivered (a hash of the account, folder
+ * and server UID): after a crash between delivery and recording it, the
+ * file is found again by its tag instead of being fetched twice. */
+int fm_maildir_deliver_tagged(const char *folder, const char *tag,
+                              const void *data, size_t len, bool to_cur,
+                              uint32_t flags, char **relpath_r,
+                              struct fm_error *err);
+/* The tag in a base name (not NUL-terminated; its length in *len_r), or
+ * NULL when the name has none. */
+const char *fm_maildir_base_tag(const char *base, size_t *len_r);
+
 #endif

@@ -603,6 +603,50 @@ test_folder_path(void **state)
 	assert_int_equal(fm_maildir_folder_name("", '/', &name, &err), -1);
 }
 
+static void
+test_tagged_delivery(void **state)
+{
+	char *dir = make_tmpdir();
+	char *folder = fm_path_join(dir, "INBOX");
+	struct fm_error err;
+	fm_error_clear(&err);
+	assert_int_equal(fm_maildir_create(folder, &err), 0);
+	char *rel = NULL;
+	assert_int_equal(fm_maildir_deliver_tagged(folder, "00ff9a", "x\n", 2,
+	                                           true, FM_MAILDIR_SEEN, &rel,
+	                                           &err),
+	                 0);
+	assert_true(strncmp(rel, "cur/", 4) == 0);
+	assert_non_null(strstr(rel, ":2,S"));
+	size_t bl, tl;
+	const char *base = fm_maildir_base(rel + 4, &bl);
+	char *b = xstrndup(base, bl);
+	const char *tag = fm_maildir_base_tag(b, &tl);
+	assert_non_null(tag);
+	assert_int_equal(tl, 6);
+	assert_memory_equal(tag, "00ff9a", 6);
+	free(b);
+	free(rel);
+	/* Untagged names have none; bad tags are refused. */
+	assert_int_equal(fm_maildir_deliver(folder, "y\n", 2, &rel, &err), 0);
+	base = fm_maildir_base(rel + 4, &bl);
+	b = xstrndup(base, bl);
+	assert_null(fm_maildir_base_tag(b, &tl));
+	free(b);
+	free(rel);
+	assert_null(fm_maildir_base_tag("1.M1P1Q1Rabc.host", &tl));
+	assert_null(fm_maildir_base_tag("nodots", &tl));
+	assert_int_equal(fm_maildir_deliver_tagged(folder, "XYZ", "z", 1, false,
+	                                           0, &rel, &err),
+	                 -1);
+	assert_int_equal(
+	    fm_maildir_deliver_tagged(folder, "", "z", 1, false, 0, &rel, &err),
+	    -1);
+	free(folder);
+	rm_rf(dir);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -615,6 +659,7 @@ main(void)
 	    cmocka_unit_test(test_mutf7_valid),
 	    cmocka_unit_test(test_mutf7_invalid),
 	    cmocka_unit_test(test_folder_path),
+	    cmocka_unit_test(test_tagged_delivery),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
