@@ -107,6 +107,7 @@ entry_free(struct entry *en)
 		return;
 	free((char *)en->e.base);
 	free((char *)en->e.file);
+	free((char *)en->e.indexed);
 	free((char *)en->e.from);
 	free((char *)en->e.to);
 	free((char *)en->e.subject);
@@ -161,6 +162,7 @@ fm_summary_put(struct fm_summary *s, const struct fm_summary_entry *in)
 	struct entry en = {.e = *in, .owned = true};
 	en.e.base = xstrdup(in->base);
 	en.e.file = xstrdup(in->file);
+	en.e.indexed = dup_or_null(in->indexed);
 	en.e.from = dup_or_null(in->from);
 	en.e.to = dup_or_null(in->to);
 	en.e.subject = dup_or_null(in->subject);
@@ -230,11 +232,21 @@ fm_summary_set_file(struct fm_summary *s, const char *base, const char *file,
 }
 
 void
-fm_summary_set_indexed(struct fm_summary *s, const char *base, bool indexed)
+fm_summary_set_indexed(struct fm_summary *s, const char *base,
+                       const char *indexed_file)
 {
 	size_t k = slot_of(s, base);
-	if (k != SIZE_MAX)
-		s->v[s->slots[k] - 1].e.indexed = indexed;
+	if (k == SIZE_MAX)
+		return;
+	struct entry *en = &s->v[s->slots[k] - 1];
+	if (!en->owned) {
+		struct fm_summary_entry e = en->e;
+		e.indexed = indexed_file;
+		fm_summary_put(s, &e);
+		return;
+	}
+	free((char *)en->e.indexed);
+	en->e.indexed = dup_or_null(indexed_file);
 }
 
 static int
@@ -274,9 +286,11 @@ fm_summary_save(struct fm_summary *s, const char *path, struct fm_error *err)
 		fm_record_put(&body, e->base);
 		fm_buf_append_char(&body, ' ');
 		fm_record_put(&body, e->file);
-		fm_buf_printf(&body, " %x %llu %llu %d ", e->flags,
+		fm_buf_printf(&body, " %x %llu %llu ", e->flags,
 		              (unsigned long long)(e->date > 0 ? e->date : 0),
-		              (unsigned long long)e->size, e->indexed ? 1 : 0);
+		              (unsigned long long)e->size);
+		fm_record_put(&body, e->indexed);
+		fm_buf_append_char(&body, ' ');
 		const char *strs[] = {e->from,        e->to,
 		                      e->subject,     e->message_id,
 		                      e->in_reply_to, e->references};
@@ -341,9 +355,9 @@ parse_body(struct fm_summary *s, char *p, size_t count, const char *path,
 		if (nl == NULL)
 			return damaged(path, "unterminated line", lineno, err);
 		*nl = '\0';
-		uint64_t flags, date, size, indexed;
+		uint64_t flags, date, size;
 		struct entry en = {.owned = false};
-		char *str[8];
+		char *str[8], *indexed;
 		if (s->n >= count ||
 		    fm_record_split(p, f, SUMMARY_FIELDS) < 0 ||
 		    fm_record_unescape(f[0], &str[0]) < 0 || str[0] == NULL ||
@@ -351,7 +365,7 @@ parse_body(struct fm_summary *s, char *p, size_t count, const char *path,
 		    fm_record_parse_u64(f[2], 16, UINT32_MAX, &flags) < 0 ||
 		    fm_record_parse_u64(f[3], 10, INT64_MAX, &date) < 0 ||
 		    fm_record_parse_u64(f[4], 10, INT64_MAX, &size) < 0 ||
-		    fm_record_parse_u64(f[5], 10, 1, &indexed) < 0)
+		    fm_record_unescape(f[5], &indexed) < 0)
 			return damaged(path, "bad record", lineno, err);
 		for (int k = 0; k < 6; k++)
 			if (fm_record_unescape(f[6 + k], &str[2 + k]) < 0)
@@ -362,7 +376,7 @@ parse_body(struct fm_summary *s, char *p, size_t count, const char *path,
 		    .flags = (uint32_t)flags,
 		    .date = (int64_t)date,
 		    .size = size,
-		    .indexed = indexed != 0,
+		    .indexed = indexed,
 		    .from = str[2],
 		    .to = str[3],
 		    .subject = str[4],
@@ -536,7 +550,7 @@ fm_summary_rescan(struct fm_summary *s, const char *folder_dir, bool force,
 				e.base = base;
 				e.file = v[i].sub_name;
 				e.flags = fm_maildir_flags_parse(name);
-				e.indexed = false;
+				e.indexed = NULL;
 				fm_summary_put(s, &e);
 				/* put appends: the new entry is present. */
 				seen[s->n - 1] = true;

@@ -28,7 +28,8 @@ struct fm_summary_entry {
 	uint32_t flags;          /* FM_MAILDIR_* bits, keywords included */
 	int64_t date;            /* seconds since the epoch, UTC; 0 unknown */
 	uint64_t size;           /* bytes */
-	bool indexed;            /* in the notmuch index already */
+	const char *indexed;     /* the file as the index knows it ("cur/.."),
+	                            or NULL when not indexed yet */
 	const char *from;        /* "Name <addr>", decoded UTF-8, or NULL */
 	const char *to;          /* decoded UTF-8, or NULL */
 	const char *subject;     /* decoded UTF-8, or NULL */
@@ -67,8 +68,9 @@ bool fm_summary_remove(struct fm_summary *s, const char *base);
 /* Updates the file and flags of an entry; false if there is none. */
 bool fm_summary_set_file(struct fm_summary *s, const char *base,
                          const char *file, uint32_t flags);
+/* Records the file the index now knows for base (NULL: not indexed). */
 void fm_summary_set_indexed(struct fm_summary *s, const char *base,
-                            bool indexed);
+                            const char *indexed_file);
 
 /* Entry indexes sorted by date, newest first (ties by base name), in a new
  * array of fm_summary_count() elements; free() it. */

@@ -87,13 +87,14 @@ test_round_trip(void **state)
 	                                FM_MAILDIR_SEEN | FM_MAILDIR_FLAGGED));
 	assert_true(fm_summary_remove(s, "b2"));
 	assert_false(fm_summary_remove(s, "b2"));
-	fm_summary_set_indexed(s, "b3", true);
+	fm_summary_set_indexed(s, "b3", "cur/b3:2,S");
 	assert_int_equal(fm_summary_save(s, path, &err), 0);
 	fm_summary_free(&s);
 	assert_int_equal(fm_summary_load(path, &s, &err), 0);
 	assert_int_equal(fm_summary_count(s), 2);
 	assert_string_equal(fm_summary_find(s, "b1")->file, "cur/b1:2,FS");
-	assert_true(fm_summary_find(s, "b3")->indexed);
+	assert_string_equal(fm_summary_find(s, "b3")->indexed, "cur/b3:2,S");
+	assert_null(fm_summary_find(s, "b1")->indexed);
 	assert_null(fm_summary_find(s, "b2"));
 	fm_summary_free(&s);
 	/* Missing: empty, not an error. */

@@ -1,0 +1,741 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The store's single writer. Every change is journaled (fsync) first and
+ * then applied to the maildir; at open, journal records not yet confirmed
+ * by the server are applied again, idempotently, so a crash between the
+ * two steps loses nothing and applies nothing twice. Downloads carry a tag
+ * in their file name so a crash between delivery and bookkeeping cannot
+ * fetch a message twice. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "log/log.h"
+#include "store/index.h"
+#include "store/lock.h"
+#include "store/maildir.h"
+#include "store/store_int.h"
+#include "sync/journal.h"
+
+/* One folder the writer has touched. */
+struct folder {
+	char *name;
+	char *dir;
+	struct fm_summary *sum;
+	bool dirty;
+	/* delivery tag -> base name; built from the base names on open */
+	char **tag_keys, **tag_bases;
+	size_t tag_n, tag_cap;
+};
+
+struct account {
+	char *name;
+	char *dir; /* mail/ACCOUNT */
+	struct fm_lock *lock;
+	struct fm_journal *journal;
+	struct folder **folders;
+	size_t n_folders;
+};
+
+struct fm_store {
+	char *data_dir;
+	char *mail_root;
+	struct account *accounts;
+	size_t n_accounts;
+	struct fm_index_writer *index;
+	/* Files the index must forget (deleted messages), relative to the
+	 * mail root. */
+	char **forget;
+	size_t n_forget;
+};
+
+static struct account *
+find_account(struct fm_store *s, const char *name, struct fm_error *err)
+{
+	for (size_t i = 0; i < s->n_accounts; i++)
+		if (strcmp(s->accounts[i].name, name) == 0)
+			return &s->accounts[i];
+	fm_error_set(err, FM_ERR_USAGE, _("there is no account named %s"),
+	             name);
+	return NULL;
+}
+
+static void
+tags_add(struct folder *f, const char *base)
+{
+	size_t tl;
+	const char *tag = fm_maildir_base_tag(base, &tl);
+	if (tag == NULL)
+		return;
+	if (f->tag_n == f->tag_cap) {
+		f->tag_cap = f->tag_cap ? 2 * f->tag_cap : 64;
+		f->tag_keys = xreallocarray(f->tag_keys, f->tag_cap,
+		                            sizeof(*f->tag_keys));
+		f->tag_bases = xreallocarray(f->tag_bases, f->tag_cap,
+		                             sizeof(*f->tag_bases));
+	}
+	f->tag_keys[f->tag_n] = xstrndup(tag, tl);
+	f->tag_bases[f->tag_n] = xstrdup(base);
+	f->tag_n++;
+}
+
+static void
+tags_remove(struct folder *f, const char *base)
+{
+	for (size_t i = 0; i < f->tag_n; i++) {
+		if (strcmp(f->tag_bases[i], base) != 0)
+			continue;
+		free(f->tag_keys[i]);
+		free(f->tag_bases[i]);
+		f->tag_n--;
+		f->tag_keys[i] = f->tag_keys[f->tag_n];
+		f->tag_bases[i] = f->tag_bases[f->tag_n];
+		return;
+	}
+}
+
+static const char *
+tags_find(const struct folder *f, const char *tag)
+{
+	/* Downloads of one pass are few compared with what is there; a
+	 * linear look is fine until profiles say otherwise. */
+	for (size_t i = f->tag_n; i > 0; i--)
+		if (strcmp(f->tag_keys[i - 1], tag) == 0)
+			return f->tag_bases[i - 1];
+	return NULL;
+}
+
+static void
+folder_free(struct folder *f)
+{
+	fm_summary_free(&f->sum);
+	store_strv_free(f->tag_keys, f->tag_n);
+	store_strv_free(f->tag_bases, f->tag_n);
+	free(f->name);
+	free(f->dir);
+	free(f);
+}
+
+/* The folder, loaded (and created when create). NULL with err set. */
+static struct folder *
+get_folder(struct account *a, const char *name, bool create,
+           struct fm_error *err)
+{
+	for (size_t i = 0; i < a->n_folders; i++)
+		if (strcmp(a->folders[i]->name, name) == 0)
+			return a->folders[i];
+	if (name[0] == '\0' || name[0] == '.' || strstr(name, "..") != NULL ||
+	    name[0] == '/') {
+		fm_error_set(err, FM_ERR_USAGE, _("invalid folder name %s"),
+		             name);
+		return NULL;
+	}
+	char *dir = fm_path_join(a->dir, name);
+	if (create) {
+		if (fm_maildir_create(dir, err) < 0) {
+			free(dir);
+			return NULL;
+		}
+	} else if (access(dir, F_OK) < 0) {
+		fm_error_set(err, FM_ERR_USAGE,
+		             _("account %s has no folder %s"), a->name, name);
+		free(dir);
+		return NULL;
+	}
+	struct folder *f = xcalloc(1, sizeof(*f));
+	f->name = xstrdup(name);
+	f->dir = dir;
+	if (store_summary_open(dir, &f->sum, &f->dirty, err) < 0) {
+		folder_free(f);
+		return NULL;
+	}
+	for (size_t i = 0; i < fm_summary_count(f->sum); i++)
+		tags_add(f, fm_summary_at(f->sum, i)->base);
+	a->folders =
+	    xreallocarray(a->folders, a->n_folders + 1, sizeof(*a->folders));
+	a->folders[a->n_folders++] = f;
+	return f;
+}
+
+/* ------------------------------------------------------------------------
+ * Journal replay at open: user changes not yet confirmed by the server are
+ * applied to the maildir again, idempotently.
+ */
+
+struct replay_ctx {
+	struct fm_store *s;
+	struct account *a;
+};
+
+static int apply_flags(struct fm_store *s, struct folder *f, const char *base,
+                       uint32_t add, uint32_t del, struct fm_error *err);
+static int apply_move(struct fm_store *s, struct account *a, struct folder *f,
+                      const char *base, const char *to, struct fm_error *err);
+static int apply_delete(struct fm_store *s, struct account *a, struct folder *f,
+                        const char *base, struct fm_error *err);
+
+static int
+replay_one(void *ctx, const struct fm_journal_record *r, struct fm_error *err)
+{
+	struct replay_ctx *c = ctx;
+	struct fm_error ignore;
+	fm_error_clear(&ignore);
+	struct folder *f = get_folder(c->a, r->folder, false, &ignore);
+	if (f == NULL || fm_summary_find(f->sum, r->base) == NULL)
+		return 0; /* already moved or deleted: nothing to redo */
+	switch (r->op) {
+	case FM_JOURNAL_FLAGS:
+		return apply_flags(c->s, f, r->base, r->flags_add, r->flags_del,
+		                   err);
+	case FM_JOURNAL_MOVE:
+		return apply_move(c->s, c->a, f, r->base, r->to_folder, err);
+	case FM_JOURNAL_DELETE:
+		return apply_delete(c->s, c->a, f, r->base, err);
+	case FM_JOURNAL_NEW:
+		break;
+	}
+	return 0;
+}
+
+struct wait_ctx {
+	const struct fm_store_opts *o;
+	const char *account;
+};
+
+static void
+lock_waiting(void *ctx, pid_t holder)
+{
+	const struct wait_ctx *wc = ctx;
+	if (wc->o->on_wait != NULL)
+		wc->o->on_wait(wc->o->ctx, wc->account, holder);
+}
+
+static int
+open_account(struct fm_store *s, struct account *a, const char *name,
+             const struct fm_store_opts *o, struct fm_error *err)
+{
+	a->name = xstrdup(name);
+	a->dir = xasprintf("%s/%s", s->mail_root, name);
+	char *meta = fm_path_join(a->dir, STORE_ACCOUNT_DIR);
+	char *lock = fm_path_join(meta, "lock");
+	char *journal = fm_path_join(meta, "journal");
+	char *outbox = fm_path_join(a->dir, "Outbox");
+	int ret = -1;
+	if (fm_path_mkdirs(meta, 0700, err) < 0 ||
+	    fm_maildir_create(outbox, err) < 0)
+		goto out;
+	struct wait_ctx wc = {o, name};
+	if (fm_lock_take(lock, o->wait_for_lock, lock_waiting, &wc, &a->lock,
+	                 err) < 0)
+		goto out;
+	if (fm_journal_open(journal, &a->journal, err) < 0)
+		goto out;
+	struct replay_ctx rc = {s, a};
+	ret = fm_journal_replay(a->journal, replay_one, &rc, err);
+out:
+	free(meta);
+	free(lock);
+	free(journal);
+	free(outbox);
+	return ret;
+}
+
+int
+fm_store_open(const struct fm_store_opts *o, struct fm_store **store_r,
+              struct fm_error *err)
+{
+	*store_r = NULL;
+	struct fm_store *s = xcalloc(1, sizeof(*s));
+	s->data_dir =
+	    o->data_dir != NULL ? xstrdup(o->data_dir) : fm_path_data_dir();
+	s->mail_root = fm_store_mail_root(s->data_dir);
+	if (fm_path_mkdirs(s->mail_root, 0700, err) < 0)
+		goto fail;
+	s->accounts = xcalloc(o->cfg->n_accounts + 1, sizeof(*s->accounts));
+	for (size_t i = 0; i < o->cfg->n_accounts; i++) {
+		s->n_accounts++;
+		if (open_account(s, &s->accounts[i], o->cfg->accounts[i].name,
+		                 o, err) < 0)
+			goto fail;
+	}
+	if (o->index) {
+		char *db = fm_store_index_dir(s->data_dir);
+		int r = fm_path_mkdirs(db, 0700, err) < 0
+		            ? -1
+		            : fm_index_writer_open(db, s->mail_root, &s->index,
+		                                   err);
+		free(db);
+		if (r < 0)
+			goto fail;
+	}
+	*store_r = s;
+	return 0;
+fail:
+	fm_store_close(&s);
+	return -1;
+}
+
+int
+fm_store_flush(struct fm_store *s, struct fm_error *err)
+{
+	int ret = 0;
+	for (size_t i = 0; i < s->n_accounts; i++) {
+		struct account *a = &s->accounts[i];
+		for (size_t k = 0; k < a->n_folders; k++) {
+			struct folder *f = a->folders[k];
+			if (!f->dirty)
+				continue;
+			char *path = fm_path_join(f->dir, STORE_SUMMARY_FILE);
+			if (fm_summary_save(f->sum, path, err) < 0)
+				ret = -1;
+			else
+				f->dirty = false;
+			free(path);
+		}
+	}
+	return ret;
+}
+
+void
+fm_store_close(struct fm_store **sp)
+{
+	struct fm_store *s = *sp;
+	if (s == NULL)
+		return;
+	struct fm_error err;
+	fm_error_clear(&err);
+	if (fm_store_flush(s, &err) < 0)
+		fm_log_error("%s", err.user);
+	for (size_t i = 0; i < s->n_accounts; i++) {
+		struct account *a = &s->accounts[i];
+		for (size_t k = 0; k < a->n_folders; k++)
+			folder_free(a->folders[k]);
+		free(a->folders);
+		fm_journal_close(&a->journal);
+		fm_lock_release(&a->lock);
+		free(a->name);
+		free(a->dir);
+	}
+	free(s->accounts);
+	fm_index_writer_free(&s->index);
+	store_strv_free(s->forget, s->n_forget);
+	free(s->data_dir);
+	free(s->mail_root);
+	free(s);
+	*sp = NULL;
+}
+
+struct fm_journal *
+fm_store_journal(struct fm_store *s, const char *account)
+{
+	struct fm_error err;
+	struct account *a = find_account(s, account, &err);
+	return a != NULL ? a->journal : NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Delivery.
+ */
+
+/* The tag for key in ACCOUNT/FOLDER: 128 bits of SHA-256, in hex. */
+static void
+make_tag(const char *account, const char *folder, const char *key, char tag[33])
+{
+	char *text = xasprintf("%s\n%s\n%s", account, folder, key);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	EVP_Digest(text, strlen(text), md, &len, EVP_sha256(), NULL);
+	free(text);
+	for (int i = 0; i < 16; i++)
+		snprintf(tag + 2 * i, 3, "%02x", md[i]);
+}
+
+char *
+fm_store_find_key(struct fm_store *s, const char *account, const char *folder,
+                  const char *key)
+{
+	struct fm_error err;
+	struct account *a = find_account(s, account, &err);
+	struct folder *f =
+	    a != NULL ? get_folder(a, folder, false, &err) : NULL;
+	if (f == NULL)
+		return NULL;
+	char tag[33];
+	make_tag(account, folder, key, tag);
+	const char *base = tags_find(f, tag);
+	return base != NULL ? xstrdup(base) : NULL;
+}
+
+int
+fm_store_deliver(struct fm_store *s, const char *account, const char *folder,
+                 const char *key, const void *data, size_t len, uint32_t flags,
+                 char **base_r, struct fm_error *err)
+{
+	if (base_r != NULL)
+		*base_r = NULL;
+	struct account *a = find_account(s, account, err);
+	struct folder *f = a != NULL ? get_folder(a, folder, true, err) : NULL;
+	if (f == NULL)
+		return -1;
+	char tag[33];
+	if (key != NULL) {
+		make_tag(account, folder, key, tag);
+		const char *have = tags_find(f, tag);
+		if (have != NULL) {
+			if (base_r != NULL)
+				*base_r = xstrdup(have);
+			return 0;
+		}
+	}
+	char *rel = NULL;
+	int r = key != NULL
+	            ? fm_maildir_deliver_tagged(f->dir, tag, data, len,
+	                                        flags != 0, flags, &rel, err)
+	        : flags != 0 ? fm_maildir_deliver_cur(f->dir, data, len, flags,
+	                                              &rel, err)
+	                     : fm_maildir_deliver(f->dir, data, len, &rel, err);
+	if (r < 0)
+		return -1;
+	size_t bl;
+	const char *b = fm_maildir_base(rel + 4, &bl);
+	char *base = xstrndup(b, bl);
+	struct store_parser p;
+	store_parser_init(&p);
+	struct fm_envelope *env = NULL;
+	fm_mime_envelope_parse(data, len, &env, NULL);
+	struct fm_summary_entry e = {0};
+	store_entry_from_envelope(&p, env, &e);
+	e.base = base;
+	e.file = rel;
+	e.flags = flags;
+	fm_summary_put(f->sum, &e);
+	fm_envelope_free(&env);
+	store_parser_done(&p);
+	tags_add(f, base);
+	f->dirty = true;
+	free(rel);
+	if (base_r != NULL)
+		*base_r = base;
+	else
+		free(base);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * User actions.
+ */
+
+static int
+no_message(const struct folder *f, const char *base, struct fm_error *err)
+{
+	return fm_error_set(err, FM_ERR_USAGE,
+	                    _("there is no message %s in %s"), base, f->name);
+}
+
+static int
+apply_flags(struct fm_store *s, struct folder *f, const char *base,
+            uint32_t add, uint32_t del, struct fm_error *err)
+{
+	const struct fm_summary_entry *e = fm_summary_find(f->sum, base);
+	if (e == NULL)
+		return no_message(f, base, err);
+	uint32_t flags = (e->flags | add) & ~del;
+	if (flags == e->flags && strncmp(e->file, "cur/", 4) == 0)
+		return 0;
+	char *rel = NULL;
+	if (fm_maildir_set_flags(f->dir, e->file, flags, &rel, err) < 0)
+		return -1;
+	fm_summary_set_file(f->sum, base, rel, flags);
+	f->dirty = true;
+	free(rel);
+	return 0;
+}
+
+static int
+journal(struct account *a, struct fm_journal_record *r, struct fm_error *err)
+{
+	return fm_journal_append(a->journal, r, 1, err);
+}
+
+int
+fm_store_set_flags(struct fm_store *s, const char *account, const char *folder,
+                   const char *base, uint32_t add, uint32_t del,
+                   struct fm_error *err)
+{
+	struct account *a = find_account(s, account, err);
+	struct folder *f = a != NULL ? get_folder(a, folder, false, err) : NULL;
+	if (f == NULL)
+		return -1;
+	const struct fm_summary_entry *e = fm_summary_find(f->sum, base);
+	if (e == NULL)
+		return no_message(f, base, err);
+	if (((e->flags | add) & ~del) == e->flags)
+		return 0; /* already so: nothing to do, nothing to journal */
+	struct fm_journal_record r = {
+	    .op = FM_JOURNAL_FLAGS,
+	    .folder = folder,
+	    .base = base,
+	    .flags_add = add,
+	    .flags_del = del,
+	};
+	if (journal(a, &r, err) < 0)
+		return -1;
+	return apply_flags(s, f, base, add, del, err);
+}
+
+/* Remembers that the index knew a file that is going away. */
+static void
+forget_indexed(struct fm_store *s, struct account *a, struct folder *f,
+               const struct fm_summary_entry *e)
+{
+	if (e->indexed == NULL || s->index == NULL)
+		return;
+	s->forget =
+	    xreallocarray(s->forget, s->n_forget + 1, sizeof(*s->forget));
+	s->forget[s->n_forget++] =
+	    xasprintf("%s/%s/%s", a->name, f->name, e->indexed);
+}
+
+static int
+apply_move(struct fm_store *s, struct account *a, struct folder *f,
+           const char *base, const char *to, struct fm_error *err)
+{
+	struct folder *t = get_folder(a, to, true, err);
+	if (t == NULL)
+		return -1;
+	if (t == f)
+		return 0;
+	const struct fm_summary_entry *e = fm_summary_find(f->sum, base);
+	if (e == NULL)
+		return no_message(f, base, err);
+	char *rel = NULL;
+	if (fm_maildir_move(f->dir, e->file, t->dir, &rel, err) < 0)
+		return -1;
+	struct fm_summary_entry moved = *e;
+	moved.file = rel;
+	moved.indexed = NULL;
+	char *keep_base = xstrdup(base);
+	forget_indexed(s, a, f, e);
+	fm_summary_put(t->sum, &moved); /* copies before e goes */
+	fm_summary_remove(f->sum, keep_base);
+	tags_remove(f, keep_base);
+	tags_add(t, keep_base);
+	f->dirty = t->dirty = true;
+	free(keep_base);
+	free(rel);
+	return 0;
+}
+
+int
+fm_store_move(struct fm_store *s, const char *account, const char *folder,
+              const char *base, const char *to_folder, struct fm_error *err)
+{
+	struct account *a = find_account(s, account, err);
+	struct folder *f = a != NULL ? get_folder(a, folder, false, err) : NULL;
+	if (f == NULL)
+		return -1;
+	if (fm_summary_find(f->sum, base) == NULL)
+		return no_message(f, base, err);
+	if (strcmp(folder, to_folder) == 0)
+		return 0;
+	struct fm_journal_record r = {
+	    .op = FM_JOURNAL_MOVE,
+	    .folder = folder,
+	    .base = base,
+	    .to_folder = to_folder,
+	    .to_base = base,
+	};
+	if (journal(a, &r, err) < 0)
+		return -1;
+	return apply_move(s, a, f, base, to_folder, err);
+}
+
+static int
+apply_delete(struct fm_store *s, struct account *a, struct folder *f,
+             const char *base, struct fm_error *err)
+{
+	const struct fm_summary_entry *e = fm_summary_find(f->sum, base);
+	if (e == NULL)
+		return no_message(f, base, err);
+	if (fm_maildir_remove(f->dir, e->file, err) < 0)
+		return -1;
+	forget_indexed(s, a, f, e);
+	tags_remove(f, base);
+	fm_summary_remove(f->sum, base);
+	f->dirty = true;
+	return 0;
+}
+
+int
+fm_store_delete(struct fm_store *s, const char *account, const char *folder,
+                const char *base, struct fm_error *err)
+{
+	struct account *a = find_account(s, account, err);
+	struct folder *f = a != NULL ? get_folder(a, folder, false, err) : NULL;
+	if (f == NULL)
+		return -1;
+	if (fm_summary_find(f->sum, base) == NULL)
+		return no_message(f, base, err);
+	struct fm_journal_record r = {
+	    .op = FM_JOURNAL_DELETE,
+	    .folder = folder,
+	    .base = base,
+	};
+	if (journal(a, &r, err) < 0)
+		return -1;
+	return apply_delete(s, a, f, base, err);
+}
+
+/* ------------------------------------------------------------------------
+ * The index: brought up to date in batches, after the fact.
+ */
+
+struct pending {
+	struct folder *f;
+	char *base;
+	char *file;
+	char *abs, *old_abs;
+};
+
+/* Loads every folder of the account, so the index sees all of them. */
+static int
+load_all_folders(struct account *a, struct fm_error *err)
+{
+	char **names;
+	size_t n;
+	if (store_list_folders(a->dir, &names, &n, err) < 0)
+		return -1;
+	int ret = 0;
+	for (size_t i = 0; i < n && ret == 0; i++)
+		if (get_folder(a, names[i], false, err) == NULL)
+			ret = -1;
+	store_strv_free(names, n);
+	return ret;
+}
+
+int
+fm_store_index_pending(struct fm_store *s, size_t max, size_t *done_r,
+                       struct fm_error *err)
+{
+	*done_r = 0;
+	if (s->index == NULL || max == 0)
+		return 0;
+	size_t cap = max + s->n_forget;
+	struct fm_index_op *ops = xcalloc(cap, sizeof(*ops));
+	struct pending *pend = xcalloc(cap, sizeof(*pend));
+	size_t n = 0;
+	for (size_t i = 0; i < s->n_forget; i++) {
+		pend[n].abs = fm_path_join(s->mail_root, s->forget[i]);
+		ops[n].kind = FM_INDEX_REMOVE;
+		ops[n].path = pend[n].abs;
+		n++;
+	}
+	size_t n_forget = n;
+	int ret = 0;
+	for (size_t i = 0; i < s->n_accounts && n < cap && ret == 0; i++) {
+		struct account *a = &s->accounts[i];
+		ret = load_all_folders(a, err);
+		for (size_t k = 0; k < a->n_folders && n < cap && ret == 0;
+		     k++) {
+			struct folder *f = a->folders[k];
+			for (size_t j = 0;
+			     j < fm_summary_count(f->sum) && n < cap; j++) {
+				const struct fm_summary_entry *e =
+				    fm_summary_at(f->sum, j);
+				if (e->indexed != NULL &&
+				    strcmp(e->indexed, e->file) == 0)
+					continue;
+				struct pending *p = &pend[n];
+				p->f = f;
+				p->base = xstrdup(e->base);
+				p->file = xstrdup(e->file);
+				p->abs = fm_path_join(f->dir, e->file);
+				ops[n].path = p->abs;
+				if (e->indexed == NULL) {
+					ops[n].kind = FM_INDEX_ADD;
+				} else {
+					p->old_abs =
+					    fm_path_join(f->dir, e->indexed);
+					ops[n].kind = FM_INDEX_RENAME;
+					ops[n].path = p->old_abs;
+					ops[n].new_path = p->abs;
+				}
+				n++;
+			}
+		}
+	}
+	unsigned long rev;
+	if (ret == 0 && n > 0)
+		ret = fm_index_apply(s->index, ops, n, &rev, err);
+	if (ret == 0) {
+		for (size_t i = n_forget; i < n; i++) {
+			if (ops[i].outcome == FM_INDEX_PENDING)
+				continue;
+			/* Not an email or unreadable: known, not retried. */
+			fm_summary_set_indexed(pend[i].f->sum, pend[i].base,
+			                       pend[i].file);
+			pend[i].f->dirty = true;
+		}
+		store_strv_free(s->forget, s->n_forget);
+		s->forget = NULL;
+		s->n_forget = 0;
+		*done_r = n - n_forget;
+	}
+	for (size_t i = 0; i < n; i++) {
+		free(pend[i].base);
+		free(pend[i].file);
+		free(pend[i].abs);
+		free(pend[i].old_abs);
+	}
+	free(pend);
+	free(ops);
+	return ret;
+}
+
+int
+fm_store_reindex(struct fm_store *s, const char *account, size_t *messages_r,
+                 struct fm_error *err)
+{
+	*messages_r = 0;
+	for (size_t i = 0; i < s->n_accounts; i++) {
+		struct account *a = &s->accounts[i];
+		if (account != NULL && strcmp(a->name, account) != 0)
+			continue;
+		/* Forget what is loaded; remove the summaries, so every
+		 * folder is read again from its maildir. */
+		for (size_t k = 0; k < a->n_folders; k++)
+			folder_free(a->folders[k]);
+		a->n_folders = 0;
+		char **names;
+		size_t n;
+		if (store_list_folders(a->dir, &names, &n, err) < 0)
+			return -1;
+		for (size_t k = 0; k < n; k++) {
+			char *dir = fm_path_join(a->dir, names[k]);
+			char *path = fm_path_join(dir, STORE_SUMMARY_FILE);
+			unlink(path);
+			free(path);
+			free(dir);
+		}
+		store_strv_free(names, n);
+		if (load_all_folders(a, err) < 0)
+			return -1;
+		for (size_t k = 0; k < a->n_folders; k++) {
+			a->folders[k]->dirty = true;
+			*messages_r += fm_summary_count(a->folders[k]->sum);
+		}
+	}
+	if (fm_store_flush(s, err) < 0)
+		return -1;
+	size_t done;
+	do {
+		if (fm_store_index_pending(s, 500, &done, err) < 0)
+			return -1;
+	} while (done > 0);
+	return fm_store_flush(s, err);
+}
