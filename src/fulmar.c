@@ -14,6 +14,13 @@ static const struct fm_cli_command commands[] = {
      N_("test every connection, step by step, and say what to fix")},
     {"config", fm_cmd_config, "",
      N_("check the config file and print the effective settings")},
+    {"list", fm_cmd_list, N_("[ACCOUNT[/FOLDER]] [--threads] [--json]"),
+     N_("list folders, or a folder's messages, from the local cache")},
+    {"reindex", fm_cmd_reindex, N_("[ACCOUNT]"),
+     N_("rebuild the summaries and the search index from the maildirs")},
+    {"search", fm_cmd_search, N_("QUERY [--json]"),
+     N_("search the local cache (notmuch query syntax)")},
+    {"show", fm_cmd_show, N_("ID | --file PATH"), N_("show a message as text")},
 };
 
 int
