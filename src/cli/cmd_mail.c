@@ -408,20 +408,37 @@ say_waiting(void *ctx, const char *account, pid_t holder)
 int
 fm_cmd_reindex(struct fm_cli_ctx *ctx, int argc, char **argv)
 {
-	if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
-		if (argc == 2 && strcmp(argv[1], "--help") == 0) {
-			printf(_("usage: fulmar reindex [ACCOUNT]\n"
+	static const struct option options[] = {
+	    {"summaries-only", no_argument, NULL, 's'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	bool summaries_only = false;
+	int c;
+	while ((c = getopt_long(argc, argv, "sh", options, NULL)) != -1) {
+		if (c == 's') {
+			summaries_only = true;
+		} else if (c == 'h') {
+			printf(_("usage: fulmar reindex [--summaries-only] "
+			         "[ACCOUNT]\n"
 			         "Rebuilds the folder summaries and the search "
-			         "index from the maildirs.\n"));
+			         "index from the maildirs\n"
+			         "(with --summaries-only, only the summaries: "
+			         "quick, and enough for fulmar list).\n"));
 			return 0;
+		} else {
+			return 64;
 		}
-		fprintf(stderr, _("usage: fulmar reindex [ACCOUNT]\n"));
+	}
+	if (argc - optind > 1) {
+		fprintf(stderr, _("usage: fulmar reindex [--summaries-only] "
+		                  "[ACCOUNT]\n"));
 		return 64;
 	}
 	int ret = fm_cli_load_config(ctx);
 	if (ret != 0)
 		return ret;
-	const char *account = argc == 2 ? argv[1] : NULL;
+	const char *account = optind < argc ? argv[optind] : NULL;
 	if (account != NULL &&
 	    fm_config_find_account(ctx->cfg, account) == NULL) {
 		fprintf(stderr, _("fulmar reindex: no account named '%s'\n"),
@@ -432,7 +449,7 @@ fm_cmd_reindex(struct fm_cli_ctx *ctx, int argc, char **argv)
 	    .cfg = ctx->cfg,
 	    .wait_for_lock = true,
 	    .on_wait = say_waiting,
-	    .index = true,
+	    .index = !summaries_only,
 	};
 	struct fm_store *store = NULL;
 	struct fm_error err;
