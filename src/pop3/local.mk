@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 src_libfulmar_a_SOURCES += \
 	src/pop3/pop3.h \
+	src/pop3/fetch.c \
 	src/pop3/session.c

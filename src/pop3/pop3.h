@@ -29,4 +29,39 @@ int fm_pop3_check(struct fm_pop3 *pop3, const struct fm_session_opts *o,
                   struct fm_error *err);
 mailpop3 *fm_pop3_session(struct fm_pop3 *pop3);
 
+/* ------------------------------------------------------------------------
+ * Downloading: one send/receive pass of a POP3 account into the store.
+ */
+struct fm_store;
+
+struct fm_pop3_stats {
+	size_t on_server;  /* messages the server lists */
+	size_t downloaded; /* new messages stored (whole or as headers) */
+	size_t completed;  /* header stubs completed by their body */
+	size_t deleted;    /* deleted on the server (applied at QUIT) */
+	uint64_t bytes;    /* bytes downloaded */
+};
+
+/* Told after each message; total is what this pass will fetch. Called on
+ * the syncing thread. */
+struct fm_pop3_progress {
+	void (*fn)(void *ctx, size_t done, size_t total, uint64_t bytes);
+	void *ctx;
+};
+
+/* Downloads what is new into ACCOUNT/INBOX and applies the account's
+ * policy: keep_on_server, delete_after_days (counted from the download,
+ * now being the current time), delete_when_deleted_locally (from the
+ * store's journal), download = full | headers | max SIZE. A message's UIDL
+ * enters the folder's sync state only after the message is fsynced in the
+ * maildir, and DELE goes only to messages stored; POP3 applies DELE at
+ * QUIT, so a pass cut short deletes nothing. A UIDL the server reuses for
+ * another message (another size) is taken as a new message. A server
+ * without UIDL is an error (FM_ERR_PERMANENT). store must hold the
+ * account (fm_store_open). */
+int fm_pop3_sync(const struct fm_account *acct, struct fm_store *store,
+                 const struct fm_session_opts *o, int64_t now,
+                 const struct fm_pop3_progress *progress,
+                 struct fm_pop3_stats *stats, struct fm_error *err);
+
 #endif

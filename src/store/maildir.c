@@ -828,3 +828,69 @@ fm_maildir_base_tag(const char *base, size_t *len_r)
 	*len_r = (size_t)(end - k);
 	return k;
 }
+
+int
+fm_maildir_replace(const char *folder, const char *relpath, const void *data,
+                   size_t len, char **relpath_r, struct fm_error *err)
+{
+	if (relpath_r != NULL)
+		*relpath_r = NULL;
+	char *cur = xstrdup(relpath);
+	char *path = fm_path_join(folder, cur);
+	if (access(path, F_OK) < 0) {
+		/* Renamed since (flags changed): find it by its base. */
+		const char *slash = strrchr(relpath, '/');
+		size_t bl;
+		const char *b =
+		    fm_maildir_base(slash ? slash + 1 : relpath, &bl);
+		char *base = xstrndup(b, bl);
+		free(cur);
+		free(path);
+		cur = NULL;
+		int r = fm_maildir_find(folder, base, &cur, err);
+		free(base);
+		if (r < 0)
+			return -1;
+		path = fm_path_join(folder, cur);
+	}
+	char *tmp = NULL;
+	char *base = unique_name(NULL);
+	char *rel = xasprintf("tmp/%s", base);
+	tmp = fm_path_join(folder, rel);
+	free(rel);
+	free(base);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int ret = -1;
+	if (fd < 0) {
+		fm_error_errno(err, FM_ERR_LOCAL, errno,
+		               _("Cannot create a message file in %s"), folder);
+		goto out;
+	}
+	if (fm_write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+		fm_error_errno(err, FM_ERR_LOCAL, errno,
+		               _("Cannot write the message file %s"), tmp);
+		close(fd);
+		unlink(tmp);
+		goto out;
+	}
+	close(fd);
+	if (rename(tmp, path) < 0) {
+		fm_error_errno(err, FM_ERR_LOCAL, errno,
+		               _("Cannot move the message file %s into place"),
+		               tmp);
+		unlink(tmp);
+		goto out;
+	}
+	char *dir = subdir_of(folder, cur);
+	ret = fm_fsync_dir(dir, err);
+	free(dir);
+	if (ret == 0 && relpath_r != NULL) {
+		*relpath_r = cur;
+		cur = NULL;
+	}
+out:
+	free(tmp);
+	free(path);
+	free(cur);
+	return ret;
+}

@@ -166,4 +166,14 @@ int fm_maildir_deliver_tagged(const char *folder, const char *tag,
  * NULL when the name has none. */
 const char *fm_maildir_base_tag(const char *base, size_t *len_r);
 
+/* Replaces the content of the message at relpath (relative to folder; if
+ * its flags changed meanwhile it is found by base name) with data,
+ * atomically: written to tmp/, fsynced, renamed over the old file, the
+ * directory fsynced. The name, and so the flags, stay. For a downloaded
+ * header stub replaced by the whole message. *relpath_r (may be NULL)
+ * gets the file's current relative path. */
+int fm_maildir_replace(const char *folder, const char *relpath,
+                       const void *data, size_t len, char **relpath_r,
+                       struct fm_error *err);
+
 #endif

@@ -426,6 +426,78 @@ fm_store_deliver(struct fm_store *s, const char *account, const char *folder,
 	return 0;
 }
 
+static void forget_indexed(struct fm_store *s, struct account *a,
+                           struct folder *f, const struct fm_summary_entry *e);
+static int no_message(const struct folder *f, const char *base,
+                      struct fm_error *err);
+
+int
+fm_store_ensure_folder(struct fm_store *s, const char *account,
+                       const char *folder, struct fm_error *err)
+{
+	struct account *a = find_account(s, account, err);
+	return a != NULL && get_folder(a, folder, true, err) != NULL ? 0 : -1;
+}
+
+const char *
+fm_store_data_dir(const struct fm_store *s)
+{
+	return s->data_dir;
+}
+
+int
+fm_store_lookup(struct fm_store *s, const char *account, const char *folder,
+                const char *base, struct fm_store_info *info_r,
+                struct fm_error *err)
+{
+	memset(info_r, 0, sizeof(*info_r));
+	struct account *a = find_account(s, account, err);
+	struct folder *f = a != NULL ? get_folder(a, folder, true, err) : NULL;
+	if (f == NULL)
+		return -1;
+	const struct fm_summary_entry *e = fm_summary_find(f->sum, base);
+	if (e == NULL)
+		return 0;
+	info_r->file = xstrdup(e->file);
+	info_r->flags = e->flags;
+	info_r->size = e->size;
+	return 1;
+}
+
+int
+fm_store_replace(struct fm_store *s, const char *account, const char *folder,
+                 const char *base, const void *data, size_t len,
+                 struct fm_error *err)
+{
+	struct account *a = find_account(s, account, err);
+	struct folder *f = a != NULL ? get_folder(a, folder, false, err) : NULL;
+	if (f == NULL)
+		return -1;
+	const struct fm_summary_entry *e = fm_summary_find(f->sum, base);
+	if (e == NULL)
+		return no_message(f, base, err);
+	char *rel = NULL;
+	if (fm_maildir_replace(f->dir, e->file, data, len, &rel, err) < 0)
+		return -1;
+	struct store_parser p;
+	store_parser_init(&p);
+	struct fm_envelope *env = NULL;
+	fm_mime_envelope_parse(data, len, &env, NULL);
+	struct fm_summary_entry ne = {0};
+	store_entry_from_envelope(&p, env, &ne);
+	ne.base = base;
+	ne.file = rel;
+	ne.flags = e->flags;
+	ne.indexed = NULL; /* the index must read the whole message */
+	forget_indexed(s, a, f, e);
+	fm_summary_put(f->sum, &ne);
+	fm_envelope_free(&env);
+	store_parser_done(&p);
+	f->dirty = true;
+	free(rel);
+	return 0;
+}
+
 /* ------------------------------------------------------------------------
  * User actions.
  */

@@ -107,6 +107,30 @@ int fm_store_index_pending(struct fm_store *store, size_t max, size_t *done_r,
 int fm_store_reindex(struct fm_store *store, const char *account,
                      size_t *messages_r, struct fm_error *err);
 
+/* Creates ACCOUNT/FOLDER if it does not exist yet. */
+int fm_store_ensure_folder(struct fm_store *store, const char *account,
+                           const char *folder, struct fm_error *err);
+
+/* The data directory (borrowed). */
+const char *fm_store_data_dir(const struct fm_store *store);
+
+/* What the store knows about one message. */
+struct fm_store_info {
+	char *file; /* relative to the folder ("cur/..."); caller frees */
+	uint32_t flags;
+	uint64_t size;
+};
+/* Looks up ACCOUNT/FOLDER/BASE: 1 and *info_r when it is there, 0 when it
+ * is not, -1 with err on failure. */
+int fm_store_lookup(struct fm_store *store, const char *account,
+                    const char *folder, const char *base,
+                    struct fm_store_info *info_r, struct fm_error *err);
+/* Replaces a message's content atomically, keeping its name and flags
+ * (a header stub completed by its body), and updates the summary. */
+int fm_store_replace(struct fm_store *store, const char *account,
+                     const char *folder, const char *base, const void *data,
+                     size_t len, struct fm_error *err);
+
 /* The journal of an account, for the worker that replays it (borrowed). */
 struct fm_journal *fm_store_journal(struct fm_store *store,
                                     const char *account);

@@ -229,7 +229,11 @@ write_dovecot_conf() {
 	[[ -r /usr/share/dovecot/dh.pem ]] && ssl_dh='ssl_dh = </usr/share/dovecot/dh.pem'
 	local u
 	: >"$dir/passwd"
-	for u in "alice:alice-pw-1" "bob:bob-pw-2"; do
+	# alice and bob for everyone; carol, dave and erin each belong to one
+	# test that empties or fills a mailbox (POP3), so tests running in
+	# parallel never see each other's mail.
+	for u in "alice:alice-pw-1" "bob:bob-pw-2" "carol:carol-pw-3" \
+		"dave:dave-pw-4" "erin:erin-pw-5"; do
 		local name=${u%%:*} pw=${u#*:}
 		printf '%s@fulmar.test:{PLAIN}%s:%s:%s::%s::\n' \
 			"$name" "$pw" "$mail_uid" "$mail_gid" "$dir/home/$name" >>"$dir/passwd"
@@ -482,6 +486,9 @@ write_env() {
 			"FM_PASS2=bob-pw-2" \
 			"FM_MAILDIR1=$dir/home/alice/Maildir" \
 			"FM_MAILDIR2=$dir/home/bob/Maildir" \
+			"FM_USER3=carol@fulmar.test" "FM_PASS3=carol-pw-3" \
+			"FM_USER4=dave@fulmar.test" "FM_PASS4=dave-pw-4" \
+			"FM_USER5=erin@fulmar.test" "FM_PASS5=erin-pw-5" \
 			"FM_IMAP_SEPARATOR=/" \
 			"FM_DOVECOT_CONF=$dir/dovecot.conf" \
 			"FM_DOVECOT_LOG=$dir/dovecot.log" \

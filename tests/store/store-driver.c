@@ -5,6 +5,10 @@
  *   store-driver change DATA_DIR CONFIG N    change message i: flag (i%3==0),
  *                                            move to Archive (1), mark seen (2)
  *   store-driver check DATA_DIR CONFIG N MODE   verify (MODE deliver|change)
+ *   store-driver age-state STATE_FILE DAYS  move a POP3 state's download
+ *                                           times DAYS days back
+ *   store-driver rm DATA_DIR CONFIG ACCOUNT FOLDER ID   delete a message
+ *                                           as the user would (journaled)
  *
  * deliver and change may be killed at any moment and run again: they carry
  * on where the store says things stand, and print "done I" after each step
@@ -20,6 +24,7 @@
 #include "conf/conf.h"
 #include "store/maildir.h"
 #include "store/store.h"
+#include "sync/state.h"
 
 static const char *account = "acct";
 
@@ -61,9 +66,59 @@ where(struct fm_store *s, long i, char **base_r)
 	return base != NULL ? "INBOX" : NULL;
 }
 
+static int
+age_state(const char *path, long days)
+{
+	struct fm_state *st;
+	bool damaged;
+	struct fm_error err;
+	fm_error_clear(&err);
+	if (fm_state_load(path, FM_STATE_POP3, &st, &damaged, &err) < 0)
+		return die(&err);
+	for (size_t i = 0; i < fm_state_count(st); i++) {
+		struct fm_state_entry e = *fm_state_entry_at(st, i);
+		e.first_seen -= (int64_t)days * 86400;
+		if (fm_state_put(st, &e, &err) < 0)
+			return die(&err);
+	}
+	int r = fm_state_save(st, path, &err) < 0 ? die(&err) : 0;
+	fm_state_free(&st);
+	return r;
+}
+
+static int
+remove_message(const char *data_dir, const char *conf, const char *account_,
+               const char *folder, const char *base)
+{
+	struct fm_config *cfg = NULL;
+	struct fm_conf_diags diags;
+	struct fm_error err;
+	fm_error_clear(&err);
+	if (fm_config_load(conf, &cfg, &diags, &err) < 0)
+		return die(&err);
+	fm_conf_diags_free(&diags);
+	struct fm_store_opts o = {
+	    .cfg = cfg, .data_dir = data_dir, .wait_for_lock = true};
+	struct fm_store *s = NULL;
+	int r = fm_store_open(&o, &s, &err) < 0 ||
+	                fm_store_delete(s, account_, folder, base, &err) < 0
+	            ? die(&err)
+	            : 0;
+	fm_store_close(&s);
+	fm_config_free(&cfg);
+	return r;
+}
+
 int
 main(int argc, char **argv)
 {
+	long days;
+	if (argc == 4 && strcmp(argv[1], "age-state") == 0 &&
+	    fm_parse_long(argv[3], 0, 100000, &days) == 0)
+		return age_state(argv[2], days);
+	if (argc == 7 && strcmp(argv[1], "rm") == 0)
+		return remove_message(argv[2], argv[3], argv[4], argv[5],
+		                      argv[6]);
 	if (argc < 5)
 		return 64;
 	const char *mode = argv[1], *data_dir = argv[2], *conf = argv[3];
