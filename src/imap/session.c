@@ -413,6 +413,12 @@ fail:
 	return -1;
 }
 
+static void
+imap_goodbye(void *session)
+{
+	mailimap_logout(session);
+}
+
 void
 fm_imap_close(struct fm_imap **imap)
 {
@@ -420,15 +426,8 @@ fm_imap_close(struct fm_imap **imap)
 	if (s == NULL)
 		return;
 	if (s->imap != NULL) {
-		if (s->healthy && s->imap->imap_stream != NULL &&
-		    !fm_net_failed(s->conn))
-			mailimap_logout(s->imap);
-		/* A stream still attached is closed without a LOGOUT round
-		 * trip. */
-		if (s->imap->imap_stream != NULL) {
-			mailstream_close(s->imap->imap_stream);
-			s->imap->imap_stream = NULL;
-		}
+		fm_net_session_end(s->conn, &s->imap->imap_stream, s->healthy,
+		                   imap_goodbye, s->imap);
 		mailimap_free(s->imap);
 	} else if (s->stream != NULL) {
 		mailstream_close(s->stream);

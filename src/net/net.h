@@ -274,4 +274,13 @@ int fm_net_open(const struct fm_net_target *target,
                 const struct fm_session_opts *o, mailstream **stream_r,
                 struct fm_net_conn **conn_r, struct fm_error *err);
 
+/* Ends a libetpan session the same way for every protocol: when it opened
+ * fine and the link is sound, goodbye(session) says LOGOUT/QUIT; a stream
+ * the session still holds (*stream_slot) is then closed without another
+ * round trip and the slot cleared. The caller frees the session itself
+ * and then the connection. */
+void fm_net_session_end(struct fm_net_conn *conn, mailstream **stream_slot,
+                        bool healthy, void (*goodbye)(void *session),
+                        void *session);
+
 #endif

@@ -263,3 +263,15 @@ fm_net_open(const struct fm_net_target *t, const struct fm_session_opts *o,
 	fm_net_report_connect(o, *conn_r);
 	return 0;
 }
+
+void
+fm_net_session_end(struct fm_net_conn *conn, mailstream **stream_slot,
+                   bool healthy, void (*goodbye)(void *session), void *session)
+{
+	if (healthy && *stream_slot != NULL && !fm_net_failed(conn))
+		goodbye(session);
+	if (*stream_slot != NULL) {
+		mailstream_close(*stream_slot);
+		*stream_slot = NULL;
+	}
+}

@@ -282,6 +282,12 @@ fail:
 	return -1;
 }
 
+static void
+pop3_goodbye(void *session)
+{
+	mailpop3_quit(session);
+}
+
 void
 fm_pop3_close(struct fm_pop3 **pop3)
 {
@@ -289,13 +295,8 @@ fm_pop3_close(struct fm_pop3 **pop3)
 	if (s == NULL)
 		return;
 	if (s->pop3 != NULL) {
-		if (s->healthy && s->pop3->pop3_stream != NULL &&
-		    !fm_net_failed(s->conn))
-			mailpop3_quit(s->pop3);
-		if (s->pop3->pop3_stream != NULL) {
-			mailstream_close(s->pop3->pop3_stream);
-			s->pop3->pop3_stream = NULL;
-		}
+		fm_net_session_end(s->conn, &s->pop3->pop3_stream, s->healthy,
+		                   pop3_goodbye, s->pop3);
 		mailpop3_free(s->pop3);
 	} else if (s->stream != NULL) {
 		mailstream_close(s->stream);

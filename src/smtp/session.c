@@ -241,6 +241,12 @@ fail:
 	return -1;
 }
 
+static void
+smtp_goodbye(void *session)
+{
+	mailsmtp_quit(session);
+}
+
 void
 fm_smtp_close(struct fm_smtp **smtp)
 {
@@ -248,13 +254,8 @@ fm_smtp_close(struct fm_smtp **smtp)
 	if (s == NULL)
 		return;
 	if (s->smtp != NULL) {
-		if (s->healthy && s->smtp->stream != NULL &&
-		    !fm_net_failed(s->conn))
-			mailsmtp_quit(s->smtp);
-		if (s->smtp->stream != NULL) {
-			mailstream_close(s->smtp->stream);
-			s->smtp->stream = NULL;
-		}
+		fm_net_session_end(s->conn, &s->smtp->stream, s->healthy,
+		                   smtp_goodbye, s->smtp);
 		mailsmtp_free(s->smtp);
 	} else if (s->stream != NULL) {
 		mailstream_close(s->stream);
