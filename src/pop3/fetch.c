@@ -20,7 +20,17 @@
 #define FOLDER "INBOX"
 /* The state keyword of a message stored as headers only. */
 #define PARTIAL "fulmar:partial"
-enum { SAVE_EVERY = 200 };
+/* Downloads are made durable in batches: one flush per batch of messages
+ * or of bytes, not one per message. */
+enum { SAVE_EVERY = 200, BATCH_MESSAGES = 100, BATCH_BYTES = 16 << 20 };
+
+/* A message staged in the store, waiting for the batch's commit before
+ * its UIDL may enter the sync state. */
+struct staged {
+	char *uidl;
+	char *base;
+	bool partial;
+};
 
 struct pass {
 	const struct fm_account *acct;
@@ -30,6 +40,10 @@ struct pass {
 	char *state_path;
 	unsigned changes; /* since the last save */
 	struct fm_pop3_stats *stats;
+	int64_t now;
+	struct staged *staged;
+	size_t n_staged;
+	uint64_t staged_bytes;
 };
 
 /* The delivery key: the UIDL and the size, so a reused UIDL with another
@@ -98,10 +112,38 @@ wants_whole(const struct fm_account *a, const struct mailpop3_msg_info *m)
 	return true;
 }
 
-/* Stores message m (whole, or its headers) unless it is stored already;
- * records it in the state. */
+/* Makes the staged messages durable, then records their UIDLs. */
 static int
-download(struct pass *p, const struct mailpop3_msg_info *m, int64_t now,
+commit(struct pass *p, struct fm_error *err)
+{
+	int ret = fm_store_commit(p->store, err);
+	for (size_t i = 0; i < p->n_staged; i++) {
+		struct staged *st = &p->staged[i];
+		if (ret == 0) {
+			struct fm_state_entry e = {
+			    .uidl = st->uidl,
+			    .first_seen = p->now,
+			    .base = st->base,
+			    .keywords = st->partial ? PARTIAL : NULL,
+			};
+			if (fm_state_put(p->state, &e, err) < 0)
+				ret = -1;
+			p->changes++;
+		}
+		free(st->uidl);
+		free(st->base);
+	}
+	p->n_staged = 0;
+	p->staged_bytes = 0;
+	if (ret < 0)
+		return -1;
+	return save_state(p, false, err);
+}
+
+/* Stores message m (whole, or its headers) unless it is stored already;
+ * its UIDL enters the state when its batch is committed. */
+static int
+download(struct pass *p, const struct mailpop3_msg_info *m,
          struct fm_error *err)
 {
 	bool whole = wants_whole(p->acct, m);
@@ -111,8 +153,8 @@ download(struct pass *p, const struct mailpop3_msg_info *m, int64_t now,
 		return -1;
 	char *key = key_of(m);
 	char *base = NULL;
-	int r = fm_store_deliver(p->store, p->acct->name, FOLDER, key, data,
-	                         len, 0, &base, err);
+	int r = fm_store_deliver_staged(p->store, p->acct->name, FOLDER, key,
+	                                data, len, 0, &base, err);
 	free(key);
 	if (whole)
 		mailpop3_retr_free(data);
@@ -120,19 +162,15 @@ download(struct pass *p, const struct mailpop3_msg_info *m, int64_t now,
 		mailpop3_top_free(data);
 	if (r < 0)
 		return -1;
-	struct fm_state_entry e = {
-	    .uidl = m->msg_uidl,
-	    .first_seen = now,
-	    .base = base,
-	    .keywords = whole ? NULL : PARTIAL,
-	};
-	r = fm_state_put(p->state, &e, err);
-	free(base);
-	if (r < 0)
-		return -1;
-	p->changes++;
+	p->staged =
+	    xreallocarray(p->staged, p->n_staged + 1, sizeof(*p->staged));
+	p->staged[p->n_staged++] = (struct staged){
+	    .uidl = xstrdup(m->msg_uidl), .base = base, .partial = !whole};
+	p->staged_bytes += len;
 	p->stats->downloaded++;
-	return save_state(p, false, err);
+	if (p->n_staged >= BATCH_MESSAGES || p->staged_bytes >= BATCH_BYTES)
+		return commit(p, err);
+	return 0;
 }
 
 /* Replaces the header stub of an entry with the whole message. */
@@ -196,7 +234,8 @@ fm_pop3_sync(const struct fm_account *acct, struct fm_store *store,
              struct fm_pop3_stats *stats, struct fm_error *err)
 {
 	memset(stats, 0, sizeof(*stats));
-	struct pass p = {.acct = acct, .store = store, .stats = stats};
+	struct pass p = {
+	    .acct = acct, .store = store, .stats = stats, .now = now};
 	struct local_deletes dels = {0};
 	struct mailpop3_msg_info *msgs = NULL;
 	size_t n = 0;
@@ -289,24 +328,30 @@ fm_pop3_sync(const struct fm_account *acct, struct fm_store *store,
 			}
 			free(li.file);
 		}
-		if (se == NULL) {
-			if (download(&p, m, now, err) < 0)
+		bool fresh = se == NULL;
+		if (fresh) {
+			if (download(&p, m, err) < 0)
 				goto out;
 			done++;
 			if (progress != NULL && progress->fn != NULL)
 				progress->fn(progress->ctx, done, total,
 				             stats->bytes);
 		}
-		/* The deletion policy, for stored messages only. */
+		/* The deletion policy, for stored messages only. A message
+		 * staged in this pass counts: DELE takes effect at QUIT, and
+		 * QUIT comes only after its batch is committed. */
 		se = fm_state_find_uidl(p.state, m->msg_uidl);
-		if (se == NULL)
+		if (se == NULL && !fresh)
 			continue;
-		bool dele = !acct->keep_on_server ||
-		            (acct->delete_after_days > 0 &&
-		             now - se->first_seen >=
-		                 (int64_t)acct->delete_after_days * 86400) ||
-		            (acct->delete_when_deleted_locally &&
-		             deleted_locally(&dels, se->base));
+		bool dele =
+		    fresh
+		        ? !acct->keep_on_server
+		        : !acct->keep_on_server ||
+		              (acct->delete_after_days > 0 &&
+		               now - se->first_seen >=
+		                   (int64_t)acct->delete_after_days * 86400) ||
+		              (acct->delete_when_deleted_locally &&
+		               deleted_locally(&dels, se->base));
 		if (dele) {
 			if (mailpop3_dele(pop, m->msg_index) !=
 			    MAILPOP3_NO_ERROR) {
@@ -318,6 +363,8 @@ fm_pop3_sync(const struct fm_account *acct, struct fm_store *store,
 			stats->deleted++;
 		}
 	}
+	if (commit(&p, err) < 0)
+		goto out;
 	/* Headers first: with download = headers every new message is a
 	 * stub now, listed with its sender and subject; the bodies come
 	 * after all of them. (With max SIZE, big ones stay stubs until
@@ -377,12 +424,22 @@ fm_pop3_sync(const struct fm_account *acct, struct fm_store *store,
 		goto out;
 	ret = 0;
 out:
-	if (ret < 0 && p.state != NULL) {
-		/* Keep what was stored: the state is worth saving. */
-		struct fm_error ignore;
-		fm_error_clear(&ignore);
-		save_state(&p, true, &ignore);
+	if (ret < 0) {
+		/* No QUIT after a failure: the server forgets this session's
+		 * DELEs, and what was staged but not committed is dropped. */
+		fm_pop3_abort(&p.session);
+		for (size_t i = 0; i < p.n_staged; i++) {
+			free(p.staged[i].uidl);
+			free(p.staged[i].base);
+		}
+		if (p.state != NULL) {
+			/* Keep what was stored: the state is worth saving. */
+			struct fm_error ignore;
+			fm_error_clear(&ignore);
+			save_state(&p, true, &ignore);
+		}
 	}
+	free(p.staged);
 	fm_pop3_close(&p.session);
 	fm_state_free(&p.state);
 	for (size_t i = 0; i < n; i++)

@@ -24,6 +24,9 @@ int fm_pop3_open(const struct fm_account *acct, const struct fm_session_opts *o,
 /* QUIT if healthy, then frees. NULL-safe; sets *pop3 to NULL. Note that
  * QUIT commits deletions (POP3's UPDATE state). */
 void fm_pop3_close(struct fm_pop3 **pop3);
+/* Drops the connection without QUIT, so the server forgets every DELE of
+ * the session (after any failure, before everything is stored). */
+void fm_pop3_abort(struct fm_pop3 **pop3);
 /* The harmless check: STAT, reported as one step. */
 int fm_pop3_check(struct fm_pop3 *pop3, const struct fm_session_opts *o,
                   struct fm_error *err);

@@ -307,6 +307,14 @@ fm_pop3_close(struct fm_pop3 **pop3)
 	*pop3 = NULL;
 }
 
+void
+fm_pop3_abort(struct fm_pop3 **pop3)
+{
+	if (*pop3 != NULL)
+		(*pop3)->healthy = false;
+	fm_pop3_close(pop3);
+}
+
 int
 fm_pop3_check(struct fm_pop3 *s, const struct fm_session_opts *o,
               struct fm_error *err)

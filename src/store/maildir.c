@@ -894,3 +894,154 @@ out:
 	free(cur);
 	return ret;
 }
+
+struct staged {
+	char *tmp;   /* absolute */
+	char *final; /* absolute */
+};
+
+struct fm_maildir_batch {
+	char *folder;
+	struct staged *v;
+	size_t n, cap;
+	int dirfd; /* for syncfs: any fd on the file system */
+};
+
+struct fm_maildir_batch *
+fm_maildir_batch_new(const char *folder)
+{
+	struct fm_maildir_batch *b = xcalloc(1, sizeof(*b));
+	b->folder = xstrdup(folder);
+	b->dirfd = -1;
+	return b;
+}
+
+size_t
+fm_maildir_batch_count(const struct fm_maildir_batch *b)
+{
+	return b->n;
+}
+
+int
+fm_maildir_batch_add(struct fm_maildir_batch *b, const char *tag,
+                     const void *data, size_t len, bool to_cur, uint32_t flags,
+                     char **relpath_r, struct fm_error *err)
+{
+	*relpath_r = NULL;
+	if (tag != NULL &&
+	    (strlen(tag) == 0 || strlen(tag) > FM_MAILDIR_TAG_MAX ||
+	     strspn(tag, "0123456789abcdef") != strlen(tag)))
+		return fm_error_set(err, FM_ERR_LOCAL,
+		                    _("invalid delivery tag '%s'"), tag);
+	char *base = unique_name(tag);
+	char *rel = xasprintf("tmp/%s", base);
+	char *tmp = fm_path_join(b->folder, rel);
+	free(rel);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || fm_write_all(fd, data, len) < 0) {
+		fm_error_errno(err, FM_ERR_LOCAL, errno,
+		               _("Cannot write the message file %s"), tmp);
+		if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
+		free(tmp);
+		free(base);
+		return -1;
+	}
+	close(fd);
+	if (to_cur) {
+		char info[FM_MAILDIR_INFO_MAX];
+		fm_maildir_flags_format(flags, info);
+		rel = xasprintf("cur/%s%s", base, info);
+	} else {
+		rel = xasprintf("new/%s", base);
+	}
+	free(base);
+	if (b->n == b->cap) {
+		b->cap = b->cap ? 2 * b->cap : 64;
+		b->v = xreallocarray(b->v, b->cap, sizeof(*b->v));
+	}
+	b->v[b->n].tmp = tmp;
+	b->v[b->n].final = fm_path_join(b->folder, rel);
+	b->n++;
+	*relpath_r = rel;
+	return 0;
+}
+
+static void
+batch_clear(struct fm_maildir_batch *b, bool unlink_tmp)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		if (unlink_tmp)
+			unlink(b->v[i].tmp);
+		free(b->v[i].tmp);
+		free(b->v[i].final);
+	}
+	b->n = 0;
+}
+
+int
+fm_maildir_batch_commit(struct fm_maildir_batch *b, struct fm_error *err)
+{
+	if (b->n == 0)
+		return 0;
+	/* One flush for the whole batch instead of one per message. */
+	int fd = open(b->folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || syncfs(fd) < 0) {
+		fm_error_errno(err, FM_ERR_LOCAL, errno,
+		               _("Cannot write the folder %s to disk"),
+		               b->folder);
+		if (fd >= 0)
+			close(fd);
+		batch_clear(b, true);
+		return -1;
+	}
+	close(fd);
+	bool to_new = false, to_cur = false;
+	for (size_t i = 0; i < b->n; i++) {
+		if (rename_noreplace(b->v[i].tmp, b->v[i].final) < 0) {
+			fm_error_errno(err, FM_ERR_LOCAL, errno,
+			               _("Cannot move the message file %s into "
+			                 "place"),
+			               b->v[i].tmp);
+			/* Take back what moved: the caller retries all. */
+			for (size_t k = 0; k < i; k++)
+				unlink(b->v[k].final);
+			batch_clear(b, true);
+			return -1;
+		}
+		const char *rel = b->v[i].final + strlen(b->folder) + 1;
+		if (strncmp(rel, "new/", 4) == 0)
+			to_new = true;
+		else
+			to_cur = true;
+	}
+	int ret = 0;
+	char *dir;
+	if (ret == 0 && to_new) {
+		dir = fm_path_join(b->folder, "new");
+		ret = fm_fsync_dir(dir, err);
+		free(dir);
+	}
+	if (ret == 0 && to_cur) {
+		dir = fm_path_join(b->folder, "cur");
+		ret = fm_fsync_dir(dir, err);
+		free(dir);
+	}
+	batch_clear(b, false);
+	return ret;
+}
+
+void
+fm_maildir_batch_free(struct fm_maildir_batch **bp)
+{
+	struct fm_maildir_batch *b = *bp;
+	if (b == NULL)
+		return;
+	batch_clear(b, true);
+	free(b->v);
+	free(b->folder);
+	free(b);
+	*bp = NULL;
+}

@@ -176,4 +176,23 @@ int fm_maildir_replace(const char *folder, const char *relpath,
                        const void *data, size_t len, char **relpath_r,
                        struct fm_error *err);
 
+/* Batched delivery, for downloads: fm_maildir_batch_add() writes a
+ * message into tmp/ without an fsync and names the file it will become;
+ * fm_maildir_batch_commit() makes every staged file durable with one
+ * syncfs(2), renames them into place and fsyncs the directory once. Until
+ * the commit returns, nothing staged is in new/ or cur/; a batch freed
+ * uncommitted removes its tmp files. One folder per batch; one thread. */
+struct fm_maildir_batch;
+struct fm_maildir_batch *fm_maildir_batch_new(const char *folder);
+/* tag as for fm_maildir_deliver_tagged() (NULL: none). *relpath_r gets
+ * the final relative path ("new/BASE" or "cur/BASE:2,FLAGS"). */
+int fm_maildir_batch_add(struct fm_maildir_batch *batch, const char *tag,
+                         const void *data, size_t len, bool to_cur,
+                         uint32_t flags, char **relpath_r,
+                         struct fm_error *err);
+size_t fm_maildir_batch_count(const struct fm_maildir_batch *batch);
+int fm_maildir_batch_commit(struct fm_maildir_batch *batch,
+                            struct fm_error *err);
+void fm_maildir_batch_free(struct fm_maildir_batch **batch);
+
 #endif

@@ -31,6 +31,10 @@ struct folder {
 	/* delivery tag -> base name; built from the base names on open */
 	char **tag_keys, **tag_bases;
 	size_t tag_n, tag_cap;
+	/* staged deliveries (fm_store_deliver_staged) */
+	struct fm_maildir_batch *batch;
+	char **staged;
+	size_t n_staged;
 };
 
 struct account {
@@ -113,6 +117,8 @@ tags_find(const struct folder *f, const char *tag)
 static void
 folder_free(struct folder *f)
 {
+	fm_maildir_batch_free(&f->batch);
+	store_strv_free(f->staged, f->n_staged);
 	fm_summary_free(&f->sum);
 	store_strv_free(f->tag_keys, f->tag_n);
 	store_strv_free(f->tag_bases, f->tag_n);
@@ -371,10 +377,10 @@ fm_store_find_key(struct fm_store *s, const char *account, const char *folder,
 	return base != NULL ? xstrdup(base) : NULL;
 }
 
-int
-fm_store_deliver(struct fm_store *s, const char *account, const char *folder,
-                 const char *key, const void *data, size_t len, uint32_t flags,
-                 char **base_r, struct fm_error *err)
+static int
+deliver(struct fm_store *s, const char *account, const char *folder,
+        const char *key, const void *data, size_t len, uint32_t flags,
+        bool staged, char **base_r, struct fm_error *err)
 {
 	if (base_r != NULL)
 		*base_r = NULL;
@@ -393,12 +399,22 @@ fm_store_deliver(struct fm_store *s, const char *account, const char *folder,
 		}
 	}
 	char *rel = NULL;
-	int r = key != NULL
-	            ? fm_maildir_deliver_tagged(f->dir, tag, data, len,
-	                                        flags != 0, flags, &rel, err)
-	        : flags != 0 ? fm_maildir_deliver_cur(f->dir, data, len, flags,
-	                                              &rel, err)
-	                     : fm_maildir_deliver(f->dir, data, len, &rel, err);
+	int r;
+	if (staged) {
+		if (f->batch == NULL)
+			f->batch = fm_maildir_batch_new(f->dir);
+		r = fm_maildir_batch_add(f->batch, key != NULL ? tag : NULL,
+		                         data, len, flags != 0, flags, &rel,
+		                         err);
+	} else if (key != NULL) {
+		r = fm_maildir_deliver_tagged(f->dir, tag, data, len,
+		                              flags != 0, flags, &rel, err);
+	} else {
+		r = flags != 0
+		        ? fm_maildir_deliver_cur(f->dir, data, len, flags, &rel,
+		                                 err)
+		        : fm_maildir_deliver(f->dir, data, len, &rel, err);
+	}
 	if (r < 0)
 		return -1;
 	size_t bl;
@@ -418,12 +434,62 @@ fm_store_deliver(struct fm_store *s, const char *account, const char *folder,
 	store_parser_done(&p);
 	tags_add(f, base);
 	f->dirty = true;
+	if (staged) {
+		f->staged = xreallocarray(f->staged, f->n_staged + 1,
+		                          sizeof(*f->staged));
+		f->staged[f->n_staged++] = xstrdup(base);
+	}
 	free(rel);
 	if (base_r != NULL)
 		*base_r = base;
 	else
 		free(base);
 	return 0;
+}
+
+int
+fm_store_deliver(struct fm_store *s, const char *account, const char *folder,
+                 const char *key, const void *data, size_t len, uint32_t flags,
+                 char **base_r, struct fm_error *err)
+{
+	return deliver(s, account, folder, key, data, len, flags, false, base_r,
+	               err);
+}
+
+int
+fm_store_deliver_staged(struct fm_store *s, const char *account,
+                        const char *folder, const char *key, const void *data,
+                        size_t len, uint32_t flags, char **base_r,
+                        struct fm_error *err)
+{
+	return deliver(s, account, folder, key, data, len, flags, true, base_r,
+	               err);
+}
+
+int
+fm_store_commit(struct fm_store *s, struct fm_error *err)
+{
+	int ret = 0;
+	for (size_t i = 0; i < s->n_accounts; i++) {
+		struct account *a = &s->accounts[i];
+		for (size_t k = 0; k < a->n_folders; k++) {
+			struct folder *f = a->folders[k];
+			if (f->n_staged == 0)
+				continue;
+			if (fm_maildir_batch_commit(f->batch, err) < 0) {
+				/* Nothing staged survived: forget it all. */
+				for (size_t j = 0; j < f->n_staged; j++) {
+					tags_remove(f, f->staged[j]);
+					fm_summary_remove(f->sum, f->staged[j]);
+				}
+				ret = -1;
+			}
+			store_strv_free(f->staged, f->n_staged);
+			f->staged = NULL;
+			f->n_staged = 0;
+		}
+	}
+	return ret;
 }
 
 static void forget_indexed(struct fm_store *s, struct account *a,

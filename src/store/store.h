@@ -75,6 +75,18 @@ int fm_store_deliver(struct fm_store *store, const char *account,
                      const char *folder, const char *key, const void *data,
                      size_t len, uint32_t flags, char **base_r,
                      struct fm_error *err);
+/* As fm_store_deliver(), but the message is only staged (in tmp/, not
+ * fsynced): it is in the folder and durable once fm_store_commit()
+ * returns. Downloads stage a batch and commit it with one flush. Until the
+ * commit, the message counts as delivered for its key. */
+int fm_store_deliver_staged(struct fm_store *store, const char *account,
+                            const char *folder, const char *key,
+                            const void *data, size_t len, uint32_t flags,
+                            char **base_r, struct fm_error *err);
+/* Makes every staged message durable and visible (fm_maildir_batch_commit)
+ * and updates the summaries; on failure nothing staged remains. */
+int fm_store_commit(struct fm_store *store, struct fm_error *err);
+
 /* The base name delivered for key, or NULL (newly allocated). */
 char *fm_store_find_key(struct fm_store *store, const char *account,
                         const char *folder, const char *key);

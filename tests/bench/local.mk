@@ -6,3 +6,4 @@ EXTRA_DIST += \
 	tests/bench/neomutt-open.sh \
 	tests/bench/fulmar-prep.sh \
 	tests/bench/run.sh
+EXTRA_DIST += tests/bench/pop3.sh

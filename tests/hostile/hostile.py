@@ -9,7 +9,10 @@ client sends, so that a test can check what the client did in reply.
 
     hostile.py --scenario NAME --port-file FILE --record FILE
                [--cert CRT --key KEY] [--implicit] [--connections N]
-               [--lifetime SECONDS]
+               [--lifetime SECONDS] [--state FILE [--messages MBOX]]
+
+--state and --messages are for pop3-uidl-reuse alone (a maildrop that
+persists across connections).
 
 The record holds the client's bytes: as sent before TLS, decrypted after.
 Marker lines, always at the start of a line, separate them:
@@ -29,6 +32,7 @@ Standard library only. See tests/hostile/README for the scenarios.
 
 import argparse
 import base64
+import json
 import os
 import re
 import signal
@@ -634,6 +638,300 @@ def pop3_auth(c, state, mechs, args):
         c.send("-ERR auth failed\r\n")
 
 
+# ------------------------------------------------ POP3 with a maildrop ----
+# pop3-uidl-reuse: a POP3 server that works (implicit TLS, USER/PASS, AUTH
+# PLAIN, STAT, LIST, UIDL, TOP, RETR, DELE, RSET, QUIT) over a maildrop kept
+# in a JSON state file (--state), so that it persists across connections
+# and a test can change it between them: make "u1" name a different
+# message, as a broken server that reuses UIDLs does.
+#
+# State file: {"messages": [{"uidl": "u1", "data": "<the message>"}, ...]}
+# The server reads it when a client logs in (the POP3 maildrop snapshot)
+# and rewrites it (temporary file, fsync, rename) only at QUIT after DELE,
+# removing exactly the messages deleted (same uidl and data), so that a
+# change the test made meanwhile survives. A link dropped before QUIT
+# deletes nothing. Line ends are sent as CRLF whatever the file holds;
+# sizes (STAT, LIST) count the CRLF form.
+
+POP3_MAILDROP = {
+    "pop3-uidl-reuse": dict(
+        capa=["TOP", "UIDL", "USER", "SASL PLAIN"], implicit=True, needs_cert=True
+    ),
+}
+
+MAILDROP_A = (
+    "From: Carol Example <carol@fulmar.test>\r\n"
+    "To: alice@fulmar.test\r\n"
+    "Subject: message A\r\n"
+    "Date: Mon, 02 Jan 2023 10:00:00 +0000\r\n"
+    "Message-ID: <a.uidl-reuse@hostile.fulmar.test>\r\n"
+    "\r\n"
+    "This is message A.\r\n"
+)
+MAILDROP_B = (
+    "From: Dave Example <dave@fulmar.test>\r\n"
+    "To: alice@fulmar.test\r\n"
+    "Subject: message B\r\n"
+    "Date: Tue, 03 Jan 2023 11:00:00 +0000\r\n"
+    "Message-ID: <b.uidl-reuse@hostile.fulmar.test>\r\n"
+    "\r\n"
+    "This is message B, line 1.\r\n"
+    ".A line that starts with a dot (dot-stuffed on the wire).\r\n"
+    "Line 3.\r\n"
+)
+# Not in the default maildrop: what a test puts under "u1" to play reuse.
+MAILDROP_C = (
+    "From: Erin Example <erin@fulmar.test>\r\n"
+    "To: alice@fulmar.test\r\n"
+    "Subject: message C, a different message under an old UIDL\r\n"
+    "Date: Wed, 04 Jan 2023 12:00:00 +0000\r\n"
+    "Message-ID: <c.uidl-reuse@hostile.fulmar.test>\r\n"
+    "\r\n"
+    "This is message C. It is longer than A, so its size differs too.\r\n"
+)
+MAILDROP_DEFAULT = [("u1", MAILDROP_A), ("u2", MAILDROP_B)]
+
+# One maildrop per process: the state file and who holds it.
+maildrop_lock = threading.Lock()
+maildrop_holder = [None]  # connection number of the session holding it
+
+
+def maildrop_wire(text):
+    """A message as POP3 counts and sends it: CRLF line ends, no dots
+    stuffed yet, ending in CRLF."""
+    data = text.encode("utf-8", "surrogateescape")
+    lines = re.split(rb"\r?\n", data)
+    if lines[-1] == b"":
+        lines.pop()
+    return b"".join(line + b"\r\n" for line in lines)
+
+
+def maildrop_valid_uidl(u):
+    # RFC 1939: 1 to 70 characters from 0x21 to 0x7E.
+    return isinstance(u, str) and 1 <= len(u) <= 70 and all("!" <= ch <= "~" for ch in u)
+
+
+def maildrop_load(path):
+    """[(uidl, data str)] from the state file; ValueError if malformed."""
+    with open(path, encoding="utf-8") as f:
+        state = json.load(f)
+    out = []
+    for m in state.get("messages", []):
+        if not (maildrop_valid_uidl(m.get("uidl")) and isinstance(m.get("data"), str)):
+            raise ValueError(("bad entry in %s: %r" % (path, m))[:200])
+        out.append((m["uidl"], m["data"]))
+    return out
+
+
+def maildrop_save(path, msgs):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"messages": [{"uidl": u, "data": d} for u, d in msgs]}, f, indent=1)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def mbox_messages(path):
+    """The messages of an mbox file (mboxrd: '>From ' lines unquoted)."""
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
+        lines = re.split(r"\r?\n", f.read())
+    if lines[-1] == "":
+        lines.pop()
+    msgs, cur, prev_blank = [], None, True
+    for line in lines:
+        if line.startswith("From ") and prev_blank:
+            if cur is not None:
+                msgs.append(cur)
+            cur = []
+        elif cur is not None:
+            cur.append(re.sub(r"^>(>*From )", r"\1", line))
+        prev_blank = line == ""
+    if cur is not None:
+        msgs.append(cur)
+    out = []
+    for m in msgs:
+        if m and m[-1] == "":  # the blank line before the next From_
+            m = m[:-1]
+        out.append("".join(line + "\r\n" for line in m))
+    return out
+
+
+def maildrop_init(args):
+    """Create the state file unless it exists: from --messages (UIDLs u1,
+    u2, ... in file order) or with messages A (u1) and B (u2)."""
+    if os.path.exists(args.state) and os.path.getsize(args.state) > 0:
+        maildrop_load(args.state)  # fail now, not at the first login
+        log("maildrop: using %s as it is" % args.state)
+        return
+    if args.messages:
+        msgs = [("u%d" % (i + 1), m) for i, m in enumerate(mbox_messages(args.messages))]
+    else:
+        msgs = MAILDROP_DEFAULT
+    maildrop_save(args.state, msgs)
+    log("maildrop: %s created with %d messages" % (args.state, len(msgs)))
+
+
+def pop3_maildrop_session(c, cfg, args):
+    st = dict(user=None, msgs=None, deleted=set())
+    try:
+        if cfg.get("implicit"):
+            c.start_tls()
+        c.send("+OK hostile POP3 ready\r\n")
+        while True:
+            words = c.readline().decode("utf-8", "replace").rstrip("\r\n").split(" ")
+            cmd, rest = words[0].upper(), words[1:]
+            if cmd == "CAPA":
+                c.send("+OK\r\n%s\r\n.\r\n" % "\r\n".join(cfg["capa"]))
+            elif cmd == "QUIT":
+                c.send(maildrop_quit(c, st, args))
+                raise Closed("QUIT")
+            elif cmd == "NOOP":
+                c.send("+OK\r\n")
+            elif st["msgs"] is None:
+                maildrop_auth_state(c, st, args, cmd, rest)
+            else:
+                maildrop_transaction(c, st, cmd, rest)
+    finally:
+        if st["msgs"] is not None:
+            if st["deleted"]:
+                c.log("no QUIT: %d deletion(s) not applied" % len(st["deleted"]))
+            with maildrop_lock:
+                maildrop_holder[0] = None
+
+
+def maildrop_login(c, st, args):
+    """Lock the maildrop and take its snapshot, or say why not."""
+    with maildrop_lock:
+        if maildrop_holder[0] is not None:
+            return "-ERR [IN-USE] maildrop locked by another session\r\n"
+        try:
+            msgs = maildrop_load(args.state)
+        except (OSError, ValueError) as e:
+            c.log("maildrop: %s" % e)
+            return "-ERR [SYS/TEMP] cannot read the maildrop\r\n"
+        maildrop_holder[0] = c.no
+    st["msgs"] = [(u, d, maildrop_wire(d)) for u, d in msgs]
+    c.log("logged in; maildrop: %s" % " ".join(u for u, _, _ in st["msgs"]))
+    return "+OK logged in, %d messages\r\n" % len(msgs)
+
+
+def maildrop_auth_state(c, st, args, cmd, rest):
+    if cmd == "USER":
+        st["user"] = " ".join(rest)
+        c.send("+OK\r\n")
+    elif cmd == "PASS":
+        c.credentials(cmd)
+        if st["user"] == USER and " ".join(rest) == PASSWORD:
+            c.send(maildrop_login(c, st, args))
+        else:
+            c.send("-ERR [AUTH] invalid login\r\n")
+        st["user"] = None
+    elif cmd == "AUTH" and not rest:
+        c.send("+OK\r\nPLAIN\r\n.\r\n")
+    elif cmd == "AUTH":
+        if rest[0].upper() != "PLAIN":
+            if len(rest) > 1:
+                c.credentials("AUTH " + rest[0].upper())
+            c.send("-ERR mechanism not offered\r\n")
+            return
+        if len(rest) > 1:
+            ir = "" if rest[1] == "=" else rest[1]
+        else:
+            c.send("+ \r\n")
+            ir = c.readline().decode("utf-8", "replace").strip()
+        if ir == "*":
+            c.send("-ERR AUTH cancelled\r\n")
+            return
+        c.credentials("AUTH PLAIN")
+        if plain_ok(ir):
+            c.send(maildrop_login(c, st, args))
+        else:
+            c.send("-ERR [AUTH] authentication failed\r\n")
+    else:
+        c.send("-ERR unknown command or wrong state\r\n")
+
+
+def maildrop_msg(st, arg):
+    """Index of message number ARG (1-based), or None if there is no such
+    undeleted message."""
+    if not arg.isdigit():
+        return None
+    i = int(arg) - 1
+    if 0 <= i < len(st["msgs"]) and i not in st["deleted"]:
+        return i
+    return None
+
+
+def maildrop_dot_stuff(data):
+    return re.sub(rb"(?m)^\.", b"..", data)
+
+
+def maildrop_transaction(c, st, cmd, rest):
+    msgs, deleted = st["msgs"], st["deleted"]
+    live = [i for i in range(len(msgs)) if i not in deleted]
+    if cmd == "STAT":
+        c.send("+OK %d %d\r\n" % (len(live), sum(len(msgs[i][2]) for i in live)))
+    elif cmd in ("LIST", "UIDL") and not rest:
+
+        def item(i):
+            return len(msgs[i][2]) if cmd == "LIST" else msgs[i][0]
+
+        body = "".join("%d %s\r\n" % (i + 1, item(i)) for i in live)
+        c.send("+OK %d messages\r\n%s.\r\n" % (len(live), body))
+    elif cmd in ("LIST", "UIDL", "RETR", "TOP", "DELE"):
+        i = maildrop_msg(st, rest[0])
+        if i is None:
+            c.send("-ERR no such message\r\n")
+            return
+        uidl, _, wire = msgs[i]
+        c.log("%s %s (%s, %d octets)" % (cmd, " ".join(rest), uidl, len(wire)))
+        if cmd == "LIST":
+            c.send("+OK %d %d\r\n" % (i + 1, len(wire)))
+        elif cmd == "UIDL":
+            c.send("+OK %d %s\r\n" % (i + 1, uidl))
+        elif cmd == "RETR":
+            c.send(b"+OK %d octets\r\n" % len(wire) + maildrop_dot_stuff(wire) + b".\r\n")
+        elif cmd == "DELE":
+            deleted.add(i)
+            c.send("+OK message %d deleted\r\n" % (i + 1))
+        elif len(rest) < 2 or not rest[1].isdigit():
+            c.send("-ERR usage: TOP msg n\r\n")
+        else:
+            head, sep, body = wire.partition(b"\r\n\r\n")
+            lines = body.split(b"\r\n")[:-1] if sep else []
+            part = head + b"\r\n" + sep[2:] + b"".join(
+                line + b"\r\n" for line in lines[: int(rest[1])]
+            )
+            c.send(b"+OK\r\n" + maildrop_dot_stuff(part) + b".\r\n")
+    elif cmd == "RSET":
+        deleted.clear()
+        c.send("+OK %d messages\r\n" % len(msgs))
+    else:
+        c.send("-ERR unknown command or wrong state\r\n")
+
+
+def maildrop_quit(c, st, args):
+    """QUIT: in the transaction state, apply the deletions (UPDATE)."""
+    if st["msgs"] is None or not st["deleted"]:
+        return "+OK bye\r\n"
+    gone = [(st["msgs"][i][0], st["msgs"][i][1]) for i in sorted(st["deleted"])]
+    with maildrop_lock:
+        try:
+            now = maildrop_load(args.state)
+            for m in gone:
+                if m in now:
+                    now.remove(m)
+            maildrop_save(args.state, now)
+        except (OSError, ValueError) as e:
+            c.log("maildrop: %s" % e)
+            return "-ERR [SYS/TEMP] deletions not applied\r\n"
+    c.log("QUIT: deleted %s" % " ".join(u for u, _ in gone))
+    st["deleted"].clear()
+    return "+OK bye, %d deleted\r\n" % len(gone)
+
+
 # --------------------------------------------------------------- SMTP ----
 
 EHLO_TLS = ["AUTH PLAIN LOGIN", "8BITMIME"]
@@ -735,7 +1033,7 @@ def smtp_auth(c, state, ehlo, args):
 
 # --------------------------------------------------------------- main ----
 
-SCENARIOS = sorted(list(IMAP) + list(TRICKS) + list(POP3) + list(SMTP))
+SCENARIOS = sorted(list(IMAP) + list(TRICKS) + list(POP3) + list(SMTP) + list(POP3_MAILDROP))
 
 
 def handle(sock, no, args, rec, tls_ctx):
@@ -751,6 +1049,8 @@ def handle(sock, no, args, rec, tls_ctx):
             imap_session(c, IMAP[name])
         elif name in POP3:
             pop3_session(c, POP3[name])
+        elif name in POP3_MAILDROP:
+            pop3_maildrop_session(c, POP3_MAILDROP[name], args)
         else:
             smtp_session(c, SMTP[name])
     except Closed as e:
@@ -783,16 +1083,30 @@ def parse_args():
     )
     p.add_argument("--connections", type=int, default=4, help="default 4")
     p.add_argument("--lifetime", type=float, default=60, help="seconds, default 60")
+    p.add_argument("--state", help="pop3-uidl-reuse: the maildrop, a JSON file")
+    p.add_argument(
+        "--messages", help="pop3-uidl-reuse: mbox to create --state from if missing"
+    )
     a = p.parse_args()
     if bool(a.cert) != bool(a.key):
         p.error("--cert and --key go together")
-    cfg = IMAP.get(a.scenario) or POP3.get(a.scenario) or SMTP.get(a.scenario) or {}
+    cfg = (
+        IMAP.get(a.scenario)
+        or POP3.get(a.scenario)
+        or SMTP.get(a.scenario)
+        or POP3_MAILDROP.get(a.scenario)
+        or {}
+    )
     if cfg.get("needs_cert") and not a.cert:
         p.error("scenario %s needs --cert and --key" % a.scenario)
     if a.implicit and a.scenario not in TRICKS:
         p.error("--implicit is only for: %s" % " ".join(sorted(TRICKS)))
     if a.implicit and not a.cert:
         p.error("--implicit needs --cert and --key")
+    if a.scenario in POP3_MAILDROP and not a.state:
+        p.error("scenario %s needs --state" % a.scenario)
+    if (a.state or a.messages) and a.scenario not in POP3_MAILDROP:
+        p.error("--state and --messages are only for: %s" % " ".join(sorted(POP3_MAILDROP)))
     if a.connections < 1 or a.lifetime <= 0:
         p.error("--connections and --lifetime must be positive")
     return a
@@ -800,6 +1114,11 @@ def parse_args():
 
 def main():
     args = parse_args()
+    if args.scenario in POP3_MAILDROP:
+        try:
+            maildrop_init(args)
+        except (OSError, ValueError) as e:
+            sys.exit("hostile.py: --state %s: %s" % (args.state, e))
     tls_ctx = None
     if args.cert:
         tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

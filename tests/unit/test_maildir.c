@@ -647,6 +647,65 @@ test_tagged_delivery(void **state)
 	free(dir);
 }
 
+static size_t
+count_files(const char *folder, const char *sub)
+{
+	char *dir = fm_path_join(folder, sub);
+	DIR *d = opendir(dir);
+	size_t n = 0;
+	struct dirent *de;
+	while (d != NULL && (de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	if (d != NULL)
+		closedir(d);
+	free(dir);
+	return n;
+}
+
+static void
+test_batch(void **state)
+{
+	char *dir = make_tmpdir();
+	char *folder = fm_path_join(dir, "INBOX");
+	struct fm_error err;
+	fm_error_clear(&err);
+	assert_int_equal(fm_maildir_create(folder, &err), 0);
+	struct fm_maildir_batch *b = fm_maildir_batch_new(folder);
+	char *rel[3];
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(fm_maildir_batch_add(
+		                     b, i == 0 ? "abc" : NULL, "m\n", 2, i == 2,
+		                     FM_MAILDIR_SEEN, &rel[i], &err),
+		                 0);
+	/* Staged: nothing in new/ or cur/ yet. */
+	assert_int_equal(fm_maildir_batch_count(b), 3);
+	assert_int_equal(count_files(folder, "tmp"), 3);
+	assert_int_equal(
+	    count_files(folder, "new") + count_files(folder, "cur"), 0);
+	assert_int_equal(fm_maildir_batch_commit(b, &err), 0);
+	assert_int_equal(count_files(folder, "new"), 2);
+	assert_int_equal(count_files(folder, "cur"), 1);
+	assert_int_equal(count_files(folder, "tmp"), 0);
+	for (int i = 0; i < 3; i++) {
+		char *path = fm_path_join(folder, rel[i]);
+		assert_int_equal(access(path, F_OK), 0);
+		free(path);
+		free(rel[i]);
+	}
+	/* A batch dropped before its commit leaves nothing behind. */
+	assert_int_equal(
+	    fm_maildir_batch_add(b, NULL, "x", 1, false, 0, &rel[0], &err), 0);
+	free(rel[0]);
+	fm_maildir_batch_free(&b);
+	assert_null(b);
+	assert_int_equal(count_files(folder, "tmp"), 0);
+	assert_int_equal(count_files(folder, "new"), 2);
+	free(folder);
+	rm_rf(dir);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -660,6 +719,7 @@ main(void)
 	    cmocka_unit_test(test_mutf7_invalid),
 	    cmocka_unit_test(test_folder_path),
 	    cmocka_unit_test(test_tagged_delivery),
+	    cmocka_unit_test(test_batch),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
