@@ -22,7 +22,12 @@
 #define PARTIAL "fulmar:partial"
 /* Downloads are made durable in batches: one flush per batch of messages
  * or of bytes, not one per message. */
-enum { SAVE_EVERY = 200, BATCH_MESSAGES = 100, BATCH_BYTES = 16 << 20 };
+enum {
+	SAVE_EVERY = 200,
+	SAVE_INTERVAL_MS = 2000,
+	BATCH_MESSAGES = 100,
+	BATCH_BYTES = 16 << 20,
+};
 
 /* A message staged in the store, waiting for the batch's commit before
  * its UIDL may enter the sync state. */
@@ -41,6 +46,7 @@ struct pass {
 	unsigned changes; /* since the last save */
 	struct fm_pop3_stats *stats;
 	int64_t now;
+	uint64_t saved_ms;
 	struct staged *staged;
 	size_t n_staged;
 	uint64_t staged_bytes;
@@ -54,14 +60,20 @@ key_of(const struct mailpop3_msg_info *m)
 	return xasprintf("pop3:%s:%u", m->msg_uidl, m->msg_size);
 }
 
+/* Saves the state when forced, or now and then during a pass: not after
+ * every batch, since rewriting a large state costs, and a state that lags
+ * behind loses nothing (the tags in the file names say what is stored). */
 static int
 save_state(struct pass *p, bool force, struct fm_error *err)
 {
-	if (p->changes == 0 || (!force && p->changes < SAVE_EVERY))
+	if (p->changes == 0 ||
+	    (!force && (p->changes < SAVE_EVERY ||
+	                fm_now_ms() - p->saved_ms < SAVE_INTERVAL_MS)))
 		return 0;
 	if (fm_state_save(p->state, p->state_path, err) < 0)
 		return -1;
 	p->changes = 0;
+	p->saved_ms = fm_now_ms();
 	return 0;
 }
 
@@ -110,6 +122,12 @@ wants_whole(const struct fm_account *a, const struct mailpop3_msg_info *m)
 		return m->msg_size <= a->download_max;
 	}
 	return true;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* Makes the staged messages durable, then records their UIDLs. */
@@ -401,15 +419,17 @@ fm_pop3_sync(const struct fm_account *acct, struct fm_store *store,
 		p.changes++;
 	}
 	/* Entries for messages the server no longer has are history. */
+	const char **listed_v = xcalloc(n ? n : 1, sizeof(*listed_v));
+	size_t n_listed = 0;
+	for (size_t k = 0; k < n; k++)
+		if (!msgs[k].msg_deleted)
+			listed_v[n_listed++] = msgs[k].msg_uidl;
+	qsort(listed_v, n_listed, sizeof(*listed_v), cmp_str);
 	for (size_t i = fm_state_count(p.state); i > 0; i--) {
 		const struct fm_state_entry *se =
 		    fm_state_entry_at(p.state, i - 1);
-		bool listed = false;
-		for (size_t k = 0; k < n && !listed; k++) {
-			const struct mailpop3_msg_info *m = &msgs[k];
-			listed = !m->msg_deleted &&
-			         strcmp(m->msg_uidl, se->uidl) == 0;
-		}
+		bool listed = bsearch(&se->uidl, listed_v, n_listed,
+		                      sizeof(*listed_v), cmp_str) != NULL;
 		if (!listed) {
 			char *uidl = xstrdup(se->uidl);
 			fm_state_remove_uidl(p.state, uidl);
@@ -417,6 +437,7 @@ fm_pop3_sync(const struct fm_account *acct, struct fm_store *store,
 			p.changes++;
 		}
 	}
+	free(listed_v);
 	if (save_state(&p, true, err) < 0)
 		goto out;
 	if (journal != NULL && dels.last_seq > 0 &&
