@@ -198,7 +198,7 @@ int fm_record_split(char *line, char **fields, int n);
  * zeros but "0", at most max. */
 int fm_record_parse_u64(const char *str, int base, uint64_t max,
                         uint64_t *value_r);
-/* The lowercase hex SHA-256 of data. */
+/* The checksum of data for a record file's header ("crc32:%08x"). */
 void fm_record_digest(const void *data, size_t len, char out[65]);
 /* Reads a whole file of at most max bytes (NUL-terminated copy, caller
  * frees). Returns 1 if the file does not exist, 0 when read, -1 with

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
+#include <zlib.h>
 
 #include "base/base.h"
 
@@ -56,6 +56,15 @@ fm_record_unescape(char *str, char **out_r)
 	if (strcmp(str, "-") == 0) {
 		*out_r = NULL;
 		return 0;
+	}
+	/* Most fields have nothing escaped: check them in one tight pass. */
+	if (strchr(str, '%') == NULL) {
+		const unsigned char *q = (const unsigned char *)str;
+		for (; *q != '\0'; q++)
+			if (*q <= ' ' || *q == 0x7f)
+				return -1;
+		*out_r = str;
+		return q == (const unsigned char *)str ? -1 : 0;
 	}
 	char *w = str;
 	for (const char *p = str; *p != '\0'; p++) {
@@ -120,13 +129,18 @@ fm_record_parse_u64(const char *str, int base, uint64_t max, uint64_t *v_r)
 void
 fm_record_digest(const void *data, size_t len, char out[65])
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
-	    mdlen != 32)
-		abort(); /* SHA-256 cannot fail short of a broken libcrypto */
-	for (unsigned i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	/* CRC-32 (zlib): these files need damage detected, not forgery, and
+	 * a CRC finds every burst of up to 32 bits at a cycle a byte or so —
+	 * SHA-256 cost ten times that on every folder open. */
+	uLong crc = crc32(0L, Z_NULL, 0);
+	const Bytef *p = data;
+	while (len > 0) {
+		uInt n = len > 0x40000000u ? 0x40000000u : (uInt)len;
+		crc = crc32(crc, p, n);
+		p += n;
+		len -= n;
+	}
+	snprintf(out, 65, "crc32:%08lx", (unsigned long)crc);
 }
 
 /* Reads a whole file of at most max bytes. 1 if missing, 0 if read. */

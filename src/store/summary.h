@@ -7,7 +7,7 @@
  * arrive or change; derived from the maildir, so a damaged or missing
  * summary is rebuilt from it (fm_summary_rescan).
  *
- * File: a header line "fulmar-summary 1 COUNT BYTES SHA256", then a line
+ * File: a header line "fulmar-summary 1 COUNT BYTES CRC32", then a line
  * "stamp CUR NEW" (the maildir's cur/ and new/ change times it matches),
  * then one record per message (see base.h's record grammar).
  *

@@ -608,7 +608,7 @@ fm_state_load(const char *path, enum fm_state_kind kind,
 	if (strcmp(f[2], kind == FM_STATE_IMAP ? "imap" : "pop3") != 0 ||
 	    fm_record_parse_u64(f[3], 10, UINT32_MAX, &count) < 0 ||
 	    fm_record_parse_u64(f[4], 10, STATE_FILE_MAX, &body_len) < 0 ||
-	    strlen(f[5]) != 64) {
+	    strlen(f[5]) != 14) {
 		damaged(path, err, "bad header", 0);
 		goto out;
 	}

@@ -14,7 +14,7 @@
  *
  * File format, version 1 (text, one header line, then the body):
  *
- *     fulmar-state 1 imap|pop3 ENTRIES BODY-BYTES SHA256-OF-BODY\n
+ *     fulmar-state 1 imap|pop3 ENTRIES BODY-BYTES CRC32-OF-BODY\n
  *     uidvalidity N\n
  *     uidnext N\n
  *     highestmodseq N\n
