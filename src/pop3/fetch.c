@@ -165,11 +165,26 @@ download(struct pass *p, const struct mailpop3_msg_info *m,
          struct fm_error *err)
 {
 	bool whole = wants_whole(p->acct, m);
+	char *key = key_of(m);
+	/* Stored before, but not in the state (a crash, a lost state file):
+	 * the tag in its file name says so. Record it; fetch nothing. */
+	char *have = fm_store_find_key(p->store, p->acct->name, FOLDER, key);
+	if (have != NULL) {
+		free(key);
+		p->staged = xreallocarray(p->staged, p->n_staged + 1,
+		                          sizeof(*p->staged));
+		p->staged[p->n_staged++] =
+		    (struct staged){.uidl = xstrdup(m->msg_uidl),
+		                    .base = have,
+		                    .partial = false};
+		return 0;
+	}
 	char *data = NULL;
 	size_t len = 0;
-	if (fetch(p, m, whole, &data, &len, err) < 0)
+	if (fetch(p, m, whole, &data, &len, err) < 0) {
+		free(key);
 		return -1;
-	char *key = key_of(m);
+	}
 	char *base = NULL;
 	int r = fm_store_deliver_staged(p->store, p->acct->name, FOLDER, key,
 	                                data, len, 0, &base, err);
