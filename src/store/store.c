@@ -296,6 +296,20 @@ fm_store_flush(struct fm_store *s, struct fm_error *err)
 			struct folder *f = a->folders[k];
 			if (!f->dirty)
 				continue;
+			/* Our own writes changed cur/ and new/: look again
+			 * (a listing; nothing known is read) so the saved
+			 * stamps match and the next open reads no directory. */
+			struct store_parser sp;
+			bool changed;
+			store_parser_init(&sp);
+			int r = fm_summary_rescan(f->sum, f->dir, false,
+			                          store_parse_file, &sp,
+			                          &changed, err);
+			store_parser_done(&sp);
+			if (r < 0) {
+				ret = -1;
+				continue;
+			}
 			char *path = fm_path_join(f->dir, STORE_SUMMARY_FILE);
 			if (fm_summary_save(f->sum, path, err) < 0)
 				ret = -1;
