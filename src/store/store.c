@@ -510,6 +510,9 @@ static void forget_indexed(struct fm_store *s, struct account *a,
                            struct folder *f, const struct fm_summary_entry *e);
 static int no_message(const struct folder *f, const char *base,
                       struct fm_error *err);
+static int locate(struct fm_store *s, const char *account, const char *folder,
+                  const char *base, struct account **a_r, struct folder **f_r,
+                  const struct fm_summary_entry **e_r, struct fm_error *err);
 
 int
 fm_store_ensure_folder(struct fm_store *s, const char *account,
@@ -549,13 +552,11 @@ fm_store_replace(struct fm_store *s, const char *account, const char *folder,
                  const char *base, const void *data, size_t len,
                  struct fm_error *err)
 {
-	struct account *a = find_account(s, account, err);
-	struct folder *f = a != NULL ? get_folder(a, folder, false, err) : NULL;
-	if (f == NULL)
+	struct account *a;
+	struct folder *f;
+	const struct fm_summary_entry *e;
+	if (locate(s, account, folder, base, &a, &f, &e, err) < 0)
 		return -1;
-	const struct fm_summary_entry *e = fm_summary_find(f->sum, base);
-	if (e == NULL)
-		return no_message(f, base, err);
 	char *rel = NULL;
 	if (fm_maildir_replace(f->dir, e->file, data, len, &rel, err) < 0)
 		return -1;
@@ -589,6 +590,27 @@ no_message(const struct folder *f, const char *base, struct fm_error *err)
 	                    _("there is no message %s in %s"), base, f->name);
 }
 
+/* The account, folder and summary entry of ACCOUNT/FOLDER/BASE; -1 with
+ * err, FM_ERR_USAGE when one of them does not exist. */
+static int
+locate(struct fm_store *s, const char *account, const char *folder,
+       const char *base, struct account **a_r, struct folder **f_r,
+       const struct fm_summary_entry **e_r, struct fm_error *err)
+{
+	struct account *a = find_account(s, account, err);
+	struct folder *f = a != NULL ? get_folder(a, folder, false, err) : NULL;
+	if (f == NULL)
+		return -1;
+	const struct fm_summary_entry *e = fm_summary_find(f->sum, base);
+	if (e == NULL)
+		return no_message(f, base, err);
+	*a_r = a;
+	*f_r = f;
+	if (e_r != NULL)
+		*e_r = e;
+	return 0;
+}
+
 static int
 apply_flags(struct fm_store *s, struct folder *f, const char *base,
             uint32_t add, uint32_t del, struct fm_error *err)
@@ -619,13 +641,11 @@ fm_store_set_flags(struct fm_store *s, const char *account, const char *folder,
                    const char *base, uint32_t add, uint32_t del,
                    struct fm_error *err)
 {
-	struct account *a = find_account(s, account, err);
-	struct folder *f = a != NULL ? get_folder(a, folder, false, err) : NULL;
-	if (f == NULL)
+	struct account *a;
+	struct folder *f;
+	const struct fm_summary_entry *e;
+	if (locate(s, account, folder, base, &a, &f, &e, err) < 0)
 		return -1;
-	const struct fm_summary_entry *e = fm_summary_find(f->sum, base);
-	if (e == NULL)
-		return no_message(f, base, err);
 	if (((e->flags | add) & ~del) == e->flags)
 		return 0; /* already so: nothing to do, nothing to journal */
 	struct fm_journal_record r = {
@@ -687,12 +707,10 @@ int
 fm_store_move(struct fm_store *s, const char *account, const char *folder,
               const char *base, const char *to_folder, struct fm_error *err)
 {
-	struct account *a = find_account(s, account, err);
-	struct folder *f = a != NULL ? get_folder(a, folder, false, err) : NULL;
-	if (f == NULL)
+	struct account *a;
+	struct folder *f;
+	if (locate(s, account, folder, base, &a, &f, NULL, err) < 0)
 		return -1;
-	if (fm_summary_find(f->sum, base) == NULL)
-		return no_message(f, base, err);
 	if (strcmp(folder, to_folder) == 0)
 		return 0;
 	struct fm_journal_record r = {
@@ -727,12 +745,10 @@ int
 fm_store_delete(struct fm_store *s, const char *account, const char *folder,
                 const char *base, struct fm_error *err)
 {
-	struct account *a = find_account(s, account, err);
-	struct folder *f = a != NULL ? get_folder(a, folder, false, err) : NULL;
-	if (f == NULL)
+	struct account *a;
+	struct folder *f;
+	if (locate(s, account, folder, base, &a, &f, NULL, err) < 0)
 		return -1;
-	if (fm_summary_find(f->sum, base) == NULL)
-		return no_message(f, base, err);
 	struct fm_journal_record r = {
 	    .op = FM_JOURNAL_DELETE,
 	    .folder = folder,
