@@ -335,11 +335,30 @@ static char pin_names[PINS_MAX][32];
 static iconv_t pin_cds[PINS_MAX];
 static size_t pins_n;
 
+/* At exit, so leak checkers see the descriptors closed. */
+static void
+pins_release(void)
+{
+	pthread_mutex_lock(&pins_lock);
+	for (size_t i = 0; i < pins_n; i++)
+		iconv_close(pin_cds[i]);
+	pins_n = 0;
+	pthread_mutex_unlock(&pins_lock);
+}
+
+static void
+pins_init(void)
+{
+	atexit(pins_release);
+}
+
 static void
 charset_pin(const char *name)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	if (strlen(name) >= sizeof(pin_names[0]))
 		return;
+	pthread_once(&once, pins_init);
 	pthread_mutex_lock(&pins_lock);
 	bool have = false;
 	for (size_t i = 0; i < pins_n && !have; i++)
