@@ -31,6 +31,8 @@ struct folder {
 	/* delivery tag -> base name; built from the base names on open */
 	char **tag_keys, **tag_bases;
 	size_t tag_n, tag_cap;
+	uint32_t *tag_slots; /* tag -> index + 1; 0 empty, TAG_GONE deleted */
+	size_t tag_nslots, tag_used;
 	/* staged deliveries (fm_store_deliver_staged) */
 	struct fm_maildir_batch *batch;
 	char **staged;
@@ -69,12 +71,64 @@ find_account(struct fm_store *s, const char *name, struct fm_error *err)
 	return NULL;
 }
 
+/* The tags index: every download is looked up by its tag before it is
+ * fetched, so this is a hash (open addressing), not a scan. */
+#define TAG_GONE UINT32_MAX
+
+static uint64_t
+tag_hash(const char *tag, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)tag[i];
+		h *= 0x100000001b3ull;
+	}
+	return h ^ (h >> 29);
+}
+
+/* The slot holding tag (len bytes), or SIZE_MAX. */
+static size_t
+tag_slot(const struct folder *f, const char *tag, size_t len)
+{
+	if (f->tag_nslots == 0)
+		return SIZE_MAX;
+	size_t mask = f->tag_nslots - 1;
+	for (size_t k = tag_hash(tag, len) & mask;; k = (k + 1) & mask) {
+		uint32_t v = f->tag_slots[k];
+		if (v == 0)
+			return SIZE_MAX;
+		if (v != TAG_GONE &&
+		    strncmp(f->tag_keys[v - 1], tag, len) == 0 &&
+		    f->tag_keys[v - 1][len] == '\0')
+			return k;
+	}
+}
+
+static void
+tag_slots_rebuild(struct folder *f)
+{
+	size_t n = 64;
+	while (n < 2 * (f->tag_n + 1))
+		n *= 2;
+	free(f->tag_slots);
+	f->tag_slots = xcalloc(n, sizeof(*f->tag_slots));
+	f->tag_nslots = n;
+	f->tag_used = f->tag_n;
+	for (size_t i = 0; i < f->tag_n; i++) {
+		const char *t = f->tag_keys[i];
+		size_t k = tag_hash(t, strlen(t)) & (n - 1);
+		while (f->tag_slots[k] != 0)
+			k = (k + 1) & (n - 1);
+		f->tag_slots[k] = (uint32_t)i + 1;
+	}
+}
+
 static void
 tags_add(struct folder *f, const char *base)
 {
 	size_t tl;
 	const char *tag = fm_maildir_base_tag(base, &tl);
-	if (tag == NULL)
+	if (tag == NULL || tag_slot(f, tag, tl) != SIZE_MAX)
 		return;
 	if (f->tag_n == f->tag_cap) {
 		f->tag_cap = f->tag_cap ? 2 * f->tag_cap : 64;
@@ -86,32 +140,46 @@ tags_add(struct folder *f, const char *base)
 	f->tag_keys[f->tag_n] = xstrndup(tag, tl);
 	f->tag_bases[f->tag_n] = xstrdup(base);
 	f->tag_n++;
+	if (2 * (f->tag_used + 1) > f->tag_nslots) {
+		tag_slots_rebuild(f);
+		return;
+	}
+	size_t mask = f->tag_nslots - 1;
+	size_t k = tag_hash(tag, tl) & mask;
+	while (f->tag_slots[k] != 0 && f->tag_slots[k] != TAG_GONE)
+		k = (k + 1) & mask;
+	if (f->tag_slots[k] == 0)
+		f->tag_used++;
+	f->tag_slots[k] = (uint32_t)f->tag_n;
 }
 
 static void
 tags_remove(struct folder *f, const char *base)
 {
-	for (size_t i = 0; i < f->tag_n; i++) {
-		if (strcmp(f->tag_bases[i], base) != 0)
-			continue;
-		free(f->tag_keys[i]);
-		free(f->tag_bases[i]);
-		f->tag_n--;
+	size_t tl;
+	const char *tag = fm_maildir_base_tag(base, &tl);
+	size_t k = tag != NULL ? tag_slot(f, tag, tl) : SIZE_MAX;
+	if (k == SIZE_MAX)
+		return;
+	size_t i = f->tag_slots[k] - 1;
+	f->tag_slots[k] = TAG_GONE;
+	free(f->tag_keys[i]);
+	free(f->tag_bases[i]);
+	f->tag_n--;
+	if (i != f->tag_n) {
+		/* The last entry fills the hole: repoint its slot. */
 		f->tag_keys[i] = f->tag_keys[f->tag_n];
 		f->tag_bases[i] = f->tag_bases[f->tag_n];
-		return;
+		const char *t = f->tag_keys[i];
+		f->tag_slots[tag_slot(f, t, strlen(t))] = (uint32_t)i + 1;
 	}
 }
 
 static const char *
 tags_find(const struct folder *f, const char *tag)
 {
-	/* Downloads of one pass are few compared with what is there; a
-	 * linear look is fine until profiles say otherwise. */
-	for (size_t i = f->tag_n; i > 0; i--)
-		if (strcmp(f->tag_keys[i - 1], tag) == 0)
-			return f->tag_bases[i - 1];
-	return NULL;
+	size_t k = tag_slot(f, tag, strlen(tag));
+	return k == SIZE_MAX ? NULL : f->tag_bases[f->tag_slots[k] - 1];
 }
 
 static void
@@ -122,6 +190,7 @@ folder_free(struct folder *f)
 	fm_summary_free(&f->sum);
 	store_strv_free(f->tag_keys, f->tag_n);
 	store_strv_free(f->tag_bases, f->tag_n);
+	free(f->tag_slots);
 	free(f->name);
 	free(f->dir);
 	free(f);
