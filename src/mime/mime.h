@@ -250,4 +250,44 @@ bool fm_mime_utf8_valid(const char *s, size_t len);
  * long as no thread calls setlocale() at the same time. */
 char *fm_mime_to_locale(const char *utf8);
 
+/* ------------------------------------------------------------------------
+ * Addresses (RFC 5322 section 3.4): mailbox lists with display names,
+ * quoted strings, comments, groups and encoded words.
+ */
+
+/* One mailbox. Strings are UTF-8 and belong to the list. */
+struct fm_mime_address {
+	char *name;  /* the display name, decoded; NULL if none */
+	char *addr;  /* local@domain; the domain in ASCII (IDNA) form */
+	char *group; /* the group it was listed in, or NULL */
+};
+
+struct fm_mime_addresses {
+	struct fm_mime_address *items;
+	size_t n;
+};
+
+/* Parses a header value (To, Cc, Bcc, From, Reply-To; unfolded or not)
+ * into its mailboxes, in order; groups are flattened (an empty group adds
+ * nothing). FM_ERR_USAGE, with a sentence naming the bad part, for input
+ * that is not an address list, or for an address that contains CR, LF,
+ * '<', '>' or a control character in its addr (these would let a crafted
+ * address inject SMTP commands). The caller frees *list with
+ * fm_mime_addresses_free(). Any thread. */
+int fm_mime_addresses_parse(const char *value, struct fm_mime_addresses *list,
+                            struct fm_error *err);
+void fm_mime_addresses_free(struct fm_mime_addresses *list);
+
+/* Every recipient of a finished message, for sendmail's -t: the addresses
+ * of its To, Cc and Bcc headers (all occurrences), in order, without
+ * duplicates (compared case-insensitively). Errors as
+ * fm_mime_addresses_parse(); an empty list is not an error. */
+int fm_mime_recipients(const char *data, size_t len,
+                       struct fm_mime_addresses *list, struct fm_error *err);
+
+/* The copy of a finished message to transmit: the same bytes without its
+ * Bcc header fields (with their continuation lines). Newly allocated, its
+ * length in *len_r. */
+char *fm_mime_strip_bcc(const char *data, size_t len, size_t *len_r);
+
 #endif
