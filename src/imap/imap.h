@@ -104,4 +104,25 @@ int fm_imap_sync(const struct fm_account *acct, struct fm_store *store,
                  const struct fm_imap_sync_opts *so,
                  struct fm_imap_stats *stats, struct fm_error *err);
 
+/* ------------------------------------------------------------------------
+ * Push (idle.c): a session that waits on one folder for news. IDLE when
+ * the server offers it (re-issued before 29 minutes), else NOOP every
+ * minute. One thread per watch; fm_net_cancel on the session's cancel_fd
+ * ends a wait at once.
+ */
+struct fm_imap_watch;
+
+/* Connects, authenticates and EXAMINEs the local folder's server folder. */
+int fm_imap_watch_open(const struct fm_account *acct,
+                       const struct fm_session_opts *o, const char *folder,
+                       struct fm_imap_watch **w_r, struct fm_error *err);
+/* Waits up to max_ms: 1 when the server reported a change (new, expunged
+ * or changed messages), 0 when the time passed quietly, -1 with err when
+ * the link failed (reconnect with back-off) or the wait was cancelled. */
+int fm_imap_watch_wait(struct fm_imap_watch *w, unsigned max_ms,
+                       struct fm_error *err);
+const char *fm_imap_watch_folder(const struct fm_imap_watch *w);
+/* Closes (DONE is never pending here). NULL-safe; sets *w to NULL. */
+void fm_imap_watch_close(struct fm_imap_watch **w);
+
 #endif

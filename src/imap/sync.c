@@ -1513,7 +1513,10 @@ run_plan(struct folder_run *fr, const struct fm_plan *plan,
 		fm_state_set_uidnext(fr->st, 0);
 		fr->state_dirty = true;
 	}
-	fm_state_set_uidvalidity(fr->st, sum->uidvalidity);
+	if (fm_state_uidvalidity(fr->st) != sum->uidvalidity) {
+		fm_state_set_uidvalidity(fr->st, sum->uidvalidity);
+		fr->state_dirty = true;
+	}
 	fr->total = sum->downloads + sum->uploads;
 	if (p->so->progress != NULL && p->so->progress->folder != NULL)
 		p->so->progress->folder(p->so->progress->ctx, fr->f->local,
@@ -1731,9 +1734,12 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 	if (run_plan(&fr, plan, err) < 0)
 		goto out;
 	/* The whole plan ran: the counters can move on. */
-	fm_state_set_uidnext(fr.st, sum->uidnext);
-	fm_state_set_highestmodseq(fr.st, fr.modseq);
-	fr.state_dirty = true;
+	if (fm_state_uidnext(fr.st) != sum->uidnext ||
+	    fm_state_highestmodseq(fr.st) != fr.modseq) {
+		fm_state_set_uidnext(fr.st, sum->uidnext);
+		fm_state_set_highestmodseq(fr.st, fr.modseq);
+		fr.state_dirty = true;
+	}
 	if (maybe_save(&fr, true, err) < 0)
 		goto out;
 	f->has_state = true;
