@@ -13,7 +13,6 @@
 
 #include "imap/imap.h"
 #include "log/log.h"
-#include "store/maildir.h"
 
 /* RFC 2177: re-issue IDLE at least every 29 minutes. */
 #define IDLE_MAX_MS (28u * 60u * 1000u)
@@ -34,39 +33,6 @@ fm_imap_watch_folder(const struct fm_imap_watch *w)
 	return w->folder;
 }
 
-/* The server name of a local folder: LIST "" "" gives the delimiter. */
-static int
-server_name(struct fm_imap *imap, const char *local, char **name_r,
-            struct fm_error *err)
-{
-	if (strcmp(local, "INBOX") == 0) {
-		*name_r = xstrdup("INBOX");
-		return 0;
-	}
-	clist *list = NULL;
-	if (mailimap_list(fm_imap_session(imap), "", "", &list) !=
-	    MAILIMAP_NO_ERROR)
-		return fm_imap_fail(imap,
-		                    _("asking for the hierarchy "
-		                      "delimiter"),
-		                    err);
-	char delim = '/';
-	if (list != NULL && clist_begin(list) != NULL) {
-		const struct mailimap_mailbox_list *mb =
-		    clist_content(clist_begin(list));
-		if (mb->mb_delimiter != '\0')
-			delim = mb->mb_delimiter;
-	}
-	if (list != NULL)
-		mailimap_list_result_free(list);
-	char *utf8 = NULL;
-	if (fm_maildir_folder_name(local, delim, &utf8, err) < 0)
-		return -1;
-	int r = fm_utf8_to_mutf7(utf8, name_r, err);
-	free(utf8);
-	return r;
-}
-
 int
 fm_imap_watch_open(const struct fm_account *acct,
                    const struct fm_session_opts *o, const char *folder,
@@ -77,7 +43,7 @@ fm_imap_watch_open(const struct fm_account *acct,
 	if (fm_imap_open(acct, o, &imap, err) < 0)
 		return -1;
 	char *name = NULL;
-	if (server_name(imap, folder, &name, err) < 0)
+	if (fm_imap_server_name(imap, folder, &name, err) < 0)
 		goto fail;
 	if (mailimap_examine(fm_imap_session(imap), name) !=
 	    MAILIMAP_NO_ERROR) {

@@ -51,6 +51,14 @@ bool fm_imap_has_cap(const struct fm_imap *imap, const char *name);
 int fm_imap_fail(const struct fm_imap *imap, const char *what,
                  struct fm_error *err);
 
+/* The server's name (modified UTF-7) of a local folder path ("a/b"),
+ * given the server's hierarchy delimiter; INBOX stays INBOX. */
+int fm_imap_mailbox_name(const char *local, char delim, char **name_r,
+                         struct fm_error *err);
+/* The same, asking the server for its delimiter (LIST "" ""). */
+int fm_imap_server_name(struct fm_imap *imap, const char *local, char **name_r,
+                        struct fm_error *err);
+
 /* ------------------------------------------------------------------------
  * Synchronisation (sync.c): one send/receive pass over an account's
  * folders, both ways, on top of the pure planner (sync/plan.h).
@@ -103,6 +111,14 @@ int fm_imap_sync(const struct fm_account *acct, struct fm_store *store,
                  const struct fm_session_opts *o,
                  const struct fm_imap_sync_opts *so,
                  struct fm_imap_stats *stats, struct fm_error *err);
+
+/* Completes a message stored as headers only (download = headers, or
+ * max SIZE): fetches it whole and replaces the stub atomically. A whole
+ * message, or one that never came from the server, is left alone
+ * (returns 0). */
+int fm_imap_fetch_body(const struct fm_account *acct, struct fm_store *store,
+                       const struct fm_session_opts *o, const char *folder,
+                       const char *base, struct fm_error *err);
 
 /* ------------------------------------------------------------------------
  * Push (idle.c): a session that waits on one folder for news. IDLE when

@@ -11,6 +11,7 @@
 
 #include "imap/imap.h"
 #include "log/log.h"
+#include "store/maildir.h"
 
 struct fm_imap {
 	const struct fm_account *acct;
@@ -68,6 +69,47 @@ fm_imap_fail(const struct fm_imap *s, const char *what, struct fm_error *err)
 	return fm_error_set(err, FM_ERR_PROTOCOL,
 	                    _("%s refused %s (it said: %s)"), s->acct->host,
 	                    what, server_text(s, text, sizeof(text)));
+}
+
+int
+fm_imap_mailbox_name(const char *local, char delim, char **name_r,
+                     struct fm_error *err)
+{
+	*name_r = NULL;
+	if (strcmp(local, "INBOX") == 0) {
+		*name_r = xstrdup("INBOX");
+		return 0;
+	}
+	char *utf8 = NULL;
+	if (fm_maildir_folder_name(local, delim, &utf8, err) < 0)
+		return -1;
+	int r = fm_utf8_to_mutf7(utf8, name_r, err);
+	free(utf8);
+	return r;
+}
+
+int
+fm_imap_server_name(struct fm_imap *s, const char *local, char **name_r,
+                    struct fm_error *err)
+{
+	*name_r = NULL;
+	char delim = '/';
+	if (strcmp(local, "INBOX") != 0) {
+		/* LIST "" "" names the hierarchy delimiter. */
+		clist *list = NULL;
+		if (mailimap_list(s->imap, "", "", &list) != MAILIMAP_NO_ERROR)
+			return fm_imap_fail(
+			    s, _("asking for the hierarchy delimiter"), err);
+		if (list != NULL && clist_begin(list) != NULL) {
+			const struct mailimap_mailbox_list *mb =
+			    clist_content(clist_begin(list));
+			if (mb->mb_delimiter != '\0')
+				delim = mb->mb_delimiter;
+		}
+		if (list != NULL)
+			mailimap_list_result_free(list);
+	}
+	return fm_imap_mailbox_name(local, delim, name_r, err);
 }
 
 /* The AUTH= mechanisms offered, borrowed from libetpan's capability

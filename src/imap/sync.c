@@ -53,6 +53,10 @@ enum {
 };
 
 #define STATE_FILE ".fulmar-state"
+/* The state keyword of a message stored as headers only (download =
+ * headers, or max SIZE). It lives only in the local state: the planner
+ * never sees it, so it never reaches the server. */
+#define PARTIAL "fulmar:partial"
 #define OUTBOX "Outbox"
 
 /* ------------------------------------------------------------------------
@@ -114,6 +118,35 @@ keyword_ok(const char *kw)
 	return true;
 }
 
+/* keywords without PARTIAL (newly allocated, NULL when nothing is left);
+ * *had_r says whether it was there. */
+static char *
+kw_strip(const char *keywords, bool *had_r)
+{
+	*had_r = false;
+	if (keywords == NULL)
+		return NULL;
+	struct fm_buf b;
+	fm_buf_init(&b, SIZE_MAX / 2);
+	for (const char *p = keywords; *p != '\0';) {
+		size_t n = strcspn(p, " ");
+		if (n == strlen(PARTIAL) && strncmp(p, PARTIAL, n) == 0) {
+			*had_r = true;
+		} else if (n > 0) {
+			if (b.len > 0)
+				fm_buf_append_char(&b, ' ');
+			fm_buf_append(&b, p, n);
+		}
+		p += n;
+		p += strspn(p, " ");
+	}
+	if (b.len == 0) {
+		fm_buf_free(&b);
+		return NULL;
+	}
+	return fm_buf_steal(&b);
+}
+
 /* Maildir bits and keywords of an IMAP flag list (FETCH FLAGS). */
 static uint32_t
 flags_from_fetch(clist *list, char **keywords_r)
@@ -148,7 +181,8 @@ flags_from_fetch(clist *list, char **keywords_r)
 				break;
 			if (fm_str_ieq(fl->fl_data.fl_keyword, "$Forwarded"))
 				f |= FM_MAILDIR_PASSED;
-			else if (keyword_ok(fl->fl_data.fl_keyword))
+			else if (keyword_ok(fl->fl_data.fl_keyword) &&
+			         !fm_str_ieq(fl->fl_data.fl_keyword, PARTIAL))
 				kwset_add(&kw, fl->fl_data.fl_keyword);
 			break;
 		default:
@@ -467,13 +501,8 @@ static int
 server_name(struct pass *p, const char *local, char **name_r,
             struct fm_error *err)
 {
-	char *utf8 = NULL;
-	char delim = p->delim != '\0' ? p->delim : '/';
-	if (fm_maildir_folder_name(local, delim, &utf8, err) < 0)
-		return -1;
-	int r = fm_utf8_to_mutf7(utf8, name_r, err);
-	free(utf8);
-	return r;
+	return fm_imap_mailbox_name(local, p->delim != '\0' ? p->delim : '/',
+	                            name_r, err);
 }
 
 /* Step 2: folders missing on one side. */
@@ -846,17 +875,14 @@ parse_att(const struct mailimap_msg_att *att, struct fetched *out)
 		case MAILIMAP_MSG_ATT_BODY_SECTION: {
 			const struct mailimap_msg_att_body_section *bs =
 			    sa->att_data.att_body_section;
+			out->body = bs->sec_body_part;
+			out->body_len = bs->sec_length;
 			if (bs->sec_section != NULL &&
-			    bs->sec_section->sec_spec != NULL) {
+			    bs->sec_section->sec_spec != NULL &&
+			    bs->sec_body_part != NULL) {
 				free(out->msgid);
-				out->msgid =
-				    bs->sec_body_part != NULL
-				        ? msgid_from_header(bs->sec_body_part,
-				                            bs->sec_length)
-				        : NULL;
-			} else {
-				out->body = bs->sec_body_part;
-				out->body_len = bs->sec_length;
+				out->msgid = msgid_from_header(
+				    bs->sec_body_part, bs->sec_length);
 			}
 			break;
 		}
@@ -990,8 +1016,8 @@ list_remote(struct folder_run *fr, struct fm_error *err)
 				break;
 			struct remote *rm = remote_add(fr, e->uid);
 			rm->flags = e->flags;
-			rm->keywords =
-			    e->keywords != NULL ? xstrdup(e->keywords) : NULL;
+			bool had;
+			rm->keywords = kw_strip(e->keywords, &had);
 			rm->have_flags = true;
 		}
 	}
@@ -1108,19 +1134,41 @@ maybe_save(struct folder_run *fr, bool force, struct fm_error *err)
 	return 0;
 }
 
+enum { KEEP_PARTIAL = -1, WHOLE = 0, HEADERS_ONLY = 1 };
+
+/* Records (uid, base, flags, keywords) in the state. partial: whether the
+ * local copy is headers only (KEEP_PARTIAL: as the entry says now). */
 static int
 record(struct folder_run *fr, uint32_t uid, const char *base, uint32_t flags,
-       const char *keywords, struct fm_error *err)
+       const char *keywords, int partial, struct fm_error *err)
 {
-	struct fm_state_entry e = {
-	    .uid = uid, .base = base, .flags = flags, .keywords = keywords};
+	const struct fm_state_entry *old = fm_state_find_uid(fr->st, uid);
+	if (partial == KEEP_PARTIAL) {
+		bool had = false;
+		char *x = old != NULL && old->base != NULL && base != NULL &&
+		                  strcmp(old->base, base) == 0
+		              ? kw_strip(old->keywords, &had)
+		              : NULL;
+		free(x);
+		partial = had;
+	}
+	char *kw = NULL;
+	if (partial)
+		kw = keywords != NULL ? xasprintf("%s %s", keywords, PARTIAL)
+		                      : xstrdup(PARTIAL);
+	struct fm_state_entry e = {.uid = uid,
+	                           .base = base,
+	                           .flags = flags,
+	                           .keywords = partial ? kw : keywords};
 	/* A base recorded under another UID (a server copy that replaced
 	 * it) lets go of the old entry first. */
-	const struct fm_state_entry *old =
+	const struct fm_state_entry *other =
 	    base != NULL ? fm_state_find_base(fr->st, base) : NULL;
-	if (old != NULL && old->uid != uid)
-		fm_state_remove_uid(fr->st, old->uid);
-	if (fm_state_put(fr->st, &e, err) < 0)
+	if (other != NULL && other->uid != uid)
+		fm_state_remove_uid(fr->st, other->uid);
+	int r = fm_state_put(fr->st, &e, err);
+	free(kw);
+	if (r < 0)
 		return -1;
 	fr->state_dirty = true;
 	return 0;
@@ -1258,7 +1306,7 @@ expunge_remote(struct folder_run *fr, const struct fm_plan *plan,
 			    fm_state_find_uid(fr->st, uids[i]);
 			uint32_t fl =
 			    (e != NULL ? e->flags : 0) | FM_MAILDIR_TRASHED;
-			if (record(fr, uids[i], NULL, fl, NULL, err) < 0)
+			if (record(fr, uids[i], NULL, fl, NULL, WHOLE, err) < 0)
 				ret = -1;
 		}
 		fr->state_dirty = true;
@@ -1266,6 +1314,21 @@ expunge_remote(struct folder_run *fr, const struct fm_plan *plan,
 	}
 	free(uids);
 	return ret;
+}
+
+static int
+cmp_msg_base(const void *a, const void *b)
+{
+	return strcmp(((const struct fm_store_msg *)a)->base,
+	              ((const struct fm_store_msg *)b)->base);
+}
+
+/* The local message base (fr->lv is sorted by base), or NULL. */
+static struct fm_store_msg *
+local_find(struct folder_run *fr, const char *base)
+{
+	struct fm_store_msg key = {.base = (char *)base};
+	return bsearch(&key, fr->lv, fr->ln, sizeof(*fr->lv), cmp_msg_base);
 }
 
 /* Reads a message file and gives it CRLF line ends for APPEND. */
@@ -1301,10 +1364,7 @@ static int
 upload(struct folder_run *fr, const struct fm_plan_action *a,
        struct fm_error *err)
 {
-	const struct fm_store_msg *m = NULL;
-	for (size_t i = 0; i < fr->ln && m == NULL; i++)
-		if (strcmp(fr->lv[i].base, a->base) == 0)
-			m = &fr->lv[i];
+	const struct fm_store_msg *m = local_find(fr, a->base);
 	if (m == NULL)
 		return 0; /* gone since the listing */
 	char *path = folder_file(fr, m->file);
@@ -1340,8 +1400,30 @@ upload(struct folder_run *fr, const struct fm_plan_action *a,
 	/* Without APPENDUID the next pass pairs the two copies by
 	 * Message-ID and size. */
 	if (uid != 0 && validity == fr->validity)
-		return record(fr, uid, a->base, a->flags, a->keywords, err);
+		return record(fr, uid, a->base, a->flags, a->keywords, WHOLE,
+		              err);
 	return 0;
+}
+
+/* CRLF -> LF into out (emptied first): maildir files use the local
+ * convention. A CR not before LF stays. */
+static void
+to_lf(struct fm_buf *out, const char *s, size_t left)
+{
+	fm_buf_reset(out);
+	while (left > 0) {
+		const char *cr = memchr(s, '\r', left);
+		if (cr == NULL) {
+			fm_buf_append(out, s, left);
+			break;
+		}
+		size_t k = (size_t)(cr - s);
+		fm_buf_append(out, s, k);
+		if (!(k + 1 < left && cr[1] == '\n'))
+			fm_buf_append_char(out, '\r');
+		s = cr + 1;
+		left -= k + 1;
+	}
 }
 
 /* A download batch. */
@@ -1350,10 +1432,11 @@ struct dl {
 	uint32_t flags;
 	const char *keywords;
 	char *base; /* after delivery */
+	bool have;  /* stored before (found by its tag) */
 };
 
 static int
-download_batch(struct folder_run *fr, struct dl *b, size_t n,
+download_batch(struct folder_run *fr, struct dl *b, size_t n, bool whole,
                struct fm_error *err)
 {
 	struct pass *p = fr->p;
@@ -1365,6 +1448,7 @@ download_batch(struct folder_run *fr, struct dl *b, size_t n,
 		b[i].base = fm_store_find_key(p->store, p->acct->name,
 		                              fr->f->local, key);
 		free(key);
+		b[i].have = b[i].base != NULL;
 		if (b[i].base == NULL)
 			want[nw++] = b[i].uid;
 	}
@@ -1372,7 +1456,13 @@ download_batch(struct folder_run *fr, struct dl *b, size_t n,
 	clist *res = NULL;
 	if (nw > 0) {
 		struct mailimap_set *set = uid_set(want, nw);
-		struct mailimap_fetch_type *ft = fetch_type(false, false, true);
+		struct mailimap_fetch_type *ft =
+		    whole ? fetch_type(false, false, true)
+		          : fetch_type(false, false, false);
+		if (!whole)
+			mailimap_fetch_type_new_fetch_att_list_add(
+			    ft, mailimap_fetch_att_new_body_peek_section(
+			            mailimap_section_new_header()));
 		int r = mailimap_uid_fetch(p->s, set, ft, &res);
 		mailimap_fetch_type_free(ft);
 		mailimap_set_free(set);
@@ -1400,27 +1490,7 @@ download_batch(struct folder_run *fr, struct dl *b, size_t n,
 				d = &b[i];
 		if (d == NULL)
 			continue;
-		/* CRLF -> LF: maildir files use the local convention. */
-		fm_buf_reset(&lf);
-		const char *s = fx.body;
-		size_t left = fx.body_len;
-		while (left > 0) {
-			const char *cr = memchr(s, '\r', left);
-			if (cr == NULL) {
-				fm_buf_append(&lf, s, left);
-				break;
-			}
-			size_t k = (size_t)(cr - s);
-			fm_buf_append(&lf, s, k);
-			if (k + 1 < left && cr[1] == '\n') {
-				s = cr + 1;
-				left -= k + 1;
-			} else {
-				fm_buf_append_char(&lf, '\r');
-				s = cr + 1;
-				left -= k + 1;
-			}
-		}
+		to_lf(&lf, fx.body, fx.body_len);
 		char *key = key_of(fr->validity, d->uid);
 		ret = fm_store_deliver_staged(
 		    p->store, p->acct->name, fr->f->local, key,
@@ -1442,7 +1512,8 @@ download_batch(struct folder_run *fr, struct dl *b, size_t n,
 		 * next pass forgets it. */
 		if (ret == 0 && b[i].base != NULL)
 			ret = record(fr, b[i].uid, b[i].base, b[i].flags,
-			             b[i].keywords, err);
+			             b[i].keywords,
+			             b[i].have ? KEEP_PARTIAL : !whole, err);
 		free(b[i].base);
 		b[i].base = NULL;
 	}
@@ -1460,40 +1531,51 @@ remote_size(struct folder_run *fr, uint32_t uid)
 	return rm != NULL ? rm->size : 0;
 }
 
+/* Whether a new message comes whole or as its headers (download). */
+static bool
+wants_whole(const struct fm_account *a, uint64_t size)
+{
+	switch (a->download) {
+	case FM_DOWNLOAD_HEADERS:
+		return false;
+	case FM_DOWNLOAD_MAX:
+		return size <= a->download_max;
+	default:
+		return true;
+	}
+}
+
 static int
 downloads(struct folder_run *fr, const struct fm_plan *plan,
           struct fm_error *err)
 {
-	struct dl *b = xcalloc(BATCH_MESSAGES, sizeof(*b));
-	size_t n = 0;
-	uint64_t bytes = 0;
+	/* Two batches in the making: whole messages and header stubs. */
+	struct dl *b[2] = {xcalloc(BATCH_MESSAGES, sizeof(struct dl)),
+	                   xcalloc(BATCH_MESSAGES, sizeof(struct dl))};
+	size_t n[2] = {0, 0};
+	uint64_t bytes[2] = {0, 0};
 	int ret = 0;
 	for (size_t i = 0; ret == 0 && i < fm_plan_count(plan); i++) {
 		const struct fm_plan_action *a = fm_plan_action_at(plan, i);
 		if (a->op != FM_PLAN_DOWNLOAD)
 			continue;
-		b[n++] = (struct dl){
+		uint64_t size = remote_size(fr, a->uid);
+		int k = wants_whole(fr->p->acct, size) ? 1 : 0;
+		b[k][n[k]++] = (struct dl){
 		    .uid = a->uid, .flags = a->flags, .keywords = a->keywords};
-		bytes += remote_size(fr, a->uid);
-		if (n == BATCH_MESSAGES || bytes >= BATCH_BYTES) {
-			ret = download_batch(fr, b, n, err);
-			n = 0;
-			bytes = 0;
+		bytes[k] += k ? size : 0;
+		if (n[k] == BATCH_MESSAGES || bytes[k] >= BATCH_BYTES) {
+			ret = download_batch(fr, b[k], n[k], k, err);
+			n[k] = 0;
+			bytes[k] = 0;
 		}
 	}
-	if (ret == 0 && n > 0)
-		ret = download_batch(fr, b, n, err);
-	free(b);
+	for (int k = 0; k < 2; k++)
+		if (ret == 0 && n[k] > 0)
+			ret = download_batch(fr, b[k], n[k], k, err);
+	free(b[0]);
+	free(b[1]);
 	return ret;
-}
-
-static const struct fm_store_msg *
-local_find(struct folder_run *fr, const char *base)
-{
-	for (size_t i = 0; i < fr->ln; i++)
-		if (strcmp(fr->lv[i].base, base) == 0)
-			return &fr->lv[i];
-	return NULL;
 }
 
 /* Runs a plan's actions in its order. */
@@ -1552,7 +1634,7 @@ run_plan(struct folder_run *fr, const struct fm_plan *plan,
 				p->stats->flags_local++;
 			}
 			if (record(fr, a->uid, a->base, a->flags, a->keywords,
-			           err) < 0)
+			           KEEP_PARTIAL, err) < 0)
 				return -1;
 			break;
 		}
@@ -1619,6 +1701,14 @@ local_only_flags(const struct pass *p)
 }
 
 static int
+cmp_entry_uid(const void *a, const void *b)
+{
+	uint32_t x = ((const struct fm_state_entry *)a)->uid;
+	uint32_t y = ((const struct fm_state_entry *)b)->uid;
+	return x < y ? -1 : x > y;
+}
+
+static int
 sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 {
 	struct folder_run fr = {.p = p, .f = f, .saved_ms = fm_now_ms()};
@@ -1626,6 +1716,8 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 	struct fm_plan_remote *rin = NULL;
 	struct fm_plan_local *lin = NULL;
 	struct fm_state_entry *synced = NULL;
+	char **kw_plain = NULL;
+	size_t ns = 0;
 	int ret = -1;
 	if (load_state(p, f->local, &fr.st, err) < 0)
 		return -1;
@@ -1647,6 +1739,7 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 	if (fm_store_folder_msgs(p->store, p->acct->name, f->local, &fr.lv,
 	                         &fr.ln, err) < 0)
 		goto out;
+	qsort(fr.lv, fr.ln, sizeof(*fr.lv), cmp_msg_base);
 
 	bool known = fm_state_uidvalidity(fr.st) == fr.validity;
 	/* Delivery tags of files the state does not know yet: a download
@@ -1658,10 +1751,16 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 	    .local_only_flags = local_only_flags(p),
 	    .force = p->so->force,
 	};
-	size_t ns = fm_state_count(fr.st);
+	ns = fm_state_count(fr.st);
 	synced = xcalloc(ns > 0 ? ns : 1, sizeof(*synced));
-	for (size_t i = 0; i < ns; i++)
+	/* The planner sees keywords without the local PARTIAL marker. */
+	kw_plain = xcalloc(ns > 0 ? ns : 1, sizeof(*kw_plain));
+	for (size_t i = 0; i < ns; i++) {
+		bool had;
 		synced[i] = *fm_state_entry_at(fr.st, i);
+		kw_plain[i] = kw_strip(synced[i].keywords, &had);
+		synced[i].keywords = kw_plain[i];
+	}
 	in.synced = synced;
 	in.n_synced = ns;
 	rin = xcalloc(fr.rn > 0 ? fr.rn : 1, sizeof(*rin));
@@ -1678,10 +1777,19 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 		const struct fm_store_msg *m = &fr.lv[i];
 		const struct fm_state_entry *se =
 		    known ? fm_state_find_base(fr.st, m->base) : NULL;
+		const char *kw = NULL;
+		if (se != NULL) {
+			/* the same entry's plain keywords (synced is in
+			 * UID order) */
+			struct fm_state_entry key = {.uid = se->uid};
+			const struct fm_state_entry *x = bsearch(
+			    &key, synced, ns, sizeof(*synced), cmp_entry_uid);
+			kw = x != NULL ? x->keywords : NULL;
+		}
 		lin[i] = (struct fm_plan_local){
 		    .base = m->base,
 		    .flags = m->flags,
-		    .keywords = se != NULL ? se->keywords : NULL,
+		    .keywords = kw,
 		};
 		if (se == NULL) {
 			lin[i].msgid = m->message_id;
@@ -1699,10 +1807,11 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 			char *base = fm_store_find_key(p->store, p->acct->name,
 			                               f->local, key);
 			free(key);
-			for (size_t k = 0; base != NULL && k < fr.ln; k++)
-				if (strcmp(fr.lv[k].base, base) == 0 &&
-				    fm_state_find_base(fr.st, base) == NULL)
-					lin[k].uid_hint = fr.rv[i].uid;
+			struct fm_store_msg *m =
+			    base != NULL ? local_find(&fr, base) : NULL;
+			if (m != NULL &&
+			    fm_state_find_base(fr.st, base) == NULL)
+				lin[m - fr.lv].uid_hint = fr.rv[i].uid;
 			free(base);
 		}
 	}
@@ -1753,6 +1862,9 @@ out:
 		save_state(p, f->local, fr.st, &ignore);
 	}
 	fm_plan_free(&plan);
+	for (size_t i = 0; kw_plain != NULL && i < ns; i++)
+		free(kw_plain[i]);
+	free(kw_plain);
 	free(synced);
 	free(rin);
 	free(lin);
@@ -1830,5 +1942,104 @@ out:
 	free(p.guarded);
 	free(p.guard_text);
 	folders_free(&p);
+	return ret;
+}
+
+int
+fm_imap_fetch_body(const struct fm_account *acct, struct fm_store *store,
+                   const struct fm_session_opts *o, const char *folder,
+                   const char *base, struct fm_error *err)
+{
+	struct pass p = {.acct = acct, .store = store};
+	struct fm_state *st = NULL;
+	if (load_state(&p, folder, &st, err) < 0)
+		return -1;
+	const struct fm_state_entry *e = fm_state_find_base(st, base);
+	bool partial = false;
+	char *plain = e != NULL ? kw_strip(e->keywords, &partial) : NULL;
+	free(plain);
+	if (e == NULL || !partial) {
+		fm_state_free(&st);
+		return 0; /* whole already, or not from the server */
+	}
+	uint32_t uid = e->uid;
+	int ret = -1;
+	char *name = NULL;
+	clist *res = NULL;
+	struct fm_buf lf;
+	fm_buf_init(&lf, SIZE_MAX / 2);
+	if (fm_imap_open(acct, o, &p.imap, err) < 0)
+		goto out;
+	p.s = fm_imap_session(p.imap);
+	if (fm_imap_server_name(p.imap, folder, &name, err) < 0)
+		goto out;
+	if (mailimap_examine(p.s, name) != MAILIMAP_NO_ERROR) {
+		char what[512];
+		snprintf(what, sizeof(what), _("opening the folder %s"),
+		         folder);
+		fm_imap_fail(p.imap, what, err);
+		goto out;
+	}
+	if (p.s->imap_selection_info == NULL ||
+	    p.s->imap_selection_info->sel_uidvalidity !=
+	        fm_state_uidvalidity(st)) {
+		fm_error_set(err, FM_ERR_TEMPORARY,
+		             _("%s renumbered the folder %s; run `fulmar sync "
+		               "%s/%s` first"),
+		             acct->host, folder, acct->name, folder);
+		goto out;
+	}
+	uint32_t one = uid;
+	struct mailimap_set *set = uid_set(&one, 1);
+	struct mailimap_fetch_type *ft = fetch_type(false, false, true);
+	int r = mailimap_uid_fetch(p.s, set, ft, &res);
+	mailimap_fetch_type_free(ft);
+	mailimap_set_free(set);
+	if (r != MAILIMAP_NO_ERROR) {
+		fm_imap_fail(p.imap, _("downloading the message"), err);
+		res = NULL;
+		goto out;
+	}
+	const char *body = NULL;
+	size_t body_len = 0;
+	for (clistiter *it = res != NULL ? clist_begin(res) : NULL; it != NULL;
+	     it = clist_next(it)) {
+		struct fetched fx;
+		parse_att(clist_content(it), &fx);
+		free(fx.keywords);
+		free(fx.msgid);
+		if (fx.uid == uid && fx.body != NULL) {
+			body = fx.body;
+			body_len = fx.body_len;
+		}
+	}
+	if (body == NULL) {
+		fm_error_set(err, FM_ERR_PERMANENT,
+		             _("the server no longer has this message; it "
+		               "goes at the next sync"));
+		goto out;
+	}
+	to_lf(&lf, body, body_len);
+	if (fm_store_replace(store, acct->name, folder, base, lf.data, lf.len,
+	                     err) < 0)
+		goto out;
+	/* Whole now: the entry loses its marker. */
+	struct fm_state_entry ne = *e;
+	plain = kw_strip(e->keywords, &partial);
+	ne.keywords = plain;
+	r = fm_state_put(st, &ne, err);
+	free(plain);
+	if (r < 0 || save_state(&p, folder, st, err) < 0)
+		goto out;
+	ret = 0;
+out:
+	if (res != NULL)
+		mailimap_fetch_list_free(res);
+	fm_buf_free(&lf);
+	free(name);
+	if (ret < 0 && p.imap != NULL && fm_net_failed(fm_imap_conn(p.imap)))
+		fm_imap_abort(&p.imap);
+	fm_imap_close(&p.imap);
+	fm_state_free(&st);
 	return ret;
 }
