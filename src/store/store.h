@@ -171,6 +171,13 @@ int fm_store_account_folders(struct fm_store *store, const char *account,
                              char ***folders_r, size_t *n_r,
                              struct fm_error *err);
 
+/* The local folder the server marks with a special use (role "Sent",
+ * "Drafts", "Trash", "Junk", "Archive"), as the last IMAP sync found it
+ * (mail/ACCOUNT/.fulmar/special-use, one "ROLE<TAB>FOLDER" per line), or
+ * NULL. Newly allocated. Any thread. */
+char *fm_store_special_use(const char *data_dir, const char *account,
+                           const char *role);
+
 /* Gives BASE exactly the maildir flags flags. */
 int fm_store_sync_flags(struct fm_store *store, const char *account,
                         const char *folder, const char *base, uint32_t flags,
