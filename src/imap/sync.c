@@ -817,7 +817,8 @@ remote_find(struct folder_run *fr, uint32_t uid)
 	return bsearch(&key, fr->rv, fr->rn, sizeof(*fr->rv), cmp_remote);
 }
 
-/* The Message-ID in a "Message-ID: <...>" header block, or NULL. */
+/* The Message-ID in a "Message-ID: <...>" header block, without its
+ * brackets, or NULL. */
 static char *
 msgid_from_header(const char *h, size_t len)
 {
@@ -830,7 +831,8 @@ msgid_from_header(const char *h, size_t len)
 	for (const char *c = lt; c <= gt; c++)
 		if ((unsigned char)*c <= ' ')
 			return NULL;
-	return xstrndup(lt, (size_t)(gt - lt) + 1);
+	/* As the store's summaries keep it: without the brackets. */
+	return gt > lt + 1 ? xstrndup(lt + 1, (size_t)(gt - lt) - 1) : NULL;
 }
 
 /* What one FETCH response says about one message. */

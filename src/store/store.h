@@ -155,7 +155,7 @@ struct fm_store_msg {
 	char *file; /* relative to the folder ("cur/BASE:2,S") */
 	uint32_t flags;
 	uint64_t size;    /* bytes in the file */
-	char *message_id; /* "<id>", or NULL */
+	char *message_id; /* without the angle brackets, or NULL */
 };
 
 /* Every message of ACCOUNT/FOLDER (created if missing), in no particular
