@@ -2,5 +2,6 @@
 src_libfulmar_a_SOURCES += \
 	src/mime/mime.h \
 	src/mime/address.c \
+	src/mime/compose.c \
 	src/mime/decode.c \
 	src/mime/header.c
