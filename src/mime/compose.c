@@ -1127,7 +1127,7 @@ from_field(struct fm_buf *out, const struct fm_compose *c, char **domain_r,
 static int
 headers(struct fm_buf *out, const struct fm_compose *c, struct fm_error *err)
 {
-	time_t t;
+	time_t t = 0;
 	char *domain = NULL;
 	if (date_field(out, c, &t, err) < 0 ||
 	    from_field(out, c, &domain, err) < 0)
