@@ -25,7 +25,8 @@
  * stay bounded (libetpan's own mailmime_parse() recurses without a limit).
  *
  * Errors: nearly everything degrades instead of failing. Only reading a file
- * can fail (FM_ERR_LOCAL).
+ * can fail (FM_ERR_LOCAL). Writing (address lists, fm_mime_compose() at the
+ * end) is strict instead: what cannot be sent as given is refused.
  */
 #ifndef FULMAR_MIME_MIME_H
 #define FULMAR_MIME_MIME_H
@@ -292,5 +293,85 @@ int fm_mime_recipients(const char *data, size_t len,
  * Bcc header fields (with their continuation lines). Newly allocated, its
  * length in *len_r. */
 char *fm_mime_strip_bcc(const char *data, size_t len, size_t *len_r);
+
+/* ------------------------------------------------------------------------
+ * Building a message to send (compose.c).
+ */
+
+/* The largest file fm_mime_compose() attaches. */
+#define FM_COMPOSE_ATTACHMENT_MAX (64 * 1024 * 1024)
+/* The most message ids fm_mime_reply_references() keeps: the first one and
+ * the newest ones. */
+#define FM_COMPOSE_REFERENCES_MAX 20
+
+/* One more header field, e.g. User-Agent. The name is printable ASCII
+ * without ':', at most 76 bytes, and not one fm_mime_compose() writes
+ * itself; the value is UTF-8 text, encoded as needed (NULL or "": the
+ * field is left out). */
+struct fm_compose_header {
+	const char *name;
+	const char *value;
+};
+
+struct fm_compose_attachment {
+	const char *path;         /* the file, read whole */
+	const char *filename;     /* UTF-8; NULL: the base name of path */
+	const char *content_type; /* "type/subtype[; params]"; NULL: guessed
+	                           * from the content by libmagic */
+};
+
+/* What a message is made of. Strings are UTF-8 and belong to the caller;
+ * NULL or "" leaves a field out. Address lists are header values as the
+ * user typed them: they are parsed (fm_mime_addresses_parse()), checked
+ * and written anew. */
+struct fm_compose {
+	const char *from_name; /* display name */
+	const char *from_addr; /* required: one mailbox ("Name <a@b>" is
+	                        * fine; its name serves when from_name is
+	                        * NULL) */
+	const char *to, *cc, *bcc, *reply_to;
+	const char *subject;
+	time_t date;     /* 0: now, in the local time zone */
+	long utc_offset; /* seconds east of UTC of date, when date != 0 */
+	const char *message_id;  /* NULL: a new "<random.time@from-domain>" */
+	const char *in_reply_to; /* the parent's Message-ID, or NULL */
+	const char *references;  /* References: ids, or NULL (see
+	                          * fm_mime_reply_references()) */
+	const struct fm_compose_header *headers;
+	size_t header_count;
+	const char *body; /* the text; line ends LF or CRLF */
+	const struct fm_compose_attachment *attachments;
+	size_t attachment_count;
+};
+
+/* Builds the message c describes, as it goes into a maildir: LF line ends
+ * (the SMTP layer sends CRLF), no line longer than 998 bytes, 7-bit clean.
+ * Non-ASCII header text becomes RFC 2047 encoded words (UTF-8, at most 75
+ * characters each, never splitting a character), folded at white space;
+ * the body is text/plain, us-ascii 7bit when it can be, else
+ * quoted-printable, or base64 when that is a quarter shorter (mostly
+ * non-ASCII text); UTF-8 unless it is all ASCII. With attachments the
+ * message is multipart/mixed: the text first, then each file base64, with
+ * an RFC 2231 file name (and a plain ASCII one for old readers). The Bcc
+ * field stays in the message (fm_mime_strip_bcc() makes the copy to
+ * transmit). Date, Message-ID and MIME-Version are always written; an
+ * address field that comes out empty (only an empty group) is left out;
+ * white space runs in one-line texts (Subject, names) become one space.
+ *
+ * Stores the message in *data_r (NUL-terminated; the caller frees it) and
+ * its length in *len_r. Fails with FM_ERR_USAGE, saying which field is
+ * wrong, for a bad address, header field, id, text that is not UTF-8 or
+ * holds control characters, or an attachment that is missing, not a
+ * regular file or larger than FM_COMPOSE_ATTACHMENT_MAX; FM_ERR_LOCAL when
+ * a file cannot be read or no random bytes are to be had. Any thread. */
+int fm_mime_compose(const struct fm_compose *c, char **data_r, size_t *len_r,
+                    struct fm_error *err);
+
+/* The References value for a reply to parent (RFC 5322 section 3.6.4):
+ * its References (or else its In-Reply-To) followed by its Message-ID,
+ * without ids that could not be written again and without repeats, cut to
+ * the first and the newest FM_COMPOSE_REFERENCES_MAX - 1. A new string
+ * ("<a@b> <c@d>"; the caller frees it), or NULL when parent has no ids. */
+char *fm_mime_reply_references(const struct fm_envelope *parent);
 
 #endif
