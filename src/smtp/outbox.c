@@ -603,7 +603,8 @@ fm_smtp_outbox_list(const struct fm_account *acct, struct fm_store *store,
 	struct outbox ob;
 	if (outbox_open(acct, store, &ob, err) < 0)
 		return -1;
-	qsort(ob.e, ob.n, sizeof(*ob.e), cmp_entry);
+	if (ob.n > 1)
+		qsort(ob.e, ob.n, sizeof(*ob.e), cmp_entry);
 	*entries_r = ob.e;
 	*n_r = ob.n;
 	ob.e = NULL;
@@ -816,7 +817,8 @@ fm_smtp_flush_outbox(const struct fm_account *acct, struct fm_store *store,
 	struct outbox ob;
 	if (outbox_open(acct, store, &ob, err) < 0)
 		return -1;
-	qsort(ob.e, ob.n, sizeof(*ob.e), cmp_entry);
+	if (ob.n > 1)
+		qsort(ob.e, ob.n, sizeof(*ob.e), cmp_entry);
 	/* Ids, not pointers: entries move when others are removed. */
 	char **due = xcalloc(ob.n + 1, sizeof(*due));
 	size_t n_due = 0;

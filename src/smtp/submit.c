@@ -122,10 +122,16 @@ contains(const char *hay, const char *needle)
 
 enum stage { STAGE_MAIL, STAGE_RCPT, STAGE_DATA, STAGE_END };
 
-static double
-mb(size_t bytes)
+/* "12.3 MB", or "17 KB" under a megabyte. */
+static const char *
+human_size(size_t bytes, char *buf, size_t size)
 {
-	return (double)bytes / (1024.0 * 1024.0);
+	if (bytes >= 1024 * 1024)
+		snprintf(buf, size, _("%.1f MB"),
+		         (double)bytes / (1024.0 * 1024.0));
+	else
+		snprintf(buf, size, _("%zu KB"), (bytes + 1023) / 1024);
+	return buf;
 }
 
 /* Turns a reply that is not a success into the result's class and
@@ -196,22 +202,25 @@ map_reply(const struct fm_account *a, mailsmtp *m, enum stage stage,
 	    (ec[0] == 5 &&
 	     ((ec[1] == 3 && ec[2] == 4) || (ec[1] == 2 && ec[2] == 3)))) {
 		size_t limit = m->smtp_max_msg_size;
+		char have[32], most[32];
+		human_size(size, have, sizeof(have));
 		res->outcome = FM_SMTP_FAILED;
 		if (limit > 0)
 			fm_error_set(
 			    err, FM_ERR_PERMANENT,
-			    _("the message (%.1f MB) is larger than %s "
-			      "accepts: at most %.1f MB (SIZE %zu in its EHLO "
-			      "reply; it said: %s); send big files another "
-			      "way, such as a link to a file share"),
-			    mb(size), h, mb(limit), limit, reply);
+			    _("the message (%s) is larger than %s accepts: "
+			      "at most %s (SIZE %zu in its EHLO reply; it "
+			      "said: %s); send big files another way, such as "
+			      "a link to a file share"),
+			    have, h, human_size(limit, most, sizeof(most)),
+			    limit, reply);
 		else
 			fm_error_set(err, FM_ERR_PERMANENT,
-			             _("the message (%.1f MB) is larger than "
-			               "%s accepts (it said: %s; it announced "
-			               "no SIZE limit); send big files another "
+			             _("the message (%s) is larger than %s "
+			               "accepts (it said: %s; it announced no "
+			               "SIZE limit); send big files another "
 			               "way, such as a link to a file share"),
-			             mb(size), h, reply);
+			             have, h, reply);
 		return;
 	}
 	if (stage == STAGE_MAIL && code >= 500) {
