@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -406,11 +407,15 @@ find_orphans(struct outbox *ob, struct fm_error *err)
 				free(base);
 				continue;
 			}
+			char *path = xasprintf("%s/%s", sub, de->d_name);
+			struct stat st;
 			struct fm_outbox_entry e = {
 			    .id = xstrdup(base),
 			    .state = FM_OUTBOX_HELD,
+			    .queued_at =
+			        stat(path, &st) == 0 ? (int64_t)st.st_mtime : 0,
 			    .base = base,
-			    .path = xasprintf("%s/%s", sub, de->d_name),
+			    .path = path,
 			    .rcpts = xcalloc(1, sizeof(char *)),
 			};
 			ob->e = xreallocarray(ob->e, ob->n + 1, sizeof(*ob->e));
