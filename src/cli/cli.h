@@ -57,6 +57,7 @@ int fm_cmd_config(struct fm_cli_ctx *ctx, int argc, char **argv);
 int fm_cmd_list(struct fm_cli_ctx *ctx, int argc, char **argv);
 int fm_cmd_reindex(struct fm_cli_ctx *ctx, int argc, char **argv);
 int fm_cmd_search(struct fm_cli_ctx *ctx, int argc, char **argv);
+int fm_cmd_send(struct fm_cli_ctx *ctx, int argc, char **argv);
 int fm_cmd_show(struct fm_cli_ctx *ctx, int argc, char **argv);
 int fm_cmd_sync(struct fm_cli_ctx *ctx, int argc, char **argv);
 

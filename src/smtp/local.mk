@@ -1,4 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 src_libfulmar_a_SOURCES += \
 	src/smtp/smtp.h \
-	src/smtp/session.c
+	src/smtp/outbox.c \
+	src/smtp/session.c \
+	src/smtp/submit.c

@@ -794,6 +794,18 @@ fm_store_move(struct fm_store *s, const char *account, const char *folder,
 	return apply_move(s, a, f, base, to_folder, err);
 }
 
+int
+fm_store_move_local(struct fm_store *s, const char *account, const char *folder,
+                    const char *base, const char *to_folder,
+                    struct fm_error *err)
+{
+	struct account *a;
+	struct folder *f;
+	if (locate(s, account, folder, base, &a, &f, NULL, err) < 0)
+		return -1;
+	return apply_move(s, a, f, base, to_folder, err);
+}
+
 static int
 apply_delete(struct fm_store *s, struct account *a, struct folder *f,
              const char *base, struct fm_error *err)
@@ -824,6 +836,18 @@ fm_store_delete(struct fm_store *s, const char *account, const char *folder,
 	    .base = base,
 	};
 	if (journal(a, &r, err) < 0)
+		return -1;
+	return apply_delete(s, a, f, base, err);
+}
+
+int
+fm_store_delete_local(struct fm_store *s, const char *account,
+                      const char *folder, const char *base,
+                      struct fm_error *err)
+{
+	struct account *a;
+	struct folder *f;
+	if (locate(s, account, folder, base, &a, &f, NULL, err) < 0)
 		return -1;
 	return apply_delete(s, a, f, base, err);
 }

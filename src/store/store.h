@@ -106,6 +106,18 @@ int fm_store_move(struct fm_store *store, const char *account,
 int fm_store_delete(struct fm_store *store, const char *account,
                     const char *folder, const char *base, struct fm_error *err);
 
+/* Local bookkeeping the server must never hear of (the Outbox, which
+ * exists only here): as fm_store_move() and fm_store_delete(), but
+ * nothing is journaled. A message moved into a synchronised folder this
+ * way (a sent message filed in Sent) is a new local message there, which
+ * the sync engine uploads like any other. */
+int fm_store_move_local(struct fm_store *store, const char *account,
+                        const char *folder, const char *base,
+                        const char *to_folder, struct fm_error *err);
+int fm_store_delete_local(struct fm_store *store, const char *account,
+                          const char *folder, const char *base,
+                          struct fm_error *err);
+
 /* Writes every changed summary and state file (atomically). */
 int fm_store_flush(struct fm_store *store, struct fm_error *err);
 

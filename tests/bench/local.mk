@@ -7,3 +7,4 @@ EXTRA_DIST += \
 	tests/bench/fulmar-prep.sh \
 	tests/bench/run.sh
 EXTRA_DIST += tests/bench/pop3.sh
+EXTRA_DIST += tests/bench/send.sh

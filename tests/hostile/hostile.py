@@ -945,12 +945,46 @@ SMTP = {
     "smtp-starttls-ok": dict(ehlo=["STARTTLS", "8BITMIME"], starttls="ok", needs_cert=True),
 }
 
+# Sending: a normal server (STARTTLS, then AUTH) whose answers to the
+# transaction are scripted, for the replies the real Postfix of the suite
+# will not give. "mail", "data" and "end" (after the final dot) replace
+# the 250/354/250; "rcpt" maps a recipient address (lower case) to its
+# reply; "end": None closes the connection after the data instead of
+# answering; "ehlo_tls" replaces the extensions after TLS.
+SENDING = {
+    "smtp-mail-530-starttls": dict(mail="530 5.7.0 Must issue a STARTTLS command first"),
+    "smtp-mail-530-auth": dict(mail="530 5.7.0 Authentication required"),
+    "smtp-rcpt-550": dict(
+        rcpt={
+            "nobody@fulmar.test": "550 5.1.1 <nobody@fulmar.test>: Recipient address "
+            "rejected: User unknown in virtual mailbox table",
+            "ghost@fulmar.test": "550 5.1.1 <ghost@fulmar.test>: Recipient address "
+            "rejected: User unknown in virtual mailbox table",
+        }
+    ),
+    "smtp-rcpt-451": dict(rcpt={"*": "451 4.3.0 <x>: Temporary lookup failure"}),
+    "smtp-size-552": dict(
+        ehlo_tls=EHLO_TLS + ["SIZE 2000"],
+        mail_size_over=(2000, "552 5.3.4 Message size exceeds fixed limit"),
+    ),
+    "smtp-data-523": dict(end="523 5.3.4 Message too big for system"),
+    "smtp-sendas-554": dict(
+        end="554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException."
+        "MapiExceptionSendAsDenied; Failed to process message due to a permanent "
+        "exception with message Cannot submit message."
+    ),
+    "smtp-data-drop": dict(end=None),
+}
+for _cfg in SENDING.values():
+    _cfg.update(ehlo=["STARTTLS", "8BITMIME"], starttls="ok", needs_cert=True)
+SMTP.update(SENDING)
+
 
 def smtp_session(c, cfg):
     state = dict(authed=False)
 
     def ehlo():
-        return EHLO_TLS if c.tls else cfg["ehlo"]
+        return cfg.get("ehlo_tls", EHLO_TLS) if c.tls else cfg["ehlo"]
 
     c.send("220 hostile.fulmar.test ESMTP hostile\r\n")
     while True:
@@ -978,13 +1012,27 @@ def smtp_session(c, cfg):
                 state["authed"] = False
         elif cmd == "AUTH":
             smtp_auth(c, state, ehlo(), args)
+        elif cmd == "MAIL" and "mail" in cfg:
+            c.send(cfg["mail"] + "\r\n")
+        elif cmd == "MAIL" and "mail_size_over" in cfg:
+            limit, reply = cfg["mail_size_over"]
+            m = re.search(r"SIZE=(\d+)", line, re.I)
+            c.send((reply if m and int(m.group(1)) > limit else "250 2.1.0 ok") + "\r\n")
+        elif cmd == "RCPT" and "rcpt" in cfg:
+            m = re.search(r"<([^>]*)>", line)
+            addr = m.group(1).lower() if m else ""
+            reply = cfg["rcpt"].get(addr, cfg["rcpt"].get("*", "250 2.1.5 ok"))
+            c.send(reply + "\r\n")
         elif cmd in ("MAIL", "RCPT", "RSET", "NOOP"):
             c.send("250 2.0.0 ok\r\n")
         elif cmd == "DATA":
             c.send("354 end with <CRLF>.<CRLF>\r\n")
             while c.readline().rstrip(b"\r\n") != b".":
                 pass
-            c.send("250 2.0.0 queued as HOSTILE\r\n")
+            if "end" in cfg and cfg["end"] is None:
+                c.log("closing after the data, without a reply")
+                raise Closed("dropped after the data")
+            c.send(cfg.get("end", "250 2.0.0 queued as HOSTILE") + "\r\n")
         else:
             c.send("500 5.5.2 unknown command\r\n")
 
@@ -1033,7 +1081,9 @@ def smtp_auth(c, state, ehlo, args):
 
 # --------------------------------------------------------------- main ----
 
-SCENARIOS = sorted(list(IMAP) + list(TRICKS) + list(POP3) + list(SMTP) + list(POP3_MAILDROP))
+SCENARIOS = sorted(
+    list(IMAP) + list(TRICKS) + list(POP3) + list(SMTP) + list(POP3_MAILDROP) + ["smtp-blackhole"]
+)
 
 
 def handle(sock, no, args, rec, tls_ctx):
@@ -1112,6 +1162,36 @@ def parse_args():
     return a
 
 
+def blackhole(lsock, args):
+    """smtp-blackhole: a port whose SYNs go unanswered, as on a network
+    that drops mail submission: the accept queue (backlog 0) is filled by
+    our own connections and never emptied, so the kernel drops further
+    SYNs and a client's connect() times out."""
+    lsock.listen(0)
+    fillers = []
+    for _ in range(3):
+        f = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        f.setblocking(False)
+        try:
+            f.connect(lsock.getsockname())
+        except BlockingIOError:
+            pass
+        fillers.append(f)
+    time.sleep(0.3)
+    port = lsock.getsockname()[1]
+    tmp = args.port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%d\n" % port)
+    os.replace(tmp, args.port_file)
+    log("smtp-blackhole: 127.0.0.1:%d drops every new SYN" % port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait(args.lifetime)
+    log("exit")
+    os._exit(0)
+
+
 def main():
     args = parse_args()
     if args.scenario in POP3_MAILDROP:
@@ -1136,6 +1216,8 @@ def main():
 
     lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     lsock.bind(("127.0.0.1", 0))
+    if args.scenario == "smtp-blackhole":
+        blackhole(lsock, args)
     lsock.listen(args.connections)
     lsock.settimeout(0.2)  # wake up for the signal and the deadline
     port = lsock.getsockname()[1]
