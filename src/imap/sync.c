@@ -58,6 +58,8 @@ enum {
  * never sees it, so it never reaches the server. */
 #define PARTIAL "fulmar:partial"
 #define OUTBOX "Outbox"
+/* The local-only hierarchy (e.g. "Local/Sent" for save_sent = local). */
+#define LOCAL_ONLY "Local"
 
 /* ------------------------------------------------------------------------
  * Flags: IMAP <-> maildir bits, keywords as sorted strings.
@@ -333,6 +335,16 @@ state_path(struct pass *p, const char *local)
 	return path;
 }
 
+/* The Outbox and the Local/ hierarchy never leave this machine. */
+static bool
+local_only(const char *local)
+{
+	size_t n = strlen(LOCAL_ONLY);
+	return strcmp(local, OUTBOX) == 0 ||
+	       (strncmp(local, LOCAL_ONLY, n) == 0 &&
+	        (local[n] == '\0' || local[n] == '/'));
+}
+
 /* `folders` patterns: '*' matches anything, '%' anything but '/'. */
 static bool
 glob(const char *pat, const char *s)
@@ -423,11 +435,11 @@ list_server(struct pass *p, struct fm_error *err)
 			continue;
 		}
 		free(utf8);
-		if (strcmp(local, OUTBOX) == 0) {
+		if (local_only(local)) {
 			fm_log_warn(_("%s: the server folder %s is not synced: "
-			              "fulmar keeps its outgoing mail under "
-			              "that name"),
-			            p->acct->name, OUTBOX);
+			              "fulmar keeps local-only mail under that "
+			              "name"),
+			            p->acct->name, local);
 			free(local);
 			continue;
 		}
@@ -458,7 +470,7 @@ list_local(struct pass *p, struct fm_error *err)
 	    0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		if (strcmp(names[i], OUTBOX) != 0)
+		if (!local_only(names[i]))
 			folder_add(p, names[i])->on_local = true;
 		free(names[i]);
 	}

@@ -70,11 +70,17 @@ fm_outbox_state_name(enum fm_outbox_state state)
 	                                                 : "?";
 }
 
-const char *
-fm_smtp_sent_folder(const struct fm_account *acct)
+char *
+fm_smtp_sent_folder(const struct fm_account *acct, const char *data_dir)
 {
-	/* One place to map to the server's \Sent folder later. */
-	return acct->save_sent == FM_SAVE_SENT_NO ? NULL : "Sent";
+	if (acct->save_sent == FM_SAVE_SENT_NO)
+		return NULL;
+	if (acct->protocol != FM_PROTO_IMAP)
+		return xstrdup("Sent");
+	if (acct->save_sent == FM_SAVE_SENT_LOCAL)
+		return xstrdup("Local/Sent");
+	char *f = fm_store_special_use(data_dir, acct->name, "Sent");
+	return f != NULL ? f : xstrdup("Sent");
 }
 
 static void
@@ -347,11 +353,13 @@ file_sent(struct outbox *ob, struct fm_outbox_entry *e, struct fm_error *err)
 {
 	if (e->path == NULL)
 		return 0;
-	const char *sent = fm_smtp_sent_folder(ob->acct);
+	char *sent =
+	    fm_smtp_sent_folder(ob->acct, fm_store_data_dir(ob->store));
 	int r = sent != NULL ? fm_store_move_local(ob->store, ob->acct->name,
 	                                           OUTBOX, e->base, sent, err)
 	                     : fm_store_delete_local(ob->store, ob->acct->name,
 	                                             OUTBOX, e->base, err);
+	free(sent);
 	if (r < 0)
 		return -1;
 	free(e->path);

@@ -136,10 +136,13 @@ struct fm_outbox_entry {
 };
 void fm_outbox_entries_free(struct fm_outbox_entry *entries, size_t n);
 
-/* The folder that receives the copy of each sent message, per save_sent
- * (`local` and `server`: "Sent"; the sync engine uploads it for
- * `server`), or NULL for save_sent = no. */
-const char *fm_smtp_sent_folder(const struct fm_account *acct);
+/* The folder that receives the copy of each sent message, per save_sent,
+ * or NULL for save_sent = no. `server` on an IMAP account: the folder the
+ * server marks \Sent (as the last sync found it, else "Sent"); the sync
+ * engine uploads the copy. `local` on an IMAP account: "Local/Sent", in
+ * the local-only "Local/" hierarchy the sync engine never touches. POP3
+ * accounts: "Sent". Newly allocated. */
+char *fm_smtp_sent_folder(const struct fm_account *acct, const char *data_dir);
 
 /* Queues a message: the envelope record first (durable), then the
  * message into the Outbox (durable, flagged seen, so that its Sent copy
