@@ -7,3 +7,7 @@ EXTRA_DIST += \
 	tests/bench/fulmar-prep.sh \
 	tests/bench/run.sh
 EXTRA_DIST += tests/bench/pop3.sh
+EXTRA_DIST += \
+	tests/bench/imap.sh \
+	tests/bench/imap-floor.py \
+	tests/bench/imap-mailbox.py
