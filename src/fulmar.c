@@ -21,8 +21,8 @@ static const struct fm_cli_command commands[] = {
     {"search", fm_cmd_search, N_("QUERY [--json]"),
      N_("search the local cache (notmuch query syntax)")},
     {"show", fm_cmd_show, N_("ID | --file PATH"), N_("show a message as text")},
-    {"sync", fm_cmd_sync, N_("[ACCOUNT]..."),
-     N_("one send/receive pass (POP3 accounts in this version)")},
+    {"sync", fm_cmd_sync, N_("[--force] [--quiet] [ACCOUNT[/FOLDER]]..."),
+     N_("one send/receive pass: IMAP both ways, POP3 downloads")},
 };
 
 int

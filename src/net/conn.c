@@ -72,6 +72,23 @@ net_wait(struct fm_net_conn *conn, short events, uint64_t deadline_ms)
 	}
 }
 
+int
+fm_net_wait_readable(struct fm_net_conn *conn, mailstream *stream,
+                     unsigned timeout_ms)
+{
+	if (stream != NULL && stream->read_buffer_len > 0)
+		return 1;
+	if (conn->ssl != NULL && SSL_pending(conn->ssl) > 0)
+		return 1;
+	if (net_wait(conn, POLLIN, fm_now_ms() + timeout_ms) == 0)
+		return 1;
+	if (conn->fail == NET_TIMEOUT) {
+		conn->fail = NET_OK;
+		return 0;
+	}
+	return -1;
+}
+
 /* ------------------------------------------------------------------------
  * The guard.
  */

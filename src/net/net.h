@@ -264,6 +264,13 @@ int fm_net_sasl_lines(struct fm_net_conn *conn, mailstream *stream,
                       const char *user, const char *secret, bool *ok,
                       char *final, size_t final_size, char *report,
                       size_t report_size, struct fm_error *err);
+/* Waits up to timeout_ms for the server to say something (IDLE): 1 when
+ * bytes are ready — already in libetpan's buffer or OpenSSL's, or on the
+ * socket — 0 when the time passed quietly, -1 when cancelled or the socket
+ * failed (then fm_net_error() explains). */
+int fm_net_wait_readable(struct fm_net_conn *conn, mailstream *stream,
+                         unsigned timeout_ms);
+
 /* Reads one line (bounded by the connection's guard) without its CRLF
  * into a new string; NULL on failure (then fm_net_error explains). */
 char *fm_net_read_line(struct fm_net_conn *conn, mailstream *stream);

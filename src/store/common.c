@@ -228,3 +228,35 @@ store_list_folders(const char *account_dir, char ***folders_r, size_t *n_r,
 	*n_r = sv.n;
 	return 0;
 }
+
+char *
+fm_store_special_use(const char *data_dir, const char *account,
+                     const char *role)
+{
+	char *root = fm_store_mail_root(data_dir);
+	char *path =
+	    xasprintf("%s/%s/%s/special-use", root, account, STORE_ACCOUNT_DIR);
+	free(root);
+	char *data = NULL;
+	size_t len = 0;
+	struct fm_error err;
+	fm_error_clear(&err);
+	int r = fm_record_read_file(path, 1 << 20, &data, &len, &err);
+	free(path);
+	if (r != 0)
+		return NULL;
+	char *found = NULL;
+	size_t rl = strlen(role);
+	for (char *line = data; found == NULL && line < data + len;) {
+		char *nl = memchr(line, '\n', (size_t)(data + len - line));
+		if (nl == NULL)
+			nl = data + len;
+		if ((size_t)(nl - line) > rl + 1 &&
+		    strncmp(line, role, rl) == 0 && line[rl] == '\t')
+			found = xstrndup(line + rl + 1,
+			                 (size_t)(nl - line) - rl - 1);
+		line = nl + 1;
+	}
+	free(data);
+	return found;
+}
