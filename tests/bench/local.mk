@@ -7,4 +7,8 @@ EXTRA_DIST += \
 	tests/bench/fulmar-prep.sh \
 	tests/bench/run.sh
 EXTRA_DIST += tests/bench/pop3.sh
-EXTRA_DIST += tests/bench/send.sh
+EXTRA_DIST += \
+	tests/bench/send.sh \
+	tests/bench/imap.sh \
+	tests/bench/imap-floor.py \
+	tests/bench/imap-mailbox.py
