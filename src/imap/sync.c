@@ -25,6 +25,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,12 @@ enum {
 };
 
 #define STATE_FILE ".fulmar-state"
+/* What a folder looked like after a sync that left both sides in
+ * agreement: the server's counters and a fingerprint of the maildir's
+ * file names. When both are the same at the next pass, the folder is
+ * skipped without loading its state or summary. A cache: missing or
+ * damaged, the folder is simply synced in full. */
+#define STAMP_FILE ".fulmar-unchanged"
 /* The state keyword of a message stored as headers only (download =
  * headers, or max SIZE). It lives only in the local state: the planner
  * never sees it, so it never reaches the server. */
@@ -773,6 +780,123 @@ replay_moves(struct pass *p, struct fm_error *err)
 }
 
 /* ------------------------------------------------------------------------
+ * The unchanged-folder stamp.
+ */
+
+enum { ST_VALIDITY, ST_UIDNEXT, ST_MODSEQ, ST_EXISTS, ST_FILES, ST_HASH, ST_N };
+
+/* The number of files in cur/ and new/ and an order-independent hash of
+ * their names (FNV-1a per name, summed): any delivery, rename (flag
+ * change), move or removal changes it. */
+static bool
+maildir_fingerprint(const char *dir, uint64_t *files_r, uint64_t *hash_r)
+{
+	uint64_t files = 0, sum = 0;
+	for (int k = 0; k < 2; k++) {
+		char *sub = fm_path_join(dir, k == 0 ? "cur" : "new");
+		DIR *d = opendir(sub);
+		free(sub);
+		if (d == NULL)
+			return false;
+		struct dirent *de;
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.')
+				continue;
+			uint64_t h = 1469598103934665603ull ^ (uint64_t)k;
+			for (const char *c = de->d_name; *c != '\0'; c++)
+				h = (h ^ (unsigned char)*c) * 1099511628211ull;
+			sum += h;
+			files++;
+		}
+		closedir(d);
+	}
+	*files_r = files;
+	*hash_r = sum;
+	return true;
+}
+
+static char *
+stamp_path(struct pass *p, const char *local, char **dir_r)
+{
+	char *dir = fm_store_folder_dir(fm_store_data_dir(p->store),
+	                                p->acct->name, local);
+	char *path = fm_path_join(dir, STAMP_FILE);
+	if (dir_r != NULL)
+		*dir_r = dir;
+	else
+		free(dir);
+	return path;
+}
+
+/* Whether the folder is exactly as the stamp says. */
+static bool
+stamp_matches(struct pass *p, const char *local, const uint64_t now[ST_N])
+{
+	char *dir = NULL;
+	char *path = stamp_path(p, local, &dir);
+	char *data = NULL;
+	size_t len = 0;
+	struct fm_error e;
+	fm_error_clear(&e);
+	bool same = false;
+	if (fm_record_read_file(path, 4096, &data, &len, &e) == 0) {
+		char *f[ST_N + 1];
+		uint64_t v;
+		char *nl = memchr(data, '\n', len);
+		if (nl != NULL)
+			*nl = '\0';
+		same = strncmp(data, "fulmar-unchanged 1 ", 19) == 0 &&
+		       fm_record_split(data + 19, f, ST_N) == 0;
+		for (int i = 0; same && i < ST_N; i++)
+			same = fm_record_parse_u64(f[i], 10, UINT64_MAX, &v) ==
+			           0 &&
+			       (i >= ST_FILES || v == now[i]);
+		if (same) {
+			uint64_t files, hash, want_files, want_hash;
+			same = maildir_fingerprint(dir, &files, &hash) &&
+			       fm_record_parse_u64(f[ST_FILES], 10, UINT64_MAX,
+			                           &want_files) == 0 &&
+			       fm_record_parse_u64(f[ST_HASH], 10, UINT64_MAX,
+			                           &want_hash) == 0 &&
+			       files == want_files && hash == want_hash;
+		}
+	}
+	free(data);
+	free(path);
+	free(dir);
+	return same;
+}
+
+/* Writes the stamp (v[ST_FILES] and v[ST_HASH] filled here), or removes
+ * it when the folder cannot be stamped. */
+static void
+stamp_write(struct pass *p, const char *local, uint64_t v[ST_N])
+{
+	char *dir = NULL;
+	char *path = stamp_path(p, local, &dir);
+	struct fm_error e;
+	fm_error_clear(&e);
+	if (v == NULL || !maildir_fingerprint(dir, &v[ST_FILES], &v[ST_HASH])) {
+		if (unlink(path) < 0 && errno != ENOENT)
+			fm_log_warn("%s: %s", path, strerror(errno));
+	} else {
+		char line[256];
+		int n = snprintf(
+		    line, sizeof(line),
+		    "fulmar-unchanged 1 %llu %llu %llu %llu %llu "
+		    "%llu\n",
+		    (unsigned long long)v[0], (unsigned long long)v[1],
+		    (unsigned long long)v[2], (unsigned long long)v[3],
+		    (unsigned long long)v[4], (unsigned long long)v[5]);
+		struct iovec iov = {.iov_base = line, .iov_len = (size_t)n};
+		if (fm_file_replace(path, &iov, 1, &e) < 0)
+			fm_log_warn("%s", e.user);
+	}
+	free(path);
+	free(dir);
+}
+
+/* ------------------------------------------------------------------------
  * Step 4: one folder.
  */
 
@@ -797,6 +921,8 @@ struct folder_run {
 	size_t ln;
 	uint64_t saved_ms;
 	bool state_dirty;
+	size_t remote_changes; /* STOREs sent */
+	size_t refused;        /* uploads the server refused */
 	/* transfer progress */
 	size_t done, total;
 	uint64_t bytes;
@@ -1262,6 +1388,7 @@ push_flags(struct folder_run *fr, const struct fm_plan *plan,
 		    xreallocarray(g[k].uids, g[k].n + 1, sizeof(*g[k].uids));
 		g[k].uids[g[k].n++] = a->uid;
 		fr->p->stats->flags_remote++;
+		fr->remote_changes++;
 	}
 	int ret = 0;
 	for (size_t k = 0; k < ng; k++) {
@@ -1404,7 +1531,17 @@ upload(struct folder_run *fr, const struct fm_plan_action *a,
 		char what[512];
 		snprintf(what, sizeof(what), _("uploading a message to %s"),
 		         fr->f->local);
-		return fm_imap_fail(fr->p->imap, what, err);
+		if (fm_net_failed(fm_imap_conn(fr->p->imap)))
+			return fm_imap_fail(fr->p->imap, what, err);
+		/* The server refused this one message: it stays here and is
+		 * offered again next time; the rest of the folder goes on. */
+		struct fm_error e;
+		fm_error_clear(&e);
+		fm_imap_fail(fr->p->imap, what, &e);
+		fm_log_warn(_("%s/%s: %s; the message stays here"),
+		            fr->p->acct->name, fr->f->local, e.user);
+		fr->refused++;
+		return 0;
 	}
 	fr->p->stats->uploaded++;
 	fr->p->stats->bytes += len;
@@ -1733,10 +1870,8 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 	char **kw_plain = NULL;
 	size_t ns = 0;
 	int ret = -1;
-	if (load_state(p, f->local, &fr.st, err) < 0)
-		return -1;
 	if (select_folder(p, f, &fr.modseq, err) < 0)
-		goto out;
+		return -1;
 	const struct mailimap_selection_info *si = p->s->imap_selection_info;
 	fr.validity = si->sel_uidvalidity;
 	fr.uidnext = si->sel_uidnext;
@@ -1748,6 +1883,18 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 		             p->acct->host, f->local);
 		goto out;
 	}
+	uint64_t seen[ST_N] = {fr.validity, fr.uidnext, fr.modseq, fr.exists};
+	if (fr.modseq > 0 && fr.uidnext > 0 &&
+	    stamp_matches(p, f->local, seen)) {
+		/* Neither side changed since a sync that left them equal. */
+		p->stats->folders++;
+		ret = 0;
+		goto out;
+	}
+	/* From here on the folder may change: the stamp no longer holds. */
+	stamp_write(p, f->local, NULL);
+	if (load_state(p, f->local, &fr.st, err) < 0)
+		goto out;
 	if (list_remote(&fr, err) < 0)
 		goto out;
 	if (fm_store_folder_msgs(p->store, p->acct->name, f->local, &fr.lv,
@@ -1867,6 +2014,11 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 		goto out;
 	f->has_state = true;
 	p->stats->folders++;
+	/* Downloads and local changes leave the server's counters as SELECT
+	 * reported them; a STORE, EXPUNGE or APPEND moves them on. */
+	if (fr.modseq > 0 && fr.uidnext > 0 && sum->remote_deletes == 0 &&
+	    sum->uploads == 0 && fr.remote_changes == 0 && fr.refused == 0)
+		stamp_write(p, f->local, seen);
 	ret = 0;
 out:
 	if (ret < 0 && fr.st != NULL && fr.state_dirty) {
