@@ -189,6 +189,9 @@ int fm_fsync_parent(const char *path, struct fm_error *err);
 /* Appends str as one field: "-" for NULL or empty; bytes up to space, '%'
  * and DEL as %XX. */
 void fm_record_put(struct fm_buf *b, const char *str);
+/* Appends v in base 10 or 16 (lowercase), as fm_record_parse_u64() reads
+ * it; without printf, because record files are written in bulk. */
+void fm_record_put_u64(struct fm_buf *b, uint64_t v, int base);
 /* Undoes fm_record_put() in place: *out_r = str (or NULL for "-"). -1 on
  * anything fm_record_put() would not write. */
 int fm_record_unescape(char *str, char **out_r);

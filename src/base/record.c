@@ -40,12 +40,33 @@ fm_record_put(struct fm_buf *b, const char *str)
 		fm_buf_append_str(b, "%2D");
 		return;
 	}
-	for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
-		if (*p <= ' ' || *p == '%' || *p == 0x7f)
-			fm_buf_printf(b, "%%%02X", *p);
-		else
-			fm_buf_append_char(b, (char)*p);
+	/* Runs of plain bytes go in one append; escapes are rare. */
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *run = (const unsigned char *)str;
+	for (const unsigned char *p = run;; p++) {
+		if (*p != '\0' && *p > ' ' && *p != '%' && *p != 0x7f)
+			continue;
+		fm_buf_append(b, run, (size_t)(p - run));
+		if (*p == '\0')
+			break;
+		char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+		fm_buf_append(b, esc, 3);
+		run = p + 1;
 	}
+}
+
+void
+fm_record_put_u64(struct fm_buf *b, uint64_t v, int base)
+{
+	static const char digits[] = "0123456789abcdef";
+	char tmp[24];
+	size_t n = sizeof(tmp);
+	unsigned ub = base == 16 ? 16 : 10;
+	do {
+		tmp[--n] = digits[v % ub];
+		v /= ub;
+	} while (v > 0);
+	fm_buf_append(b, tmp + n, sizeof(tmp) - n);
 }
 
 /* Undoes fm_record_put() in place; -1 on anything fm_record_put() would not

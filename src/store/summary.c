@@ -286,9 +286,14 @@ fm_summary_save(struct fm_summary *s, const char *path, struct fm_error *err)
 		fm_record_put(&body, e->base);
 		fm_buf_append_char(&body, ' ');
 		fm_record_put(&body, e->file);
-		fm_buf_printf(&body, " %x %llu %llu ", e->flags,
-		              (unsigned long long)(e->date > 0 ? e->date : 0),
-		              (unsigned long long)e->size);
+		fm_buf_append_char(&body, ' ');
+		fm_record_put_u64(&body, e->flags, 16);
+		fm_buf_append_char(&body, ' ');
+		fm_record_put_u64(&body, (uint64_t)(e->date > 0 ? e->date : 0),
+		                  10);
+		fm_buf_append_char(&body, ' ');
+		fm_record_put_u64(&body, e->size, 10);
+		fm_buf_append_char(&body, ' ');
 		fm_record_put(&body, e->indexed);
 		fm_buf_append_char(&body, ' ');
 		const char *strs[] = {e->from,        e->to,

@@ -461,11 +461,19 @@ fm_state_save(struct fm_state *s, const char *path, struct fm_error *err)
 		}
 		const struct fm_state_entry *e = fm_state_entry_at(s, i);
 		if (s->kind == FM_STATE_IMAP)
-			fm_buf_printf(&body, "%u", (unsigned)e->uid);
+			fm_record_put_u64(&body, e->uid, 10);
 		else
 			fm_record_put(&body, e->uidl);
-		fm_buf_printf(&body, " %lld %x ", (long long)e->first_seen,
-		              (unsigned)e->flags);
+		if (e->first_seen >= 0) {
+			fm_buf_append_char(&body, ' ');
+			fm_record_put_u64(&body, (uint64_t)e->first_seen, 10);
+			fm_buf_append_char(&body, ' ');
+		} else {
+			fm_buf_printf(&body, " %lld ",
+			              (long long)e->first_seen);
+		}
+		fm_record_put_u64(&body, e->flags, 16);
+		fm_buf_append_char(&body, ' ');
 		fm_record_put(&body, e->base);
 		fm_buf_append_char(&body, ' ');
 		fm_record_put(&body, e->keywords);
