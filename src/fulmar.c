@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <locale.h>
+#include <malloc.h>
 #include <signal.h>
 
 #include "cli/cli.h"
@@ -31,6 +32,11 @@ static const struct fm_cli_command commands[] = {
 int
 main(int argc, char **argv)
 {
+	/* Big buffers (a batch of downloaded messages, a message being
+	 * parsed) go back to the system when freed: glibc's default raises
+	 * the mmap threshold to the largest block ever freed, after which a
+	 * long sync keeps every batch's high-water mark resident. */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	setlocale(LC_ALL, "");
 	bindtextdomain(PACKAGE, LOCALEDIR);
 	textdomain(PACKAGE);

@@ -46,7 +46,7 @@
 enum {
 	/* A download batch: this many messages or bytes per UID FETCH. */
 	BATCH_MESSAGES = 200,
-	BATCH_BYTES = 8 << 20,
+	BATCH_BYTES = 4 << 20,
 	/* Save the state at least this often during a long folder. */
 	SAVE_INTERVAL_MS = 2000,
 	/* Listing fetches: UIDs per command. */
