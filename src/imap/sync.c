@@ -65,8 +65,8 @@ enum {
  * never sees it, so it never reaches the server. */
 #define PARTIAL "fulmar:partial"
 #define OUTBOX "Outbox"
-/* The local-only hierarchy (e.g. "Local/Sent" for save_sent = local). */
-#define LOCAL_ONLY "Local"
+/* The local-only hierarchy (e.g. "Local only/Sent" for save_sent = local). */
+#define LOCAL_ONLY "Local only"
 
 /* ------------------------------------------------------------------------
  * Flags: IMAP <-> maildir bits, keywords as sorted strings.
@@ -342,7 +342,7 @@ state_path(struct pass *p, const char *local)
 	return path;
 }
 
-/* The Outbox and the Local/ hierarchy never leave this machine. */
+/* The Outbox and the "Local only" hierarchy never leave this machine. */
 static bool
 local_only(const char *local)
 {

@@ -78,7 +78,7 @@ fm_smtp_sent_folder(const struct fm_account *acct, const char *data_dir)
 	if (acct->protocol != FM_PROTO_IMAP)
 		return xstrdup("Sent");
 	if (acct->save_sent == FM_SAVE_SENT_LOCAL)
-		return xstrdup("Local/Sent");
+		return xstrdup("Local only/Sent");
 	char *f = fm_store_special_use(data_dir, acct->name, "Sent");
 	return f != NULL ? f : xstrdup("Sent");
 }

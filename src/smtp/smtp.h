@@ -139,8 +139,8 @@ void fm_outbox_entries_free(struct fm_outbox_entry *entries, size_t n);
 /* The folder that receives the copy of each sent message, per save_sent,
  * or NULL for save_sent = no. `server` on an IMAP account: the folder the
  * server marks \Sent (as the last sync found it, else "Sent"); the sync
- * engine uploads the copy. `local` on an IMAP account: "Local/Sent", in
- * the local-only "Local/" hierarchy the sync engine never touches. POP3
+ * engine uploads the copy. `local` on an IMAP account: "Local only/Sent", in
+ * the local-only "Local only" hierarchy the sync engine never touches. POP3
  * accounts: "Sent". Newly allocated. */
 char *fm_smtp_sent_folder(const struct fm_account *acct, const char *data_dir);
 
