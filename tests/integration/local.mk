@@ -4,6 +4,7 @@
 # that `make -j check` keeps the order and a failed test still stops them.
 INTEGRATION_TESTS = \
 	tests/integration/servers.test \
+	tests/integration/change.test \
 	tests/integration/check.test \
 	tests/integration/cli.test \
 	tests/integration/mail.test \
