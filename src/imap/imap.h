@@ -30,6 +30,9 @@ int fm_imap_open(const struct fm_account *acct, const struct fm_session_opts *o,
  * NULL-safe; sets *imap to NULL. */
 void fm_imap_close(struct fm_imap **imap);
 
+/* Closes without LOGOUT (after a failure); NULL-safe. */
+void fm_imap_abort(struct fm_imap **imap);
+
 /* The harmless check: LIST "" "*" and STATUS INBOX (MESSAGES UNSEEN),
  * reported to o->observer as one step. */
 int fm_imap_check(struct fm_imap *imap, const struct fm_session_opts *o,
@@ -38,5 +41,67 @@ int fm_imap_check(struct fm_imap *imap, const struct fm_session_opts *o,
 /* The libetpan session, for the modules built on this one. */
 mailimap *fm_imap_session(struct fm_imap *imap);
 struct fm_net_conn *fm_imap_conn(struct fm_imap *imap);
+
+/* Whether the server offers the capability name (case-insensitive). */
+bool fm_imap_has_cap(const struct fm_imap *imap, const char *name);
+
+/* Fills err for a command that failed: the network's sentence when the
+ * link failed, else FM_ERR_PROTOCOL naming what (a gerund phrase such as
+ * "selecting INBOX") and the server's text. Returns -1. */
+int fm_imap_fail(const struct fm_imap *imap, const char *what,
+                 struct fm_error *err);
+
+/* ------------------------------------------------------------------------
+ * Synchronisation (sync.c): one send/receive pass over an account's
+ * folders, both ways, on top of the pure planner (sync/plan.h).
+ */
+
+struct fm_store;
+
+/* Progress of a pass, for a terminal or the UI. */
+struct fm_imap_progress {
+	/* A folder starts (total: actions planned for it). */
+	void (*folder)(void *ctx, const char *folder, size_t actions);
+	/* Messages moved so far in the current folder, and their bytes. */
+	void (*transfer)(void *ctx, const char *folder, size_t done,
+	                 size_t total, uint64_t bytes);
+	void *ctx;
+};
+
+struct fm_imap_sync_opts {
+	/* Local folder names to sync ("INBOX", "Lists/fulmar"); NULL: every
+	 * folder the account's `folders` patterns select. */
+	const char *const *folders;
+	size_t n_folders;
+	bool force; /* run plans past the mass-deletion guard */
+	const struct fm_imap_progress *progress;
+};
+
+struct fm_imap_stats {
+	size_t folders;         /* folders synced */
+	size_t downloaded;      /* messages fetched whole */
+	size_t uploaded;        /* APPENDed */
+	size_t moved;           /* local moves replayed on the server */
+	size_t flags_local;     /* messages whose local flags changed */
+	size_t flags_remote;    /* messages whose server flags changed */
+	size_t expunged_local;  /* removed here (gone on the server) */
+	size_t expunged_remote; /* expunged on the server (gone here) */
+	size_t created;         /* folders created on either side */
+	size_t guarded;         /* folders stopped by the deletion guard */
+	uint64_t bytes;         /* message bytes moved either way */
+};
+
+/* One pass over acct's folders with the store (which must have acct):
+ * replays local moves from the journal as server moves, creates folders
+ * missing on either side, then plans and runs each folder. A folder the
+ * guard stops is left unchanged and the pass goes on with the others; the
+ * pass then fails with FM_ERR_PERMANENT naming it and `--force`. Network
+ * and server failures end the pass (FM_ERR_TEMPORARY etc.); what was done
+ * until then is recorded, and the next pass converges. Account worker
+ * thread (the store must not be used by another thread meanwhile). */
+int fm_imap_sync(const struct fm_account *acct, struct fm_store *store,
+                 const struct fm_session_opts *o,
+                 const struct fm_imap_sync_opts *so,
+                 struct fm_imap_stats *stats, struct fm_error *err);
 
 #endif

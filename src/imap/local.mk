@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 src_libfulmar_a_SOURCES += \
 	src/imap/imap.h \
-	src/imap/session.c
+	src/imap/session.c \
+	src/imap/sync.c

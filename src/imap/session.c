@@ -42,8 +42,8 @@ server_text(const struct fm_imap *s, char *buf, size_t size)
 	return buf;
 }
 
-static bool
-has_cap(const struct fm_imap *s, const char *name)
+bool
+fm_imap_has_cap(const struct fm_imap *s, const char *name)
 {
 	const struct mailimap_connection_info *ci =
 	    s->imap->imap_connection_info;
@@ -57,6 +57,17 @@ has_cap(const struct fm_imap *s, const char *name)
 			return true;
 	}
 	return false;
+}
+
+int
+fm_imap_fail(const struct fm_imap *s, const char *what, struct fm_error *err)
+{
+	if (fm_net_failed(s->conn))
+		return fm_net_error(s->conn, what, err);
+	char text[256];
+	return fm_error_set(err, FM_ERR_PROTOCOL,
+	                    _("%s refused %s (it said: %s)"), s->acct->host,
+	                    what, server_text(s, text, sizeof(text)));
 }
 
 /* The AUTH= mechanisms offered, borrowed from libetpan's capability
@@ -131,7 +142,7 @@ starttls(struct fm_imap *s, const struct fm_session_opts *o,
          struct fm_error *err)
 {
 	uint64_t t0 = fm_now_ms();
-	if (!has_cap(s, "STARTTLS")) {
+	if (!fm_imap_has_cap(s, "STARTTLS")) {
 		fm_net_err_no_starttls(s->conn, 993, err);
 		goto fail;
 	}
@@ -169,7 +180,7 @@ authenticate(struct fm_imap *s, enum fm_auth_mech mech, const char *user,
 	struct fm_sasl *sasl = fm_sasl_new(
 	    mech, user, secret, fm_net_host(s->conn), fm_net_port(s->conn));
 	char *ir = fm_sasl_initial_response(sasl);
-	bool inline_ir = ir != NULL && has_cap(s, "SASL-IR");
+	bool inline_ir = ir != NULL && fm_imap_has_cap(s, "SASL-IR");
 	int ret = -1;
 	struct fm_buf cmd;
 	fm_buf_init(&cmd, 64 * 1024);
@@ -259,7 +270,7 @@ login(struct fm_imap *s, const struct fm_session_opts *o, struct fm_error *err)
 
 	if (fm_net_may_send_credentials(s->conn, a, err) < 0)
 		goto fail;
-	if (!oauth && has_cap(s, "LOGINDISABLED")) {
+	if (!oauth && fm_imap_has_cap(s, "LOGINDISABLED")) {
 		if (!fm_net_is_tls(s->conn))
 			fm_error_set(err, FM_ERR_CONFIG,
 			             _("%s refuses to log in over an "
@@ -435,6 +446,14 @@ fm_imap_close(struct fm_imap **imap)
 	fm_net_conn_free(&s->conn);
 	free(s);
 	*imap = NULL;
+}
+
+void
+fm_imap_abort(struct fm_imap **imap)
+{
+	if (*imap != NULL)
+		(*imap)->healthy = false;
+	fm_imap_close(imap);
 }
 
 int

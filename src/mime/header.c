@@ -714,6 +714,7 @@ addr_add(struct addr_list *l, char *name, char *addr)
 	}
 	l->v[l->n].name = name;
 	l->v[l->n].addr = addr;
+	l->v[l->n].group = NULL;
 	l->n++;
 }
 

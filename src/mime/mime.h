@@ -61,11 +61,16 @@
  * block alone.
  */
 
-/* One mailbox. Both strings are owned by the envelope and never NULL. */
+/* One mailbox, UTF-8, its strings owned by the envelope or address list
+ * that holds it. Two producers with different contracts share it:
+ * - in an envelope, name and addr are never NULL: name is "" when there is
+ *   none, and addr is the address as written ("user@example.org") or ""
+ *   when the field held no recognisable address; group is always NULL;
+ * - from fm_mime_addresses_parse() (below), see there. */
 struct fm_mime_address {
-	char *name; /* display name decoded to UTF-8; "" when there is none */
-	char *addr; /* the address as written ("user@example.org"); "" when
-	             * the field held no recognisable address */
+	char *name;  /* the display name, decoded */
+	char *addr;  /* local@domain */
+	char *group; /* the group it was listed in, or NULL */
 };
 
 enum fm_envelope_flag {
@@ -255,13 +260,11 @@ char *fm_mime_to_locale(const char *utf8);
  * quoted strings, comments, groups and encoded words.
  */
 
-/* One mailbox. Strings are UTF-8 and belong to the list. */
-struct fm_mime_address {
-	char *name;  /* the display name, decoded; NULL if none */
-	char *addr;  /* local@domain; the domain in ASCII (IDNA) form */
-	char *group; /* the group it was listed in, or NULL */
-};
-
+/* A list of mailboxes (struct fm_mime_address, above). Its strings are
+ * UTF-8 and belong to the list: name is the display name, decoded, or NULL
+ * if none; addr is local@domain with the domain in ASCII (IDNA) form, never
+ * NULL; group is the group's display name for mailboxes listed in a group,
+ * else NULL. */
 struct fm_mime_addresses {
 	struct fm_mime_address *items;
 	size_t n;

@@ -829,6 +829,84 @@ fm_store_delete(struct fm_store *s, const char *account, const char *folder,
 }
 
 /* ------------------------------------------------------------------------
+ * The sync engines' side: no journal.
+ */
+
+int
+fm_store_folder_msgs(struct fm_store *s, const char *account,
+                     const char *folder, struct fm_store_msg **msgs_r,
+                     size_t *n_r, struct fm_error *err)
+{
+	*msgs_r = NULL;
+	*n_r = 0;
+	struct account *a = find_account(s, account, err);
+	struct folder *f = a != NULL ? get_folder(a, folder, true, err) : NULL;
+	if (f == NULL)
+		return -1;
+	size_t n = fm_summary_count(f->sum);
+	struct fm_store_msg *v = xcalloc(n > 0 ? n : 1, sizeof(*v));
+	for (size_t i = 0; i < n; i++) {
+		const struct fm_summary_entry *e = fm_summary_at(f->sum, i);
+		v[i].base = xstrdup(e->base);
+		v[i].file = xstrdup(e->file);
+		v[i].flags = e->flags;
+		v[i].size = e->size;
+		v[i].message_id =
+		    e->message_id != NULL ? xstrdup(e->message_id) : NULL;
+	}
+	*msgs_r = v;
+	*n_r = n;
+	return 0;
+}
+
+void
+fm_store_msgs_free(struct fm_store_msg *msgs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(msgs[i].base);
+		free(msgs[i].file);
+		free(msgs[i].message_id);
+	}
+	free(msgs);
+}
+
+int
+fm_store_account_folders(struct fm_store *s, const char *account,
+                         char ***folders_r, size_t *n_r, struct fm_error *err)
+{
+	*folders_r = NULL;
+	*n_r = 0;
+	struct account *a = find_account(s, account, err);
+	if (a == NULL)
+		return -1;
+	return store_list_folders(a->dir, folders_r, n_r, err);
+}
+
+int
+fm_store_sync_flags(struct fm_store *s, const char *account, const char *folder,
+                    const char *base, uint32_t flags, struct fm_error *err)
+{
+	struct account *a;
+	struct folder *f;
+	if (locate(s, account, folder, base, &a, &f, NULL, err) < 0)
+		return -1;
+	return apply_flags(s, f, base, flags, ~flags, err);
+}
+
+int
+fm_store_sync_remove(struct fm_store *s, const char *account,
+                     const char *folder, const char *base, struct fm_error *err)
+{
+	struct account *a = find_account(s, account, err);
+	struct folder *f = a != NULL ? get_folder(a, folder, true, err) : NULL;
+	if (f == NULL)
+		return -1;
+	if (fm_summary_find(f->sum, base) == NULL)
+		return 0;
+	return apply_delete(s, a, f, base, err);
+}
+
+/* ------------------------------------------------------------------------
  * The index: brought up to date in batches, after the fact.
  */
 

@@ -143,6 +143,43 @@ int fm_store_replace(struct fm_store *store, const char *account,
                      const char *folder, const char *base, const void *data,
                      size_t len, struct fm_error *err);
 
+/* ------------------------------------------------------------------------
+ * The sync engines' side. Changes made here come from the server (or were
+ * just made on it): they are applied to the maildir at once and not
+ * journaled, because the engine records them in the folder's sync state.
+ */
+
+/* One message of a folder as the store knows it now. */
+struct fm_store_msg {
+	char *base;
+	char *file; /* relative to the folder ("cur/BASE:2,S") */
+	uint32_t flags;
+	uint64_t size;    /* bytes in the file */
+	char *message_id; /* "<id>", or NULL */
+};
+
+/* Every message of ACCOUNT/FOLDER (created if missing), in no particular
+ * order; the caller frees them with fm_store_msgs_free(). */
+int fm_store_folder_msgs(struct fm_store *store, const char *account,
+                         const char *folder, struct fm_store_msg **msgs_r,
+                         size_t *n_r, struct fm_error *err);
+void fm_store_msgs_free(struct fm_store_msg *msgs, size_t n);
+
+/* The account's folders (maildirs) as relative paths, INBOX first then
+ * sorted; the caller frees each string, then the array. */
+int fm_store_account_folders(struct fm_store *store, const char *account,
+                             char ***folders_r, size_t *n_r,
+                             struct fm_error *err);
+
+/* Gives BASE exactly the maildir flags flags. */
+int fm_store_sync_flags(struct fm_store *store, const char *account,
+                        const char *folder, const char *base, uint32_t flags,
+                        struct fm_error *err);
+/* Removes BASE (the server expunged it). Succeeds if it is gone already. */
+int fm_store_sync_remove(struct fm_store *store, const char *account,
+                         const char *folder, const char *base,
+                         struct fm_error *err);
+
 /* The journal of an account, for the worker that replays it (borrowed). */
 struct fm_journal *fm_store_journal(struct fm_store *store,
                                     const char *account);

@@ -1,0 +1,1828 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* One IMAP send/receive pass: the folders of an account brought into
+ * agreement with the local store, both ways.
+ *
+ * The pass, in order:
+ *   1. LIST: the server's folders, their delimiter and special use.
+ *   2. Folders missing on one side are created there (a local folder that
+ *      was synced before and is gone from the server is kept, not
+ *      recreated: somebody deleted it on purpose).
+ *   3. The journal's moves are replayed as server moves (UID MOVE, or
+ *      COPY + \Deleted + UID EXPUNGE), so a message moved offline is never
+ *      downloaded or uploaded again; the other journal records need no
+ *      replay, because the three-way plan sees their effect.
+ *   4. Every folder: SELECT, the server's listing (CONDSTORE narrows it to
+ *      what changed), the local listing, fm_plan_make(), and the actions.
+ *
+ * Crash safety comes from the order of writes. A download is fsynced in
+ * the maildir, tagged with its key "imap:UIDVALIDITY:UID", before its UID
+ * enters the state; a crash in between finds the file again by its tag. An
+ * upload whose APPENDUID was lost is paired with its server copy by
+ * Message-ID and size at the next pass. Flag changes are recorded only
+ * after both sides have them. UIDNEXT and HIGHESTMODSEQ are recorded only
+ * when a folder's plan ran to its end, so an interrupted pass looks at
+ * everything again next time. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "imap/imap.h"
+#include "log/log.h"
+#include "store/maildir.h"
+#include "store/store.h"
+#include "sync/journal.h"
+#include "sync/plan.h"
+#include "sync/state.h"
+
+enum {
+	/* A download batch: this many messages or bytes per UID FETCH. */
+	BATCH_MESSAGES = 200,
+	BATCH_BYTES = 8 << 20,
+	/* Save the state at least this often during a long folder. */
+	SAVE_INTERVAL_MS = 2000,
+	/* Listing fetches: UIDs per command. */
+	LIST_CHUNK = 5000,
+};
+
+#define STATE_FILE ".fulmar-state"
+#define OUTBOX "Outbox"
+
+/* ------------------------------------------------------------------------
+ * Flags: IMAP <-> maildir bits, keywords as sorted strings.
+ */
+
+struct kwset {
+	char **v;
+	size_t n;
+};
+
+static void
+kwset_add(struct kwset *k, const char *kw)
+{
+	for (size_t i = 0; i < k->n; i++)
+		if (fm_str_ieq(k->v[i], kw))
+			return;
+	k->v = xreallocarray(k->v, k->n + 1, sizeof(*k->v));
+	k->v[k->n++] = xstrdup(kw);
+}
+
+static int
+cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The set as "a b c" (sorted), or NULL when empty; frees the set. */
+static char *
+kwset_take(struct kwset *k)
+{
+	if (k->n == 0) {
+		free(k->v);
+		return NULL;
+	}
+	qsort(k->v, k->n, sizeof(*k->v), cmp_strp);
+	struct fm_buf b;
+	fm_buf_init(&b, SIZE_MAX / 2);
+	for (size_t i = 0; i < k->n; i++) {
+		if (i > 0)
+			fm_buf_append_char(&b, ' ');
+		fm_buf_append_str(&b, k->v[i]);
+		free(k->v[i]);
+	}
+	free(k->v);
+	return fm_buf_steal(&b);
+}
+
+/* A keyword worth keeping: an IMAP atom of printable ASCII. */
+static bool
+keyword_ok(const char *kw)
+{
+	if (kw[0] == '\0' || strlen(kw) > 256)
+		return false;
+	for (const char *c = kw; *c != '\0'; c++)
+		if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f ||
+		    strchr("(){%*\"\\]", *c) != NULL)
+			return false;
+	return true;
+}
+
+/* Maildir bits and keywords of an IMAP flag list (FETCH FLAGS). */
+static uint32_t
+flags_from_fetch(clist *list, char **keywords_r)
+{
+	uint32_t f = 0;
+	struct kwset kw = {0};
+	for (clistiter *it = list != NULL ? clist_begin(list) : NULL;
+	     it != NULL; it = clist_next(it)) {
+		const struct mailimap_flag_fetch *ff = clist_content(it);
+		if (ff->fl_type != MAILIMAP_FLAG_FETCH_OTHER ||
+		    ff->fl_flag == NULL)
+			continue;
+		const struct mailimap_flag *fl = ff->fl_flag;
+		switch (fl->fl_type) {
+		case MAILIMAP_FLAG_ANSWERED:
+			f |= FM_MAILDIR_REPLIED;
+			break;
+		case MAILIMAP_FLAG_FLAGGED:
+			f |= FM_MAILDIR_FLAGGED;
+			break;
+		case MAILIMAP_FLAG_DELETED:
+			f |= FM_MAILDIR_TRASHED;
+			break;
+		case MAILIMAP_FLAG_SEEN:
+			f |= FM_MAILDIR_SEEN;
+			break;
+		case MAILIMAP_FLAG_DRAFT:
+			f |= FM_MAILDIR_DRAFT;
+			break;
+		case MAILIMAP_FLAG_KEYWORD:
+			if (fl->fl_data.fl_keyword == NULL)
+				break;
+			if (fm_str_ieq(fl->fl_data.fl_keyword, "$Forwarded"))
+				f |= FM_MAILDIR_PASSED;
+			else if (keyword_ok(fl->fl_data.fl_keyword))
+				kwset_add(&kw, fl->fl_data.fl_keyword);
+			break;
+		default:
+			break; /* \Recent, unknown \Extensions */
+		}
+	}
+	*keywords_r = kwset_take(&kw);
+	return f;
+}
+
+/* An IMAP flag list for bits and a space-separated keyword list (either
+ * may be empty); NULL when both are. */
+static struct mailimap_flag_list *
+flag_list(uint32_t bits, const char *keywords)
+{
+	if ((bits & FM_MAILDIR_STANDARD_FLAGS) == 0 &&
+	    (keywords == NULL || keywords[0] == '\0'))
+		return NULL;
+	struct mailimap_flag_list *fl = mailimap_flag_list_new_empty();
+	if (bits & FM_MAILDIR_REPLIED)
+		mailimap_flag_list_add(fl, mailimap_flag_new_answered());
+	if (bits & FM_MAILDIR_FLAGGED)
+		mailimap_flag_list_add(fl, mailimap_flag_new_flagged());
+	if (bits & FM_MAILDIR_TRASHED)
+		mailimap_flag_list_add(fl, mailimap_flag_new_deleted());
+	if (bits & FM_MAILDIR_SEEN)
+		mailimap_flag_list_add(fl, mailimap_flag_new_seen());
+	if (bits & FM_MAILDIR_DRAFT)
+		mailimap_flag_list_add(fl, mailimap_flag_new_draft());
+	if (bits & FM_MAILDIR_PASSED)
+		mailimap_flag_list_add(
+		    fl, mailimap_flag_new_flag_keyword(xstrdup("$Forwarded")));
+	for (const char *p = keywords; p != NULL && *p != '\0';) {
+		size_t n = strcspn(p, " ");
+		if (n > 0)
+			mailimap_flag_list_add(
+			    fl, mailimap_flag_new_flag_keyword(xstrndup(p, n)));
+		p += n;
+		p += strspn(p, " ");
+	}
+	return fl;
+}
+
+/* ------------------------------------------------------------------------
+ * UID sets.
+ */
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* A set of the n UIDs (sorted here), merged into ranges. */
+static struct mailimap_set *
+uid_set(uint32_t *uids, size_t n)
+{
+	qsort(uids, n, sizeof(*uids), cmp_u32);
+	struct mailimap_set *set = mailimap_set_new_empty();
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j + 1 < n && uids[j + 1] <= uids[j] + 1)
+			j++;
+		if (uids[i] == uids[j])
+			mailimap_set_add_single(set, uids[i]);
+		else
+			mailimap_set_add_interval(set, uids[i], uids[j]);
+		i = j + 1;
+	}
+	return set;
+}
+
+/* ------------------------------------------------------------------------
+ * The pass.
+ */
+
+/* A server or local folder. */
+struct folder {
+	char *local;  /* relative path in the store ("INBOX", "a/b") */
+	char *server; /* the server's name (modified UTF-7), or NULL */
+	char delim;
+	bool selectable;
+	bool on_server, on_local, has_state;
+	char *role; /* "Sent", "Drafts", ... (special use), or NULL */
+};
+
+struct pass {
+	const struct fm_account *acct;
+	struct fm_store *store;
+	struct fm_imap *imap;
+	mailimap *s;
+	const struct fm_imap_sync_opts *so;
+	struct fm_imap_stats *stats;
+	struct folder *folders;
+	size_t n_folders;
+	char delim; /* the server's hierarchy delimiter */
+	bool uidplus, move, condstore;
+	/* the first folder stopped by the guard, for the pass's error */
+	char *guarded;
+	char *guard_text;
+};
+
+static void
+folders_free(struct pass *p)
+{
+	for (size_t i = 0; i < p->n_folders; i++) {
+		free(p->folders[i].local);
+		free(p->folders[i].server);
+		free(p->folders[i].role);
+	}
+	free(p->folders);
+	p->folders = NULL;
+	p->n_folders = 0;
+}
+
+static struct folder *
+folder_by_local(struct pass *p, const char *local)
+{
+	for (size_t i = 0; i < p->n_folders; i++)
+		if (strcmp(p->folders[i].local, local) == 0)
+			return &p->folders[i];
+	return NULL;
+}
+
+static struct folder *
+folder_add(struct pass *p, const char *local)
+{
+	struct folder *f = folder_by_local(p, local);
+	if (f != NULL)
+		return f;
+	p->folders =
+	    xreallocarray(p->folders, p->n_folders + 1, sizeof(*p->folders));
+	f = &p->folders[p->n_folders++];
+	memset(f, 0, sizeof(*f));
+	f->local = xstrdup(local);
+	f->selectable = true;
+	return f;
+}
+
+static char *
+state_path(struct pass *p, const char *local)
+{
+	char *dir = fm_store_folder_dir(fm_store_data_dir(p->store),
+	                                p->acct->name, local);
+	char *path = fm_path_join(dir, STATE_FILE);
+	free(dir);
+	return path;
+}
+
+/* `folders` patterns: '*' matches anything, '%' anything but '/'. */
+static bool
+glob(const char *pat, const char *s)
+{
+	if (*pat == '\0')
+		return *s == '\0';
+	if (*pat == '*' || *pat == '%') {
+		for (const char *t = s;; t++) {
+			if (glob(pat + 1, t))
+				return true;
+			if (*t == '\0' || (*pat == '%' && *t == '/'))
+				return false;
+		}
+	}
+	return *s != '\0' && *pat == *s && glob(pat + 1, s + 1);
+}
+
+static bool
+wanted(const struct fm_account *a, const char *local)
+{
+	bool any_positive = false, match = false;
+	for (size_t i = 0; i < a->n_folders; i++) {
+		const char *pat = a->folders[i];
+		if (pat[0] == '!') {
+			if (glob(pat + 1, local))
+				return false;
+			continue;
+		}
+		any_positive = true;
+		if (glob(pat, local))
+			match = true;
+	}
+	return match || !any_positive;
+}
+
+static const char *const ROLES[] = {"Sent",    "Drafts", "Trash",  "Junk",
+                                    "Archive", "All",    "Flagged"};
+
+/* LIST "" "*": the server's folders. */
+static int
+list_server(struct pass *p, struct fm_error *err)
+{
+	clist *list = NULL;
+	if (mailimap_list(p->s, "", "*", &list) != MAILIMAP_NO_ERROR)
+		return fm_imap_fail(p->imap, _("listing folders"), err);
+	int ret = 0;
+	for (clistiter *it = list != NULL ? clist_begin(list) : NULL;
+	     it != NULL; it = clist_next(it)) {
+		const struct mailimap_mailbox_list *mb = clist_content(it);
+		if (mb->mb_name == NULL)
+			continue;
+		bool selectable = true;
+		const char *role = NULL;
+		const struct mailimap_mbx_list_flags *fl = mb->mb_flag;
+		if (fl != NULL &&
+		    fl->mbf_type == MAILIMAP_MBX_LIST_FLAGS_SFLAG &&
+		    fl->mbf_sflag == MAILIMAP_MBX_LIST_SFLAG_NOSELECT)
+			selectable = false;
+		for (clistiter *o = fl != NULL && fl->mbf_oflags != NULL
+		                        ? clist_begin(fl->mbf_oflags)
+		                        : NULL;
+		     o != NULL; o = clist_next(o)) {
+			const struct mailimap_mbx_list_oflag *of =
+			    clist_content(o);
+			if (of->of_type != MAILIMAP_MBX_LIST_OFLAG_FLAG_EXT ||
+			    of->of_flag_ext == NULL)
+				continue;
+			const char *x = of->of_flag_ext;
+			x += x[0] == '\\';
+			if (fm_str_ieq(x, "NonExistent") ||
+			    fm_str_ieq(x, "Noselect"))
+				selectable = false;
+			for (size_t r = 0; r < FM_ARRAY_LEN(ROLES); r++)
+				if (fm_str_ieq(x, ROLES[r]))
+					role = ROLES[r];
+		}
+		char *utf8 = NULL, *local = NULL;
+		struct fm_error e2;
+		fm_error_clear(&e2);
+		if (fm_mutf7_to_utf8(mb->mb_name, &utf8, &e2) < 0 ||
+		    fm_maildir_folder_path(utf8, mb->mb_delimiter, &local,
+		                           &e2) < 0) {
+			char shown[128];
+			fm_str_printable(mb->mb_name, shown, sizeof(shown));
+			fm_log_warn(_("%s: skipping the server folder %s: %s"),
+			            p->acct->name, shown, e2.user);
+			free(utf8);
+			continue;
+		}
+		free(utf8);
+		if (strcmp(local, OUTBOX) == 0) {
+			fm_log_warn(_("%s: the server folder %s is not synced: "
+			              "fulmar keeps its outgoing mail under "
+			              "that name"),
+			            p->acct->name, OUTBOX);
+			free(local);
+			continue;
+		}
+		if (strcmp(local, "INBOX") == 0 || p->delim == '\0')
+			p->delim = mb->mb_delimiter;
+		struct folder *f = folder_add(p, local);
+		free(local);
+		if (f->on_server)
+			continue; /* listed twice */
+		f->on_server = true;
+		f->server = xstrdup(mb->mb_name);
+		f->delim = mb->mb_delimiter;
+		f->selectable = selectable;
+		f->role = role != NULL ? xstrdup(role) : NULL;
+	}
+	if (list != NULL)
+		mailimap_list_result_free(list);
+	return ret;
+}
+
+/* Local folders, and whether they were synced before. */
+static int
+list_local(struct pass *p, struct fm_error *err)
+{
+	char **names = NULL;
+	size_t n = 0;
+	if (fm_store_account_folders(p->store, p->acct->name, &names, &n, err) <
+	    0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(names[i], OUTBOX) != 0)
+			folder_add(p, names[i])->on_local = true;
+		free(names[i]);
+	}
+	free(names);
+	for (size_t i = 0; i < p->n_folders; i++) {
+		struct folder *f = &p->folders[i];
+		char *path = state_path(p, f->local);
+		f->has_state = f->on_local && access(path, F_OK) == 0;
+		free(path);
+	}
+	return 0;
+}
+
+/* Remembers which local folder has which special use, for the sending
+ * side (the Sent copy) and the UI: mail/ACCOUNT/.fulmar/special-use. */
+static void
+save_roles(struct pass *p)
+{
+	struct fm_buf b;
+	fm_buf_init(&b, SIZE_MAX / 2);
+	for (size_t i = 0; i < p->n_folders; i++)
+		if (p->folders[i].role != NULL && p->folders[i].on_server)
+			fm_buf_printf(&b, "%s\t%s\n", p->folders[i].role,
+			              p->folders[i].local);
+	char *root = fm_store_mail_root(fm_store_data_dir(p->store));
+	char *path =
+	    xasprintf("%s/%s/.fulmar/special-use", root, p->acct->name);
+	struct fm_error e;
+	fm_error_clear(&e);
+	struct iovec iov = {.iov_base = b.data, .iov_len = b.len};
+	if (fm_file_replace(path, &iov, 1, &e) < 0)
+		fm_log_warn("%s", e.user);
+	free(path);
+	free(root);
+	fm_buf_free(&b);
+}
+
+/* The server name (modified UTF-7) for a local folder path. */
+static int
+server_name(struct pass *p, const char *local, char **name_r,
+            struct fm_error *err)
+{
+	char *utf8 = NULL;
+	char delim = p->delim != '\0' ? p->delim : '/';
+	if (fm_maildir_folder_name(local, delim, &utf8, err) < 0)
+		return -1;
+	int r = fm_utf8_to_mutf7(utf8, name_r, err);
+	free(utf8);
+	return r;
+}
+
+/* Step 2: folders missing on one side. */
+static int
+create_folders(struct pass *p, struct fm_error *err)
+{
+	for (size_t i = 0; i < p->n_folders; i++) {
+		struct folder *f = &p->folders[i];
+		if (!wanted(p->acct, f->local))
+			continue;
+		if (f->on_server && !f->on_local && f->selectable) {
+			if (fm_store_ensure_folder(p->store, p->acct->name,
+			                           f->local, err) < 0)
+				return -1;
+			f->on_local = true;
+			p->stats->created++;
+		} else if (!f->on_server && f->on_local && !f->has_state) {
+			char *name = NULL;
+			if (server_name(p, f->local, &name, err) < 0)
+				return -1;
+			if (mailimap_create(p->s, name) != MAILIMAP_NO_ERROR) {
+				free(name);
+				char what[512];
+				snprintf(what, sizeof(what),
+				         _("creating the folder %s"), f->local);
+				return fm_imap_fail(p->imap, what, err);
+			}
+			f->server = name;
+			f->delim = p->delim;
+			f->on_server = true;
+			p->stats->created++;
+		} else if (!f->on_server && f->on_local && f->has_state) {
+			fm_log_warn(_("%s: the folder %s is gone from the "
+			              "server; its local copy is kept and no "
+			              "longer synced"),
+			            p->acct->name, f->local);
+		}
+	}
+	return 0;
+}
+
+static int
+load_state(struct pass *p, const char *local, struct fm_state **st_r,
+           struct fm_error *err)
+{
+	char *path = state_path(p, local);
+	bool damaged = false;
+	int r = fm_state_load(path, FM_STATE_IMAP, st_r, &damaged, err);
+	free(path);
+	if (r < 0 && damaged) {
+		/* Rebuilt by pairing: tags and Message-IDs find every
+		 * message the cache has. */
+		fm_log_warn("%s", err->user);
+		fm_error_clear(err);
+		*st_r = fm_state_new(FM_STATE_IMAP);
+		r = 0;
+	}
+	return r;
+}
+
+static int
+save_state(struct pass *p, const char *local, struct fm_state *st,
+           struct fm_error *err)
+{
+	char *path = state_path(p, local);
+	int r = fm_state_save(st, path, err);
+	free(path);
+	return r;
+}
+
+static int
+select_folder(struct pass *p, const struct folder *f, uint64_t *modseq_r,
+              struct fm_error *err)
+{
+	*modseq_r = 0;
+	int r = p->condstore
+	            ? mailimap_select_condstore(p->s, f->server, modseq_r)
+	            : mailimap_select(p->s, f->server);
+	if (r != MAILIMAP_NO_ERROR) {
+		char what[512];
+		snprintf(what, sizeof(what), _("selecting the folder %s"),
+		         f->local);
+		return fm_imap_fail(p->imap, what, err);
+	}
+	if (p->s->imap_selection_info == NULL)
+		return fm_error_set(err, FM_ERR_PROTOCOL,
+		                    _("%s sent no folder status for %s"),
+		                    p->acct->host, f->local);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Step 3: the journal's moves.
+ */
+
+struct move {
+	uint64_t seq;
+	char *from, *to, *base;
+};
+
+struct moves {
+	struct move *v;
+	size_t n;
+	uint64_t last_seq;
+};
+
+static int
+collect_move(void *ctx, const struct fm_journal_record *r, struct fm_error *err)
+{
+	(void)err;
+	struct moves *m = ctx;
+	m->last_seq = r->seq;
+	if (r->op != FM_JOURNAL_MOVE)
+		return 0;
+	m->v = xreallocarray(m->v, m->n + 1, sizeof(*m->v));
+	m->v[m->n++] = (struct move){
+	    .seq = r->seq,
+	    .from = xstrdup(r->folder),
+	    .to = xstrdup(r->to_folder),
+	    .base = xstrdup(r->to_base != NULL ? r->to_base : r->base),
+	};
+	return 0;
+}
+
+/* The UID in dest (a COPYUID result): the single UID of the set. */
+static uint32_t
+single_uid(struct mailimap_set *set)
+{
+	if (set == NULL || clist_count(set->set_list) != 1)
+		return 0;
+	const struct mailimap_set_item *it =
+	    clist_content(clist_begin(set->set_list));
+	return it->set_first == it->set_last ? it->set_first : 0;
+}
+
+/* Replays one local move on the server. A move the server cannot make
+ * any more (the message or a folder is gone) is dropped with a warning:
+ * the folders' plans then upload the local copy where it is now, so
+ * nothing is lost. */
+static int
+replay_move(struct pass *p, const struct move *m, struct fm_error *err)
+{
+	struct folder *from = folder_by_local(p, m->from);
+	struct folder *to = folder_by_local(p, m->to);
+	if (from == NULL || !from->on_server || !from->has_state)
+		return 0; /* never synced: the destination uploads it */
+	struct fm_state *src = NULL, *dst = NULL;
+	if (load_state(p, m->from, &src, err) < 0)
+		return -1;
+	const struct fm_state_entry *se = fm_state_find_base(src, m->base);
+	if (se == NULL || to == NULL || !to->on_server) {
+		fm_state_free(&src);
+		return 0;
+	}
+	uint32_t uid = se->uid;
+	uint32_t flags = se->flags;
+	char *kw = se->keywords != NULL ? xstrdup(se->keywords) : NULL;
+	int ret = -1;
+	uint64_t modseq;
+	if (select_folder(p, from, &modseq, err) < 0)
+		goto out;
+	if (p->s->imap_selection_info->sel_uidvalidity !=
+	    fm_state_uidvalidity(src)) {
+		ret = 0; /* the UID is void; pairing takes over */
+		goto out;
+	}
+	uint32_t one = uid;
+	struct mailimap_set *set = uid_set(&one, 1);
+	uint32_t dst_validity = 0;
+	struct mailimap_set *srcs = NULL, *dsts = NULL;
+	int r;
+	if (p->move)
+		r = mailimap_uidplus_uid_move(p->s, set, to->server,
+		                              &dst_validity, &srcs, &dsts);
+	else
+		r = mailimap_uidplus_uid_copy(p->s, set, to->server,
+		                              &dst_validity, &srcs, &dsts);
+	if (r == MAILIMAP_NO_ERROR && !p->move) {
+		struct mailimap_flag_list *fl =
+		    flag_list(FM_MAILDIR_TRASHED, NULL);
+		struct mailimap_store_att_flags *sa =
+		    mailimap_store_att_flags_new_add_flags_silent(fl);
+		r = mailimap_uid_store(p->s, set, sa);
+		mailimap_store_att_flags_free(sa);
+		if (r == MAILIMAP_NO_ERROR && p->uidplus)
+			r = mailimap_uid_expunge(p->s, set);
+	}
+	mailimap_set_free(set);
+	uint32_t new_uid = single_uid(dsts);
+	if (srcs != NULL)
+		mailimap_set_free(srcs);
+	if (dsts != NULL)
+		mailimap_set_free(dsts);
+	if (r != MAILIMAP_NO_ERROR) {
+		if (fm_net_failed(fm_imap_conn(p->imap)))
+			goto fail;
+		char text[256];
+		fm_str_printable(
+		    p->s->imap_response != NULL ? p->s->imap_response : "",
+		    text, sizeof(text));
+		fm_log_warn(_("%s: could not move a message from %s to %s "
+		              "on the server (%s); the local copy will be "
+		              "uploaded instead"),
+		            p->acct->name, m->from, m->to, text);
+	} else {
+		p->stats->moved++;
+		if (new_uid != 0 && load_state(p, m->to, &dst, err) == 0 &&
+		    fm_state_uidvalidity(dst) == dst_validity &&
+		    fm_state_find_uid(dst, new_uid) == NULL &&
+		    fm_state_find_base(dst, m->base) == NULL) {
+			struct fm_state_entry e = {.uid = new_uid,
+			                           .base = m->base,
+			                           .flags = flags,
+			                           .keywords = kw};
+			if (fm_state_put(dst, &e, err) < 0 ||
+			    save_state(p, m->to, dst, err) < 0)
+				goto out;
+		}
+		fm_error_clear(err);
+	}
+	fm_state_remove_uid(src, uid);
+	if (save_state(p, m->from, src, err) < 0)
+		goto out;
+	ret = 0;
+	goto out;
+fail:
+	fm_imap_fail(p->imap, _("moving a message"), err);
+out:
+	free(kw);
+	fm_state_free(&src);
+	fm_state_free(&dst);
+	return ret;
+}
+
+static int
+replay_moves(struct pass *p, struct fm_error *err)
+{
+	struct fm_journal *j = fm_store_journal(p->store, p->acct->name);
+	if (j == NULL || fm_journal_pending(j) == 0)
+		return 0;
+	struct moves m = {0};
+	int ret = fm_journal_replay(j, collect_move, &m, err);
+	for (size_t i = 0; ret == 0 && i < m.n; i++)
+		ret = replay_move(p, &m.v[i], err);
+	/* Flag changes, deletions and new messages need no replay: each
+	 * folder's plan sees them by comparing with the state. */
+	if (ret == 0 && m.last_seq > 0)
+		ret = fm_journal_ack(j, m.last_seq, err);
+	for (size_t i = 0; i < m.n; i++) {
+		free(m.v[i].from);
+		free(m.v[i].to);
+		free(m.v[i].base);
+	}
+	free(m.v);
+	return ret;
+}
+
+/* ------------------------------------------------------------------------
+ * Step 4: one folder.
+ */
+
+struct remote {
+	uint32_t uid;
+	uint32_t flags;
+	char *keywords;
+	char *msgid;
+	uint64_t size;
+	bool have_flags;
+};
+
+struct folder_run {
+	struct pass *p;
+	struct folder *f;
+	struct fm_state *st;
+	uint32_t validity, uidnext, exists;
+	uint64_t modseq;
+	struct remote *rv;
+	size_t rn, rcap;
+	struct fm_store_msg *lv;
+	size_t ln;
+	uint64_t saved_ms;
+	bool state_dirty;
+	/* transfer progress */
+	size_t done, total;
+	uint64_t bytes;
+};
+
+static struct remote *
+remote_add(struct folder_run *fr, uint32_t uid)
+{
+	if (fr->rn == fr->rcap) {
+		fr->rcap = fr->rcap != 0 ? 2 * fr->rcap : 256;
+		fr->rv = xreallocarray(fr->rv, fr->rcap, sizeof(*fr->rv));
+	}
+	struct remote *r = &fr->rv[fr->rn++];
+	memset(r, 0, sizeof(*r));
+	r->uid = uid;
+	return r;
+}
+
+static int
+cmp_remote(const void *a, const void *b)
+{
+	const struct remote *x = a, *y = b;
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+static struct remote *
+remote_find(struct folder_run *fr, uint32_t uid)
+{
+	struct remote key = {.uid = uid};
+	return bsearch(&key, fr->rv, fr->rn, sizeof(*fr->rv), cmp_remote);
+}
+
+/* The Message-ID in a "Message-ID: <...>" header block, or NULL. */
+static char *
+msgid_from_header(const char *h, size_t len)
+{
+	const char *lt = memchr(h, '<', len);
+	if (lt == NULL)
+		return NULL;
+	const char *gt = memchr(lt, '>', len - (size_t)(lt - h));
+	if (gt == NULL || gt - lt > 998)
+		return NULL;
+	for (const char *c = lt; c <= gt; c++)
+		if ((unsigned char)*c <= ' ')
+			return NULL;
+	return xstrndup(lt, (size_t)(gt - lt) + 1);
+}
+
+/* What one FETCH response says about one message. */
+struct fetched {
+	uint32_t uid;
+	bool have_flags;
+	uint32_t flags;
+	char *keywords;
+	uint64_t size;
+	bool have_size;
+	const char *body; /* borrowed from the response */
+	size_t body_len;
+	char *msgid;
+};
+
+static void
+parse_att(const struct mailimap_msg_att *att, struct fetched *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (clistiter *it = clist_begin(att->att_list); it != NULL;
+	     it = clist_next(it)) {
+		const struct mailimap_msg_att_item *item = clist_content(it);
+		if (item->att_type == MAILIMAP_MSG_ATT_ITEM_DYNAMIC) {
+			out->have_flags = true;
+			free(out->keywords);
+			out->flags = flags_from_fetch(
+			    item->att_data.att_dyn->att_list, &out->keywords);
+			continue;
+		}
+		if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
+			continue;
+		const struct mailimap_msg_att_static *sa =
+		    item->att_data.att_static;
+		switch (sa->att_type) {
+		case MAILIMAP_MSG_ATT_UID:
+			out->uid = sa->att_data.att_uid;
+			break;
+		case MAILIMAP_MSG_ATT_RFC822_SIZE:
+			out->size = sa->att_data.att_rfc822_size;
+			out->have_size = true;
+			break;
+		case MAILIMAP_MSG_ATT_BODY_SECTION: {
+			const struct mailimap_msg_att_body_section *bs =
+			    sa->att_data.att_body_section;
+			if (bs->sec_section != NULL &&
+			    bs->sec_section->sec_spec != NULL) {
+				free(out->msgid);
+				out->msgid =
+				    bs->sec_body_part != NULL
+				        ? msgid_from_header(bs->sec_body_part,
+				                            bs->sec_length)
+				        : NULL;
+			} else {
+				out->body = bs->sec_body_part;
+				out->body_len = bs->sec_length;
+			}
+			break;
+		}
+		default:
+			break;
+		}
+	}
+}
+
+static struct mailimap_fetch_type *
+fetch_type(bool flags, bool identity, bool body)
+{
+	struct mailimap_fetch_type *ft =
+	    mailimap_fetch_type_new_fetch_att_list_empty();
+	mailimap_fetch_type_new_fetch_att_list_add(
+	    ft, mailimap_fetch_att_new_uid());
+	if (flags)
+		mailimap_fetch_type_new_fetch_att_list_add(
+		    ft, mailimap_fetch_att_new_flags());
+	if (identity) {
+		mailimap_fetch_type_new_fetch_att_list_add(
+		    ft, mailimap_fetch_att_new_rfc822_size());
+		clist *names = clist_new();
+		clist_append(names, xstrdup("MESSAGE-ID"));
+		struct mailimap_section *sec =
+		    mailimap_section_new_header_fields(
+		        mailimap_header_list_new(names));
+		mailimap_fetch_type_new_fetch_att_list_add(
+		    ft, mailimap_fetch_att_new_body_peek_section(sec));
+	}
+	if (body)
+		mailimap_fetch_type_new_fetch_att_list_add(
+		    ft, mailimap_fetch_att_new_body_peek_section(
+		            mailimap_section_new(NULL)));
+	return ft;
+}
+
+/* UID FETCH first:last (last 0: "*") of flags, and with identity also
+ * size and Message-ID, into the remote list; only UIDs >= first count
+ * (a range "N:*" past the end names the last message). With changedsince
+ * only messages changed since that modseq come back. */
+static int
+list_range(struct folder_run *fr, uint32_t first, uint32_t last, bool identity,
+           uint64_t changedsince, struct fm_error *err)
+{
+	struct pass *p = fr->p;
+	struct mailimap_set *set =
+	    mailimap_set_new_interval(first, last); /* last 0 means '*' */
+	struct mailimap_fetch_type *ft = fetch_type(true, identity, false);
+	clist *res = NULL;
+	int r = changedsince > 0 ? mailimap_uid_fetch_changedsince(
+	                               p->s, set, ft, changedsince, &res)
+	                         : mailimap_uid_fetch(p->s, set, ft, &res);
+	mailimap_fetch_type_free(ft);
+	mailimap_set_free(set);
+	if (r != MAILIMAP_NO_ERROR) {
+		char what[512];
+		snprintf(what, sizeof(what), _("listing the messages of %s"),
+		         fr->f->local);
+		return fm_imap_fail(p->imap, what, err);
+	}
+	for (clistiter *it = res != NULL ? clist_begin(res) : NULL; it != NULL;
+	     it = clist_next(it)) {
+		struct fetched fx;
+		parse_att(clist_content(it), &fx);
+		if (fx.uid == 0 || fx.uid < first ||
+		    (last != 0 && fx.uid > last)) {
+			free(fx.keywords);
+			free(fx.msgid);
+			continue;
+		}
+		struct remote *rm =
+		    changedsince > 0 ? remote_find(fr, fx.uid) : NULL;
+		if (rm == NULL)
+			rm = remote_add(fr, fx.uid);
+		if (fx.have_flags) {
+			free(rm->keywords);
+			rm->flags = fx.flags;
+			rm->keywords = fx.keywords;
+			rm->have_flags = true;
+		} else {
+			free(fx.keywords);
+		}
+		if (identity) {
+			rm->size = fx.size;
+			free(rm->msgid);
+			rm->msgid = fx.msgid;
+		} else {
+			free(fx.msgid);
+		}
+	}
+	if (res != NULL)
+		mailimap_fetch_list_free(res);
+	return 0;
+}
+
+static size_t
+old_entries(struct fm_state *st, uint32_t below)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < fm_state_count(st); i++)
+		n += fm_state_entry_at(st, i)->uid < below;
+	return n;
+}
+
+/* The server's listing of the selected folder: every message with its
+ * flags, and size and Message-ID for those the state does not know. */
+static int
+list_remote(struct folder_run *fr, struct fm_error *err)
+{
+	struct fm_state *st = fr->st;
+	bool known =
+	    fm_state_uidvalidity(st) == fr->validity && fm_state_count(st) > 0;
+	uint32_t next = known ? fm_state_uidnext(st) : 1;
+	if (next == 0)
+		next = 1;
+	if (fr->exists == 0)
+		return 0;
+	if (!known)
+		return list_range(fr, 1, 0, true, 0, err);
+	size_t old = old_entries(st, next);
+	/* Messages the state knows: their flags. */
+	bool narrow = fr->p->condstore && fm_state_highestmodseq(st) > 0 &&
+	              fr->modseq > 0 && next > 1;
+	if (narrow) {
+		/* Start from the state, then apply what changed. */
+		for (size_t i = 0; i < fm_state_count(st); i++) {
+			const struct fm_state_entry *e =
+			    fm_state_entry_at(st, i);
+			if (e->uid >= next)
+				break;
+			struct remote *rm = remote_add(fr, e->uid);
+			rm->flags = e->flags;
+			rm->keywords =
+			    e->keywords != NULL ? xstrdup(e->keywords) : NULL;
+			rm->have_flags = true;
+		}
+	}
+	size_t before_new = fr->rn;
+	if (fr->uidnext == 0 || fr->uidnext > next) {
+		/* New messages (or, without UIDNEXT, maybe some). */
+		if (list_range(fr, next, 0, true, 0, err) < 0)
+			return -1;
+	}
+	size_t n_new = fr->rn - before_new;
+	if (narrow) {
+		bool untouched = fr->modseq == fm_state_highestmodseq(st);
+		bool no_expunge = fr->exists == old + n_new;
+		if (no_expunge && untouched)
+			goto sorted;
+		if (no_expunge) {
+			qsort(fr->rv, fr->rn, sizeof(*fr->rv), cmp_remote);
+			if (list_range(fr, 1, next - 1, false,
+			               fm_state_highestmodseq(st), err) < 0)
+				return -1;
+			goto sorted;
+		}
+		/* Something was expunged: the full listing says what. */
+		for (size_t i = 0; i < fr->rn; i++)
+			if (fr->rv[i].uid < next) {
+				free(fr->rv[i].keywords);
+				fr->rv[i].keywords = NULL;
+				fr->rv[i].uid = 0;
+			}
+		size_t k = 0;
+		for (size_t i = 0; i < fr->rn; i++)
+			if (fr->rv[i].uid != 0)
+				fr->rv[k++] = fr->rv[i];
+		fr->rn = k;
+	}
+	if (list_range(fr, 1, next - 1, false, 0, err) < 0)
+		return -1;
+sorted:
+	qsort(fr->rv, fr->rn, sizeof(*fr->rv), cmp_remote);
+	/* A UID listed twice would make the plan fail: keep the first. */
+	size_t k = 0;
+	for (size_t i = 0; i < fr->rn; i++) {
+		if (k > 0 && fr->rv[k - 1].uid == fr->rv[i].uid) {
+			free(fr->rv[i].keywords);
+			free(fr->rv[i].msgid);
+			continue;
+		}
+		fr->rv[k++] = fr->rv[i];
+	}
+	fr->rn = k;
+	return 0;
+}
+
+/* A local file's size as the server would count it (CRLF line ends). */
+static uint64_t
+crlf_size(const char *path, uint64_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return size;
+	char buf[65536];
+	uint64_t total = 0, bare = 0;
+	char prev = '\0';
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] == '\n' && prev != '\r')
+				bare++;
+			prev = buf[i];
+		}
+		total += (uint64_t)n;
+	}
+	close(fd);
+	return total + bare;
+}
+
+static char *
+folder_file(struct folder_run *fr, const char *file)
+{
+	char *dir = fm_store_folder_dir(fm_store_data_dir(fr->p->store),
+	                                fr->p->acct->name, fr->f->local);
+	char *path = fm_path_join(dir, file);
+	free(dir);
+	return path;
+}
+
+static char *
+key_of(uint32_t validity, uint32_t uid)
+{
+	return xasprintf("imap:%u:%u", validity, uid);
+}
+
+static void
+progress(struct folder_run *fr)
+{
+	const struct fm_imap_progress *pr = fr->p->so->progress;
+	if (pr != NULL && pr->transfer != NULL)
+		pr->transfer(pr->ctx, fr->f->local, fr->done, fr->total,
+		             fr->bytes);
+}
+
+static int
+maybe_save(struct folder_run *fr, bool force, struct fm_error *err)
+{
+	if (!fr->state_dirty)
+		return 0;
+	uint64_t now = fm_now_ms();
+	if (!force && now - fr->saved_ms < SAVE_INTERVAL_MS)
+		return 0;
+	if (save_state(fr->p, fr->f->local, fr->st, err) < 0)
+		return -1;
+	fr->saved_ms = now;
+	fr->state_dirty = false;
+	return 0;
+}
+
+static int
+record(struct folder_run *fr, uint32_t uid, const char *base, uint32_t flags,
+       const char *keywords, struct fm_error *err)
+{
+	struct fm_state_entry e = {
+	    .uid = uid, .base = base, .flags = flags, .keywords = keywords};
+	/* A base recorded under another UID (a server copy that replaced
+	 * it) lets go of the old entry first. */
+	const struct fm_state_entry *old =
+	    base != NULL ? fm_state_find_base(fr->st, base) : NULL;
+	if (old != NULL && old->uid != uid)
+		fm_state_remove_uid(fr->st, old->uid);
+	if (fm_state_put(fr->st, &e, err) < 0)
+		return -1;
+	fr->state_dirty = true;
+	return 0;
+}
+
+/* UID STORE +FLAGS.SILENT / -FLAGS.SILENT on a set. */
+static int
+store_flags(struct folder_run *fr, uint32_t *uids, size_t n, bool add,
+            uint32_t bits, const char *keywords, struct fm_error *err)
+{
+	struct mailimap_flag_list *fl = flag_list(bits, keywords);
+	if (fl == NULL || n == 0) {
+		if (fl != NULL)
+			mailimap_flag_list_free(fl);
+		return 0;
+	}
+	struct mailimap_store_att_flags *sa =
+	    add ? mailimap_store_att_flags_new_add_flags_silent(fl)
+	        : mailimap_store_att_flags_new_remove_flags_silent(fl);
+	struct mailimap_set *set = uid_set(uids, n);
+	int r = mailimap_uid_store(fr->p->s, set, sa);
+	mailimap_set_free(set);
+	mailimap_store_att_flags_free(sa);
+	if (r != MAILIMAP_NO_ERROR) {
+		char what[512];
+		snprintf(what, sizeof(what),
+		         _("changing flags of messages in %s"), fr->f->local);
+		return fm_imap_fail(fr->p->imap, what, err);
+	}
+	return 0;
+}
+
+/* Server flag changes, grouped by what they change. */
+struct flag_group {
+	uint32_t add, del;
+	const char *kw_add, *kw_del;
+	uint32_t *uids;
+	size_t n;
+};
+
+static bool
+same_kw(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) ||
+	       (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static int
+push_flags(struct folder_run *fr, const struct fm_plan *plan,
+           struct fm_error *err)
+{
+	struct flag_group *g = NULL;
+	size_t ng = 0;
+	for (size_t i = 0; i < fm_plan_count(plan); i++) {
+		const struct fm_plan_action *a = fm_plan_action_at(plan, i);
+		if (a->op != FM_PLAN_FLAGS && a->op != FM_PLAN_LINK)
+			continue;
+		if (a->remote_add == 0 && a->remote_del == 0 &&
+		    a->kw_remote_add == NULL && a->kw_remote_del == NULL)
+			continue;
+		size_t k = 0;
+		while (k < ng && !(g[k].add == a->remote_add &&
+		                   g[k].del == a->remote_del &&
+		                   same_kw(g[k].kw_add, a->kw_remote_add) &&
+		                   same_kw(g[k].kw_del, a->kw_remote_del)))
+			k++;
+		if (k == ng) {
+			g = xreallocarray(g, ng + 1, sizeof(*g));
+			g[ng++] = (struct flag_group){
+			    .add = a->remote_add,
+			    .del = a->remote_del,
+			    .kw_add = a->kw_remote_add,
+			    .kw_del = a->kw_remote_del,
+			};
+		}
+		g[k].uids =
+		    xreallocarray(g[k].uids, g[k].n + 1, sizeof(*g[k].uids));
+		g[k].uids[g[k].n++] = a->uid;
+		fr->p->stats->flags_remote++;
+	}
+	int ret = 0;
+	for (size_t k = 0; k < ng; k++) {
+		if (ret == 0)
+			ret = store_flags(fr, g[k].uids, g[k].n, true, g[k].add,
+			                  g[k].kw_add, err);
+		if (ret == 0)
+			ret = store_flags(fr, g[k].uids, g[k].n, false,
+			                  g[k].del, g[k].kw_del, err);
+		free(g[k].uids);
+	}
+	free(g);
+	return ret;
+}
+
+static int
+expunge_remote(struct folder_run *fr, const struct fm_plan *plan,
+               struct fm_error *err)
+{
+	uint32_t *uids = NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < fm_plan_count(plan); i++) {
+		const struct fm_plan_action *a = fm_plan_action_at(plan, i);
+		if (a->op != FM_PLAN_EXPUNGE_REMOTE)
+			continue;
+		uids = xreallocarray(uids, n + 1, sizeof(*uids));
+		uids[n++] = a->uid;
+		if (a->lost_change)
+			fm_log_info(_("%s/%s: a message deleted here had new "
+			              "flags on the server; it is deleted "
+			              "there too"),
+			            fr->p->acct->name, fr->f->local);
+	}
+	int ret = 0;
+	if (n > 0)
+		ret = store_flags(fr, uids, n, true, FM_MAILDIR_TRASHED, NULL,
+		                  err);
+	if (ret == 0 && n > 0 && fr->p->uidplus) {
+		struct mailimap_set *set = uid_set(uids, n);
+		if (mailimap_uid_expunge(fr->p->s, set) != MAILIMAP_NO_ERROR) {
+			char what[512];
+			snprintf(what, sizeof(what),
+			         _("expunging messages in %s"), fr->f->local);
+			ret = fm_imap_fail(fr->p->imap, what, err);
+		}
+		mailimap_set_free(set);
+	}
+	for (size_t i = 0; ret == 0 && i < n; i++) {
+		if (fr->p->uidplus) {
+			fm_state_remove_uid(fr->st, uids[i]);
+		} else {
+			/* Without UID EXPUNGE only \Deleted is set: another
+			 * client's EXPUNGE removes it. Remember the UID with
+			 * no local copy, so it is never downloaded again. */
+			const struct fm_state_entry *e =
+			    fm_state_find_uid(fr->st, uids[i]);
+			uint32_t fl =
+			    (e != NULL ? e->flags : 0) | FM_MAILDIR_TRASHED;
+			if (record(fr, uids[i], NULL, fl, NULL, err) < 0)
+				ret = -1;
+		}
+		fr->state_dirty = true;
+		fr->p->stats->expunged_remote++;
+	}
+	free(uids);
+	return ret;
+}
+
+/* Reads a message file and gives it CRLF line ends for APPEND. */
+static int
+read_crlf(const char *path, char **data_r, size_t *len_r, struct fm_error *err)
+{
+	char *raw = NULL;
+	size_t len = 0;
+	int r = fm_record_read_file(path, SIZE_MAX / 4, &raw, &len, err);
+	if (r != 0) {
+		if (r > 0)
+			fm_error_set(err, FM_ERR_LOCAL,
+			             _("%s disappeared while it was uploaded"),
+			             path);
+		return -1;
+	}
+	struct fm_buf out;
+	fm_buf_init(&out, SIZE_MAX / 2);
+	char prev = '\0';
+	for (size_t i = 0; i < len; i++) {
+		if (raw[i] == '\n' && prev != '\r')
+			fm_buf_append_char(&out, '\r');
+		fm_buf_append_char(&out, raw[i]);
+		prev = raw[i];
+	}
+	free(raw);
+	*len_r = out.len;
+	*data_r = fm_buf_steal(&out);
+	return 0;
+}
+
+static int
+upload(struct folder_run *fr, const struct fm_plan_action *a,
+       struct fm_error *err)
+{
+	const struct fm_store_msg *m = NULL;
+	for (size_t i = 0; i < fr->ln && m == NULL; i++)
+		if (strcmp(fr->lv[i].base, a->base) == 0)
+			m = &fr->lv[i];
+	if (m == NULL)
+		return 0; /* gone since the listing */
+	char *path = folder_file(fr, m->file);
+	char *data = NULL;
+	size_t len = 0;
+	int r = read_crlf(path, &data, &len, err);
+	free(path);
+	if (r < 0)
+		return -1;
+	struct mailimap_flag_list *fl = flag_list(a->remote_add, a->keywords);
+	if (fl == NULL)
+		fl = mailimap_flag_list_new_empty();
+	uint32_t validity = 0, uid = 0;
+	if (fr->p->uidplus)
+		r = mailimap_uidplus_append(fr->p->s, fr->f->server, fl, NULL,
+		                            data, len, &validity, &uid);
+	else
+		r = mailimap_append(fr->p->s, fr->f->server, fl, NULL, data,
+		                    len);
+	mailimap_flag_list_free(fl);
+	free(data);
+	if (r != MAILIMAP_NO_ERROR) {
+		char what[512];
+		snprintf(what, sizeof(what), _("uploading a message to %s"),
+		         fr->f->local);
+		return fm_imap_fail(fr->p->imap, what, err);
+	}
+	fr->p->stats->uploaded++;
+	fr->p->stats->bytes += len;
+	fr->bytes += len;
+	fr->done++;
+	progress(fr);
+	/* Without APPENDUID the next pass pairs the two copies by
+	 * Message-ID and size. */
+	if (uid != 0 && validity == fr->validity)
+		return record(fr, uid, a->base, a->flags, a->keywords, err);
+	return 0;
+}
+
+/* A download batch. */
+struct dl {
+	uint32_t uid;
+	uint32_t flags;
+	const char *keywords;
+	char *base; /* after delivery */
+};
+
+static int
+download_batch(struct folder_run *fr, struct dl *b, size_t n,
+               struct fm_error *err)
+{
+	struct pass *p = fr->p;
+	uint32_t *want = xcalloc(n, sizeof(*want));
+	size_t nw = 0;
+	for (size_t i = 0; i < n; i++) {
+		/* Stored before, not recorded (a crash): the tag says so. */
+		char *key = key_of(fr->validity, b[i].uid);
+		b[i].base = fm_store_find_key(p->store, p->acct->name,
+		                              fr->f->local, key);
+		free(key);
+		if (b[i].base == NULL)
+			want[nw++] = b[i].uid;
+	}
+	int ret = 0;
+	clist *res = NULL;
+	if (nw > 0) {
+		struct mailimap_set *set = uid_set(want, nw);
+		struct mailimap_fetch_type *ft = fetch_type(false, false, true);
+		int r = mailimap_uid_fetch(p->s, set, ft, &res);
+		mailimap_fetch_type_free(ft);
+		mailimap_set_free(set);
+		if (r != MAILIMAP_NO_ERROR) {
+			char what[512];
+			snprintf(what, sizeof(what),
+			         _("downloading messages of %s"), fr->f->local);
+			ret = fm_imap_fail(p->imap, what, err);
+			res = NULL;
+		}
+	}
+	struct fm_buf lf;
+	fm_buf_init(&lf, SIZE_MAX / 2);
+	for (clistiter *it = res != NULL ? clist_begin(res) : NULL;
+	     ret == 0 && it != NULL; it = clist_next(it)) {
+		struct fetched fx;
+		parse_att(clist_content(it), &fx);
+		free(fx.keywords);
+		free(fx.msgid);
+		if (fx.uid == 0 || fx.body == NULL)
+			continue;
+		struct dl *d = NULL;
+		for (size_t i = 0; i < n && d == NULL; i++)
+			if (b[i].uid == fx.uid && b[i].base == NULL)
+				d = &b[i];
+		if (d == NULL)
+			continue;
+		/* CRLF -> LF: maildir files use the local convention. */
+		fm_buf_reset(&lf);
+		const char *s = fx.body;
+		size_t left = fx.body_len;
+		while (left > 0) {
+			const char *cr = memchr(s, '\r', left);
+			if (cr == NULL) {
+				fm_buf_append(&lf, s, left);
+				break;
+			}
+			size_t k = (size_t)(cr - s);
+			fm_buf_append(&lf, s, k);
+			if (k + 1 < left && cr[1] == '\n') {
+				s = cr + 1;
+				left -= k + 1;
+			} else {
+				fm_buf_append_char(&lf, '\r');
+				s = cr + 1;
+				left -= k + 1;
+			}
+		}
+		char *key = key_of(fr->validity, d->uid);
+		ret = fm_store_deliver_staged(
+		    p->store, p->acct->name, fr->f->local, key,
+		    lf.data != NULL ? lf.data : "", lf.len,
+		    d->flags & FM_MAILDIR_STANDARD_FLAGS, &d->base, err);
+		free(key);
+		p->stats->downloaded++;
+		p->stats->bytes += fx.body_len;
+		fr->bytes += fx.body_len;
+	}
+	fm_buf_free(&lf);
+	if (res != NULL)
+		mailimap_fetch_list_free(res);
+	free(want);
+	if (ret == 0)
+		ret = fm_store_commit(p->store, err);
+	for (size_t i = 0; i < n; i++) {
+		/* A message expunged meanwhile is simply not there; the
+		 * next pass forgets it. */
+		if (ret == 0 && b[i].base != NULL)
+			ret = record(fr, b[i].uid, b[i].base, b[i].flags,
+			             b[i].keywords, err);
+		free(b[i].base);
+		b[i].base = NULL;
+	}
+	fr->done += n;
+	progress(fr);
+	if (ret == 0)
+		ret = maybe_save(fr, false, err);
+	return ret;
+}
+
+static uint64_t
+remote_size(struct folder_run *fr, uint32_t uid)
+{
+	struct remote *rm = remote_find(fr, uid);
+	return rm != NULL ? rm->size : 0;
+}
+
+static int
+downloads(struct folder_run *fr, const struct fm_plan *plan,
+          struct fm_error *err)
+{
+	struct dl *b = xcalloc(BATCH_MESSAGES, sizeof(*b));
+	size_t n = 0;
+	uint64_t bytes = 0;
+	int ret = 0;
+	for (size_t i = 0; ret == 0 && i < fm_plan_count(plan); i++) {
+		const struct fm_plan_action *a = fm_plan_action_at(plan, i);
+		if (a->op != FM_PLAN_DOWNLOAD)
+			continue;
+		b[n++] = (struct dl){
+		    .uid = a->uid, .flags = a->flags, .keywords = a->keywords};
+		bytes += remote_size(fr, a->uid);
+		if (n == BATCH_MESSAGES || bytes >= BATCH_BYTES) {
+			ret = download_batch(fr, b, n, err);
+			n = 0;
+			bytes = 0;
+		}
+	}
+	if (ret == 0 && n > 0)
+		ret = download_batch(fr, b, n, err);
+	free(b);
+	return ret;
+}
+
+static const struct fm_store_msg *
+local_find(struct folder_run *fr, const char *base)
+{
+	for (size_t i = 0; i < fr->ln; i++)
+		if (strcmp(fr->lv[i].base, base) == 0)
+			return &fr->lv[i];
+	return NULL;
+}
+
+/* Runs a plan's actions in its order. */
+static int
+run_plan(struct folder_run *fr, const struct fm_plan *plan,
+         struct fm_error *err)
+{
+	struct pass *p = fr->p;
+	const struct fm_plan_summary *sum = fm_plan_summary(plan);
+	if (sum->uidvalidity_reset) {
+		fm_log_info(_("%s/%s: the server renumbered the folder "
+		              "(UIDVALIDITY changed); matching messages by "
+		              "Message-ID and size"),
+		            p->acct->name, fr->f->local);
+		fm_state_clear(fr->st);
+		fm_state_set_highestmodseq(fr->st, 0);
+		fm_state_set_uidnext(fr->st, 0);
+		fr->state_dirty = true;
+	}
+	fm_state_set_uidvalidity(fr->st, sum->uidvalidity);
+	fr->total = sum->downloads + sum->uploads;
+	if (p->so->progress != NULL && p->so->progress->folder != NULL)
+		p->so->progress->folder(p->so->progress->ctx, fr->f->local,
+		                        fm_plan_count(plan));
+	/* Server-side changes first, in as few commands as possible. */
+	if (expunge_remote(fr, plan, err) < 0 || push_flags(fr, plan, err) < 0)
+		return -1;
+	for (size_t i = 0; i < fm_plan_count(plan); i++) {
+		const struct fm_plan_action *a = fm_plan_action_at(plan, i);
+		switch (a->op) {
+		case FM_PLAN_FORGET:
+			fm_state_remove_uid(fr->st, a->uid);
+			fr->state_dirty = true;
+			break;
+		case FM_PLAN_EXPUNGE_LOCAL:
+			if (fm_store_sync_remove(p->store, p->acct->name,
+			                         fr->f->local, a->base,
+			                         err) < 0)
+				return -1;
+			if (a->uid != 0)
+				fm_state_remove_uid(fr->st, a->uid);
+			fr->state_dirty = true;
+			p->stats->expunged_local++;
+			break;
+		case FM_PLAN_LINK:
+		case FM_PLAN_FLAGS: {
+			const struct fm_store_msg *m = local_find(fr, a->base);
+			if (m != NULL && m->flags != a->flags) {
+				if (fm_store_sync_flags(p->store, p->acct->name,
+				                        fr->f->local, a->base,
+				                        a->flags, err) < 0)
+					return -1;
+				p->stats->flags_local++;
+			}
+			if (record(fr, a->uid, a->base, a->flags, a->keywords,
+			           err) < 0)
+				return -1;
+			break;
+		}
+		case FM_PLAN_UPLOAD:
+			if (upload(fr, a, err) < 0)
+				return -1;
+			if (maybe_save(fr, false, err) < 0)
+				return -1;
+			break;
+		default:
+			break; /* EXPUNGE_REMOTE done above, DOWNLOAD below */
+		}
+	}
+	if (maybe_save(fr, true, err) < 0)
+		return -1;
+	return downloads(fr, plan, err);
+}
+
+/* Flags the server cannot keep, from PERMANENTFLAGS. */
+static uint32_t
+local_only_flags(const struct pass *p)
+{
+	uint32_t keep = ~FM_MAILDIR_STANDARD_FLAGS; /* keyword letters */
+	const struct mailimap_selection_info *si = p->s->imap_selection_info;
+	if (si == NULL || si->sel_perm_flags == NULL)
+		return keep;
+	uint32_t perm = 0;
+	for (clistiter *it = clist_begin(si->sel_perm_flags); it != NULL;
+	     it = clist_next(it)) {
+		const struct mailimap_flag_perm *fp = clist_content(it);
+		if (fp->fl_type == MAILIMAP_FLAG_PERM_ALL) {
+			perm |= FM_MAILDIR_PASSED;
+			continue;
+		}
+		if (fp->fl_flag == NULL)
+			continue;
+		switch (fp->fl_flag->fl_type) {
+		case MAILIMAP_FLAG_ANSWERED:
+			perm |= FM_MAILDIR_REPLIED;
+			break;
+		case MAILIMAP_FLAG_FLAGGED:
+			perm |= FM_MAILDIR_FLAGGED;
+			break;
+		case MAILIMAP_FLAG_DELETED:
+			perm |= FM_MAILDIR_TRASHED;
+			break;
+		case MAILIMAP_FLAG_SEEN:
+			perm |= FM_MAILDIR_SEEN;
+			break;
+		case MAILIMAP_FLAG_DRAFT:
+			perm |= FM_MAILDIR_DRAFT;
+			break;
+		case MAILIMAP_FLAG_KEYWORD:
+			if (fp->fl_flag->fl_data.fl_keyword != NULL &&
+			    fm_str_ieq(fp->fl_flag->fl_data.fl_keyword,
+			               "$Forwarded"))
+				perm |= FM_MAILDIR_PASSED;
+			break;
+		default:
+			break;
+		}
+	}
+	return keep | (FM_MAILDIR_STANDARD_FLAGS & ~perm);
+}
+
+static int
+sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
+{
+	struct folder_run fr = {.p = p, .f = f, .saved_ms = fm_now_ms()};
+	struct fm_plan *plan = NULL;
+	struct fm_plan_remote *rin = NULL;
+	struct fm_plan_local *lin = NULL;
+	struct fm_state_entry *synced = NULL;
+	int ret = -1;
+	if (load_state(p, f->local, &fr.st, err) < 0)
+		return -1;
+	if (select_folder(p, f, &fr.modseq, err) < 0)
+		goto out;
+	const struct mailimap_selection_info *si = p->s->imap_selection_info;
+	fr.validity = si->sel_uidvalidity;
+	fr.uidnext = si->sel_uidnext;
+	fr.exists = si->sel_exists;
+	if (fr.validity == 0) {
+		fm_error_set(err, FM_ERR_PROTOCOL,
+		             _("%s gave the folder %s no UIDVALIDITY; it "
+		               "cannot be synced safely"),
+		             p->acct->host, f->local);
+		goto out;
+	}
+	if (list_remote(&fr, err) < 0)
+		goto out;
+	if (fm_store_folder_msgs(p->store, p->acct->name, f->local, &fr.lv,
+	                         &fr.ln, err) < 0)
+		goto out;
+
+	bool known = fm_state_uidvalidity(fr.st) == fr.validity;
+	/* Delivery tags of files the state does not know yet: a download
+	 * whose recording a crash prevented. */
+	struct fm_plan_input in = {
+	    .state_uidvalidity = fm_state_uidvalidity(fr.st),
+	    .uidvalidity = fr.validity,
+	    .uidnext = fr.uidnext,
+	    .local_only_flags = local_only_flags(p),
+	    .force = p->so->force,
+	};
+	size_t ns = fm_state_count(fr.st);
+	synced = xcalloc(ns > 0 ? ns : 1, sizeof(*synced));
+	for (size_t i = 0; i < ns; i++)
+		synced[i] = *fm_state_entry_at(fr.st, i);
+	in.synced = synced;
+	in.n_synced = ns;
+	rin = xcalloc(fr.rn > 0 ? fr.rn : 1, sizeof(*rin));
+	for (size_t i = 0; i < fr.rn; i++)
+		rin[i] = (struct fm_plan_remote){.uid = fr.rv[i].uid,
+		                                 .flags = fr.rv[i].flags,
+		                                 .keywords = fr.rv[i].keywords,
+		                                 .msgid = fr.rv[i].msgid,
+		                                 .size = fr.rv[i].size};
+	in.remote = rin;
+	in.n_remote = fr.rn;
+	lin = xcalloc(fr.ln > 0 ? fr.ln : 1, sizeof(*lin));
+	for (size_t i = 0; i < fr.ln; i++) {
+		const struct fm_store_msg *m = &fr.lv[i];
+		const struct fm_state_entry *se =
+		    known ? fm_state_find_base(fr.st, m->base) : NULL;
+		lin[i] = (struct fm_plan_local){
+		    .base = m->base,
+		    .flags = m->flags,
+		    .keywords = se != NULL ? se->keywords : NULL,
+		};
+		if (se == NULL) {
+			lin[i].msgid = m->message_id;
+			char *path = folder_file(&fr, m->file);
+			lin[i].size = crlf_size(path, m->size);
+			free(path);
+		}
+	}
+	if (known) {
+		/* Tags name the UIDs of downloads not recorded yet. */
+		for (size_t i = 0; i < fr.rn; i++) {
+			if (fm_state_find_uid(fr.st, fr.rv[i].uid) != NULL)
+				continue;
+			char *key = key_of(fr.validity, fr.rv[i].uid);
+			char *base = fm_store_find_key(p->store, p->acct->name,
+			                               f->local, key);
+			free(key);
+			for (size_t k = 0; base != NULL && k < fr.ln; k++)
+				if (strcmp(fr.lv[k].base, base) == 0 &&
+				    fm_state_find_base(fr.st, base) == NULL)
+					lin[k].uid_hint = fr.rv[i].uid;
+			free(base);
+		}
+	}
+	in.local = lin;
+	in.n_local = fr.ln;
+	if (fm_plan_make(&in, &plan, err) < 0)
+		goto out;
+	const struct fm_plan_summary *sum = fm_plan_summary(plan);
+	if (sum->needs_confirmation) {
+		p->stats->guarded++;
+		char *text = xasprintf(
+		    _("%s/%s: this sync would delete %zu of %zu messages "
+		      "here and %zu of %zu on the server; nothing was "
+		      "changed in this folder. If that is what you want, run "
+		      "`fulmar sync --force %s/%s`"),
+		    p->acct->name, f->local, sum->local_deletes,
+		    sum->local_total, sum->remote_deletes, sum->remote_total,
+		    p->acct->name, f->local);
+		fm_log_warn("%s", text);
+		if (p->guarded == NULL) {
+			p->guarded = xstrdup(f->local);
+			p->guard_text = text;
+		} else {
+			free(text);
+		}
+		ret = 0;
+		goto out;
+	}
+	if (run_plan(&fr, plan, err) < 0)
+		goto out;
+	/* The whole plan ran: the counters can move on. */
+	fm_state_set_uidnext(fr.st, sum->uidnext);
+	fm_state_set_highestmodseq(fr.st, fr.modseq);
+	fr.state_dirty = true;
+	if (maybe_save(&fr, true, err) < 0)
+		goto out;
+	f->has_state = true;
+	p->stats->folders++;
+	ret = 0;
+out:
+	if (ret < 0 && fr.st != NULL && fr.state_dirty) {
+		/* Keep what was done. */
+		struct fm_error ignore;
+		fm_error_clear(&ignore);
+		save_state(p, f->local, fr.st, &ignore);
+	}
+	fm_plan_free(&plan);
+	free(synced);
+	free(rin);
+	free(lin);
+	for (size_t i = 0; i < fr.rn; i++) {
+		free(fr.rv[i].keywords);
+		free(fr.rv[i].msgid);
+	}
+	free(fr.rv);
+	fm_store_msgs_free(fr.lv, fr.ln);
+	fm_state_free(&fr.st);
+	return ret;
+}
+
+static bool
+requested(const struct fm_imap_sync_opts *so, const char *local)
+{
+	if (so->folders == NULL)
+		return true;
+	for (size_t i = 0; i < so->n_folders; i++)
+		if (strcmp(so->folders[i], local) == 0)
+			return true;
+	return false;
+}
+
+int
+fm_imap_sync(const struct fm_account *acct, struct fm_store *store,
+             const struct fm_session_opts *o,
+             const struct fm_imap_sync_opts *so, struct fm_imap_stats *stats,
+             struct fm_error *err)
+{
+	memset(stats, 0, sizeof(*stats));
+	struct pass p = {
+	    .acct = acct, .store = store, .so = so, .stats = stats};
+	int ret = -1;
+	if (fm_imap_open(acct, o, &p.imap, err) < 0)
+		return -1;
+	p.s = fm_imap_session(p.imap);
+	p.uidplus = fm_imap_has_cap(p.imap, "UIDPLUS");
+	p.move = fm_imap_has_cap(p.imap, "MOVE");
+	p.condstore = fm_imap_has_cap(p.imap, "CONDSTORE") ||
+	              fm_imap_has_cap(p.imap, "QRESYNC");
+	if (list_server(&p, err) < 0 || list_local(&p, err) < 0)
+		goto out;
+	for (size_t i = 0; i < so->n_folders && so->folders != NULL; i++)
+		if (folder_by_local(&p, so->folders[i]) == NULL) {
+			fm_error_set(err, FM_ERR_USAGE,
+			             _("account %s has no folder %s, here or "
+			               "on the server"),
+			             acct->name, so->folders[i]);
+			goto out;
+		}
+	if (create_folders(&p, err) < 0)
+		goto out;
+	save_roles(&p);
+	if (replay_moves(&p, err) < 0)
+		goto out;
+	for (size_t i = 0; i < p.n_folders; i++) {
+		struct folder *f = &p.folders[i];
+		if (!f->on_server || !f->on_local || !f->selectable ||
+		    !requested(so, f->local) ||
+		    (so->folders == NULL && !wanted(acct, f->local)))
+			continue;
+		if (sync_folder(&p, f, err) < 0)
+			goto out;
+	}
+	if (p.guarded != NULL) {
+		fm_error_set(err, FM_ERR_PERMANENT, "%s", p.guard_text);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret < 0 && fm_net_failed(fm_imap_conn(p.imap)))
+		fm_imap_abort(&p.imap);
+	fm_imap_close(&p.imap);
+	free(p.guarded);
+	free(p.guard_text);
+	folders_free(&p);
+	return ret;
+}
