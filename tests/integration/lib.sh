@@ -91,19 +91,29 @@ need_servers() {
 # user of its own on the suite's Dovecot, so scenarios (and test files run
 # in parallel) never see each other's mail.
 
-# new_mail_user PREFIX: adds a fresh user PREFIX-N@fulmar.test with the
-# password PREFIX-N-pw to the running Dovecot (its passwd-file is read
-# again when it changes) and prints the address.
-new_mail_user() {
-	local name uid gid
-	name=$1-$$-$((_fm_users += 1))
+# new_mail_users PREFIX...: adds a fresh user PREFIX-N@fulmar.test with the
+# password PREFIX-N-pw for each PREFIX to the running Dovecot and prints
+# their addresses, one a line, in order. Dovecot looks at its passwd-file
+# again at most once a second (when its mtime or size changed), so this
+# waits a second before the users can log in: add them all at once.
+new_mail_users() {
+	local uid gid name names=() p=$FM_SERVERS_DIR/passwd
 	uid=$(stat -c %u "$FM_MAILDIR1") gid=$(stat -c %g "$FM_MAILDIR1")
-	install -d -m 0700 -o "$uid" -g "$gid" "$FM_SERVERS_DIR/home/$name" || return 1
-	printf '%s@fulmar.test:{PLAIN}%s-pw:%s:%s::%s::\n' "$name" "$name" \
-		"$uid" "$gid" "$FM_SERVERS_DIR/home/$name" >>"$FM_SERVERS_DIR/passwd"
-	printf '%s@fulmar.test\n' "$name"
+	for name in "$@"; do
+		name=$name-$$-$RANDOM
+		install -d -m 0700 -o "$uid" -g "$gid" "$FM_SERVERS_DIR/home/$name" || return 1
+		names+=("$name")
+	done
+	(
+		flock 9 || exit 1
+		for name in "${names[@]}"; do
+			printf '%s@fulmar.test:{PLAIN}%s-pw:%s:%s::%s::\n' "$name" "$name" \
+				"$uid" "$gid" "$FM_SERVERS_DIR/home/$name"
+		done >>"$p"
+	) 9>"$p.lock" || return 1
+	sleep 1.1
+	printf '%s@fulmar.test\n' "${names[@]}"
 }
-_fm_users=0
 
 # imap_config FILE ACCOUNT USER [key = value...]: a config file for an IMAP
 # account of USER (password as new_mail_user made it) over IMAPS.
@@ -147,10 +157,11 @@ imap_srv() { _fm_py -c "$_fm_imap_py" server "$@"; }
 # "F<TAB>MSGID<TAB>LETTERS<TAB>KEYWORD-LETTERS<TAB>SIZE<TAB>BASE", sorted.
 maildir_dump() { _fm_py -c "$_fm_imap_py" local "$@"; }
 
-# trace_count FILE WHAT: how many WHAT a protocol trace (--log-protocol)
-# records: bodies (FETCH responses carrying a whole message or its text),
-# headers (carrying a header only), or a client command name (APPEND,
-# MOVE, STORE, EXPUNGE, ...; UID commands count under their name).
+# trace_count FILE WHAT...: how many WHAT a protocol trace (--log-protocol)
+# records, space-separated: bodies (FETCH responses carrying a whole
+# message or its text), headers (carrying a whole header block; not the
+# HEADER.FIELDS of a listing), or a client command name (APPEND, MOVE,
+# STORE, EXPUNGE, ...; UID commands count under their name).
 trace_count() { _fm_py -c "$_fm_imap_py" trace "$@"; }
 # trace_ids FILE bodies|headers|APPEND: the Message-IDs of what a trace
 # shows downloaded or appended ("?" for one without), sorted.
@@ -256,6 +267,24 @@ class Server:
             self.ok(self.m.select(q(f)))
             self.cur = f
 
+    def multiappend(self, f, msgs):
+        """One MULTIAPPEND with LITERAL+: one transaction, no round trips
+        (imaplib has neither; APPENDs one by one cost ~25 ms each)."""
+        if not msgs:
+            return
+        cmd = b"fmA APPEND " + q(f).encode()
+        for flags, data in msgs:
+            cmd += b" %s {%d+}\r\n%s" % (flags.encode(), len(data), data)
+        self.m.send(cmd + b"\r\n")
+        while True:
+            line = self.m.readline()
+            if not line:
+                raise SystemExit("imap_srv: connection lost during APPEND")
+            if line.startswith(b"fmA "):
+                if not line.startswith(b"fmA OK"):
+                    raise SystemExit("imap_srv: APPEND: %r" % line)
+                return
+
     def listing(self, f):
         self.select(f)
         data = self.ok(self.m.uid("FETCH", "1:*", "(UID FLAGS RFC822.SIZE "
@@ -304,10 +333,9 @@ class Server:
                 self.cur = None
             self.ok(self.m.delete(q(a[0])))
         elif op == "gen":
-            flags = imap_flags(a[3]) if len(a) > 3 and a[3] else None
-            for i in range(int(a[1])):
-                self.ok(self.m.append(q(a[0]), flags, None,
-                                      message(a[2], i, self.user)))
+            flags = imap_flags(a[3]) if len(a) > 3 and a[3] else "()"
+            self.multiappend(a[0], [(flags, message(a[2], i, self.user))
+                                    for i in range(int(a[1]))])
         elif op == "append":
             with open(a[1], "rb") as fh:
                 data = fh.read()
@@ -379,6 +407,10 @@ def server(user, op, *args):
     s.m.logout()
 
 def local(root):
+    sys.stdout.write("".join("\t".join(map(str, r)) + "\n" for r in local_rows(root)))
+
+def local_rows(root):
+    """(folder, msgid, LETTERS, keyword-letters, size, base), sorted."""
     rows = []
     for d, subdirs, files in os.walk(root):
         subdirs[:] = sorted(x for x in subdirs if not x.startswith("."))
@@ -392,12 +424,11 @@ def local(root):
                 data = fh.read()
             hdr = re.split(rb"\r?\n\r?\n", data, 1)[0]
             m = re.search(rb"(?im)^message-id:\s*<([^>]*)>", hdr)
-            rows.append("%s\t%s\t%s\t%s\t%d\t%s" % (
-                folder, m.group(1).decode() if m else "-",
-                "".join(sorted(c for c in info if c.isupper())),
-                "".join(sorted(c for c in info if c.islower())),
-                len(data), base))
-    sys.stdout.write("".join(r + "\n" for r in sorted(rows)))
+            rows.append((folder, m.group(1).decode() if m else "-",
+                         "".join(sorted(c for c in info if c.isupper())),
+                         "".join(sorted(c for c in info if c.islower())),
+                         len(data), base))
+    return sorted(rows)
 
 COMMANDS = {"APPEND", "AUTHENTICATE", "CAPABILITY", "CHECK", "CLOSE", "COPY",
             "CREATE", "DELETE", "ENABLE", "EXAMINE", "EXPUNGE", "FETCH", "ID",
@@ -425,7 +456,7 @@ def trace_events(path):
                     continue
             if side == "S" and re.match(r"\* \d+ FETCH ", text):
                 body = re.search(r"(BODY|BINARY)\[(TEXT)?\](<\d+>)? \{|RFC822(\.TEXT)? \{", text)
-                head = re.search(r"BODY\[HEADER(\.FIELDS[^]]*)?\](<\d+>)? \{|RFC822\.HEADER \{", text)
+                head = re.search(r"BODY\[HEADER\](<\d+>)? \{|RFC822\.HEADER \{", text)
                 cur = ["bodies" if body else "headers", None] if body or head else None
                 if cur:
                     events.append(cur)
@@ -438,14 +469,14 @@ def trace_events(path):
                     cur[1] = m.group(1)
     return events
 
-def trace(path, what, which=None):
+def trace(path, *what):
     events = trace_events(path)
-    if what == "ids":
-        ids = sorted((e[1] or "?") for e in events if e[0] == which.upper()
-                     or e[0] == which)
+    if what[0] == "ids":
+        ids = sorted((e[1] or "?") for e in events if e[0] in (what[1], what[1].upper()))
         sys.stdout.write("".join(i + "\n" for i in ids))
     else:
-        print(sum(1 for e in events if e[0] == what or e[0] == what.upper()))
+        print(" ".join(str(sum(1 for e in events if e[0] in (w, w.upper())))
+                       for w in what))
 
 def compare(user, root):
     """Every server message against the local file with its Message-ID in
@@ -485,7 +516,10 @@ def compare(user, root):
     print("%d compared" % n)
     sys.stdout.write("".join(b + "\n" for b in bad))
 
-{"server": server, "local": local, "trace": trace, "compare": compare}[sys.argv[1]](*sys.argv[2:])
+# Other Python programs exec() this one with FM_IMAP_LIB=1 to use it.
+if not os.environ.get("FM_IMAP_LIB"):
+    {"server": server, "local": local, "trace": trace,
+     "compare": compare}[sys.argv[1]](*sys.argv[2:])
 PYEOF
 
 # need_imap_sync: the first sync of an empty IMAP mailbox. While fulmar
@@ -494,7 +528,7 @@ PYEOF
 need_imap_sync() {
 	local dir user out rc
 	dir=$(mktemp -d /tmp/fm-probe.XXXXXX)
-	user=$(new_mail_user probe) || bail_out "cannot add a mail user to the test Dovecot"
+	user=$(new_mail_users probe) || bail_out "cannot add a mail user to the test Dovecot"
 	imap_config "$dir/config" probe "$user"
 	out=$(XDG_DATA_HOME=$dir "$FULMAR" -c "$dir/config" sync 2>&1)
 	rc=$?

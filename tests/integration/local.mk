@@ -7,6 +7,7 @@ INTEGRATION_TESTS = \
 	tests/integration/change.test \
 	tests/integration/check.test \
 	tests/integration/cli.test \
+	tests/integration/imap-crash.test \
 	tests/integration/imap-sync.test \
 	tests/integration/mail.test \
 	tests/integration/pop3.test
