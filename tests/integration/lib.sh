@@ -286,6 +286,10 @@ class Server:
                 return
 
     def listing(self, f):
+        # SELECT again even if f is selected: a session sees what other
+        # sessions did only when the server tells it (EXISTS, EXPUNGE),
+        # and a FETCH 1:* must not miss messages it has not announced yet.
+        self.cur = None
         self.select(f)
         data = self.ok(self.m.uid("FETCH", "1:*", "(UID FLAGS RFC822.SIZE "
                                   "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"))
