@@ -54,7 +54,10 @@ int fm_cli_usage(const struct fm_cli_command *cmd);
 /* Commands. */
 int fm_cmd_check(struct fm_cli_ctx *ctx, int argc, char **argv);
 int fm_cmd_config(struct fm_cli_ctx *ctx, int argc, char **argv);
+int fm_cmd_delete(struct fm_cli_ctx *ctx, int argc, char **argv);
+int fm_cmd_flag(struct fm_cli_ctx *ctx, int argc, char **argv);
 int fm_cmd_list(struct fm_cli_ctx *ctx, int argc, char **argv);
+int fm_cmd_move(struct fm_cli_ctx *ctx, int argc, char **argv);
 int fm_cmd_reindex(struct fm_cli_ctx *ctx, int argc, char **argv);
 int fm_cmd_search(struct fm_cli_ctx *ctx, int argc, char **argv);
 int fm_cmd_send(struct fm_cli_ctx *ctx, int argc, char **argv);

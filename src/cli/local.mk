@@ -2,6 +2,7 @@
 src_libfulmar_a_SOURCES += \
 	src/cli/cli.h \
 	src/cli/cli.c \
+	src/cli/cmd_change.c \
 	src/cli/cmd_check.c \
 	src/cli/cmd_config.c \
 	src/cli/cmd_mail.c \

@@ -4,8 +4,11 @@
 # that `make -j check` keeps the order and a failed test still stops them.
 INTEGRATION_TESTS = \
 	tests/integration/servers.test \
+	tests/integration/change.test \
 	tests/integration/check.test \
 	tests/integration/cli.test \
+	tests/integration/imap-crash.test \
+	tests/integration/imap-sync.test \
 	tests/integration/mail.test \
 	tests/integration/pop3.test \
 	tests/integration/send.test
