@@ -613,6 +613,46 @@ select_folder(struct pass *p, const struct folder *f, uint64_t *modseq_r,
 	return 0;
 }
 
+static char *key_of(uint32_t validity, uint32_t uid);
+
+/* The UIDs a download may have had without being recorded: from the
+ * state's UIDNEXT (every UID below it was recorded by a finished pass) to
+ * the server's. Bounded, so a hostile UIDNEXT cannot make it endless. */
+enum { TAG_SEARCH_MAX = 1000000 };
+
+static void
+tag_range(uint32_t state_next, uint32_t server_next, uint32_t *lo_r,
+          uint32_t *hi_r)
+{
+	uint32_t lo = state_next > 0 ? state_next : 1;
+	uint32_t hi = server_next > lo ? server_next : lo;
+	if (hi - lo > TAG_SEARCH_MAX)
+		lo = hi - TAG_SEARCH_MAX;
+	*lo_r = lo;
+	*hi_r = hi;
+}
+
+/* The UID in [lo, hi) whose delivery into folder under validity gave
+ * base its tag, or 0. */
+static uint32_t
+uid_of_tag(const struct pass *p, const char *folder, uint32_t validity,
+           const char *base, uint32_t lo, uint32_t hi)
+{
+	size_t tl;
+	const char *t = fm_maildir_base_tag(base, &tl);
+	if (t == NULL || tl != 32)
+		return 0;
+	for (uint32_t u = lo; u < hi; u++) {
+		char *key = key_of(validity, u);
+		char tag[33];
+		fm_store_key_tag(p->acct->name, folder, key, tag);
+		free(key);
+		if (memcmp(tag, t, 32) == 0)
+			return u;
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------------------
  * Step 3: the journal's moves.
  */
@@ -672,21 +712,35 @@ replay_move(struct pass *p, const struct move *m, struct fm_error *err)
 	if (load_state(p, m->from, &src, err) < 0)
 		return -1;
 	const struct fm_state_entry *se = fm_state_find_base(src, m->base);
-	if (se == NULL || to == NULL || !to->on_server) {
+	if (to == NULL || !to->on_server) {
 		fm_state_free(&src);
 		return 0;
 	}
-	uint32_t uid = se->uid;
-	uint32_t flags = se->flags;
-	char *kw = se->keywords != NULL ? xstrdup(se->keywords) : NULL;
+	uint32_t uid = se != NULL ? se->uid : 0;
+	uint32_t flags = se != NULL ? se->flags : 0;
+	char *kw =
+	    se != NULL && se->keywords != NULL ? xstrdup(se->keywords) : NULL;
 	int ret = -1;
 	uint64_t modseq;
 	if (select_folder(p, from, &modseq, err) < 0)
 		goto out;
-	if (p->s->imap_selection_info->sel_uidvalidity !=
-	    fm_state_uidvalidity(src)) {
+	const struct mailimap_selection_info *si = p->s->imap_selection_info;
+	if (si->sel_uidvalidity != fm_state_uidvalidity(src)) {
 		ret = 0; /* the UID is void; pairing takes over */
 		goto out;
+	}
+	if (uid == 0) {
+		/* Downloaded by a pass that ended before recording it: its
+		 * delivery tag still names the UID. Without this, the
+		 * server copy would come down again in the old folder. */
+		uint32_t lo, hi;
+		tag_range(fm_state_uidnext(src), si->sel_uidnext, &lo, &hi);
+		uid = uid_of_tag(p, m->from, si->sel_uidvalidity, m->base, lo,
+		                 hi);
+		if (uid == 0) {
+			ret = 0; /* a local message: the destination uploads */
+			goto out;
+		}
 	}
 	uint32_t one = uid;
 	struct mailimap_set *set = uid_set(&one, 1);
@@ -1851,6 +1905,19 @@ local_only_flags(const struct pass *p)
 	return keep | (FM_MAILDIR_STANDARD_FLAGS & ~perm);
 }
 
+/* A local file's delivery tag, for the hint search. */
+struct tagged {
+	char tag[33];
+	size_t index; /* into the local listing */
+};
+
+static int
+cmp_tagged(const void *a, const void *b)
+{
+	return memcmp(((const struct tagged *)a)->tag,
+	              ((const struct tagged *)b)->tag, 32);
+}
+
 static int
 cmp_entry_uid(const void *a, const void *b)
 {
@@ -1960,21 +2027,44 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 		}
 	}
 	if (known) {
-		/* Tags name the UIDs of downloads not recorded yet. */
-		for (size_t i = 0; i < fr.rn; i++) {
-			if (fm_state_find_uid(fr.st, fr.rv[i].uid) != NULL)
+		/* Tags name the UIDs of downloads not recorded yet, also of
+		 * those the server expunged since (then the file goes). */
+		struct tagged *tv = NULL;
+		size_t tn = 0;
+		for (size_t k = 0; k < fr.ln; k++) {
+			size_t tl;
+			const char *t = fm_maildir_base_tag(fr.lv[k].base, &tl);
+			if (t == NULL || tl != 32 ||
+			    fm_state_find_base(fr.st, fr.lv[k].base) != NULL)
 				continue;
-			char *key = key_of(fr.validity, fr.rv[i].uid);
-			char *base = fm_store_find_key(p->store, p->acct->name,
-			                               f->local, key);
-			free(key);
-			struct fm_store_msg *m =
-			    base != NULL ? local_find(&fr, base) : NULL;
-			if (m != NULL &&
-			    fm_state_find_base(fr.st, base) == NULL)
-				lin[m - fr.lv].uid_hint = fr.rv[i].uid;
-			free(base);
+			tv = xreallocarray(tv, tn + 1, sizeof(*tv));
+			memcpy(tv[tn].tag, t, 32);
+			tv[tn].tag[32] = '\0';
+			tv[tn++].index = k;
 		}
+		if (tn > 0) {
+			qsort(tv, tn, sizeof(*tv), cmp_tagged);
+			uint32_t lo, hi;
+			tag_range(fm_state_uidnext(fr.st), fr.uidnext, &lo,
+			          &hi);
+			for (size_t i = 0; i < fr.rn; i++)
+				if (fr.rv[i].uid >= hi)
+					hi = fr.rv[i].uid + 1;
+			for (uint32_t u = lo; u < hi; u++) {
+				if (fm_state_find_uid(fr.st, u) != NULL)
+					continue;
+				struct tagged key;
+				char *k = key_of(fr.validity, u);
+				fm_store_key_tag(p->acct->name, f->local, k,
+				                 key.tag);
+				free(k);
+				const struct tagged *hit = bsearch(
+				    &key, tv, tn, sizeof(*tv), cmp_tagged);
+				if (hit != NULL)
+					lin[hit->index].uid_hint = u;
+			}
+		}
+		free(tv);
 	}
 	in.local = lin;
 	in.n_local = fr.ln;

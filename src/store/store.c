@@ -444,6 +444,13 @@ make_tag(const char *account, const char *folder, const char *key, char tag[33])
 		snprintf(tag + 2 * i, 3, "%02x", md[i]);
 }
 
+void
+fm_store_key_tag(const char *account, const char *folder, const char *key,
+                 char tag[33])
+{
+	make_tag(account, folder, key, tag);
+}
+
 char *
 fm_store_find_key(struct fm_store *s, const char *account, const char *folder,
                   const char *key)

@@ -87,6 +87,13 @@ int fm_store_deliver_staged(struct fm_store *store, const char *account,
  * and updates the summaries; on failure nothing staged remains. */
 int fm_store_commit(struct fm_store *store, struct fm_error *err);
 
+/* The delivery tag of key delivered into ACCOUNT/FOLDER: the hex digits
+ * that follow 'K' in the file's base name (see fm_maildir_base_tag). The
+ * tag stays with a message that is moved, so it still names the folder
+ * and key it came from. */
+void fm_store_key_tag(const char *account, const char *folder, const char *key,
+                      char tag[33]);
+
 /* The base name delivered for key, or NULL (newly allocated). */
 char *fm_store_find_key(struct fm_store *store, const char *account,
                         const char *folder, const char *key);
