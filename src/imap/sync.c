@@ -1710,15 +1710,33 @@ download_batch(struct folder_run *fr, struct dl *b, size_t n, bool whole,
 	if (res != NULL)
 		mailimap_fetch_list_free(res);
 	free(want);
-	if (ret == 0)
-		ret = fm_store_commit(p->store, err);
+	/* Whatever was staged is whole: make it durable even when the
+	 * batch failed halfway, so the next pass need not fetch it again. */
+	bool committed = true;
+	{
+		struct fm_error cerr;
+		fm_error_clear(&cerr);
+		if (fm_store_commit(p->store, &cerr) < 0) {
+			committed = false;
+			if (ret == 0) {
+				*err = cerr;
+				ret = -1;
+			}
+		}
+	}
 	for (size_t i = 0; i < n; i++) {
 		/* A message expunged meanwhile is simply not there; the
-		 * next pass forgets it. */
-		if (ret == 0 && b[i].base != NULL)
-			ret = record(fr, b[i].uid, b[i].base, b[i].flags,
-			             b[i].keywords,
-			             b[i].have ? KEEP_PARTIAL : !whole, err);
+		 * next pass forgets it. One that was staged and committed is
+		 * recorded even after a failure: the state must know it. */
+		struct fm_error rerr;
+		fm_error_clear(&rerr);
+		if (committed && b[i].base != NULL &&
+		    record(fr, b[i].uid, b[i].base, b[i].flags, b[i].keywords,
+		           b[i].have ? KEEP_PARTIAL : !whole, &rerr) < 0 &&
+		    ret == 0) {
+			*err = rerr;
+			ret = -1;
+		}
 		free(b[i].base);
 		b[i].base = NULL;
 	}

@@ -355,6 +355,25 @@ fail:
 	return -1;
 }
 
+/* Drops what was staged and never committed: its tmp files, and its
+ * summary entries and tags, which would otherwise make the message look
+ * delivered when its file was never renamed into place. */
+static void
+rollback_staged(struct folder *f)
+{
+	if (f->n_staged == 0)
+		return;
+	for (size_t j = 0; j < f->n_staged; j++) {
+		tags_remove(f, f->staged[j]);
+		fm_summary_remove(f->sum, f->staged[j]);
+	}
+	fm_maildir_batch_free(&f->batch);
+	store_strv_free(f->staged, f->n_staged);
+	f->staged = NULL;
+	f->n_staged = 0;
+	f->dirty = true;
+}
+
 int
 fm_store_flush(struct fm_store *s, struct fm_error *err)
 {
@@ -363,6 +382,7 @@ fm_store_flush(struct fm_store *s, struct fm_error *err)
 		struct account *a = &s->accounts[i];
 		for (size_t k = 0; k < a->n_folders; k++) {
 			struct folder *f = a->folders[k];
+			rollback_staged(f);
 			if (!f->dirty)
 				continue;
 			/* Our own writes changed cur/ and new/: look again

@@ -125,7 +125,8 @@ int fm_store_delete_local(struct fm_store *store, const char *account,
                           const char *folder, const char *base,
                           struct fm_error *err);
 
-/* Writes every changed summary and state file (atomically). */
+/* Writes every changed summary and state file (atomically). Deliveries
+ * staged and not committed are dropped first. */
 int fm_store_flush(struct fm_store *store, struct fm_error *err);
 
 /* Brings up to max messages that the index does not know yet (or knows
