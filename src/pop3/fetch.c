@@ -473,8 +473,18 @@ fm_pop3_sync(const struct fm_account *acct, struct fm_store *store,
 out:
 	if (ret < 0) {
 		/* No QUIT after a failure: the server forgets this session's
-		 * DELEs, and what was staged but not committed is dropped. */
+		 * DELEs. */
 		fm_pop3_abort(&p.session);
+		/* What was downloaded before the failure (or a cancel) is
+		 * kept: committed and recorded, while the server keeps it
+		 * too (no QUIT, no DELE). Left staged, it would linger in
+		 * the store's summary without its file. */
+		if (p.state != NULL && p.n_staged > 0) {
+			struct fm_error ignore;
+			fm_error_clear(&ignore);
+			if (commit(&p, &ignore) < 0)
+				fm_log_warn("%s", ignore.user);
+		}
 		for (size_t i = 0; i < p.n_staged; i++) {
 			free(p.staged[i].uidl);
 			free(p.staged[i].base);
