@@ -363,10 +363,13 @@ struct fm_account_msg *fm_workers_next(struct fm_workers *w);
 int fm_workers_request(struct fm_workers *w, size_t account, uint64_t *seq_r);
 /* Every worker's offline account tries soon (fm_sched_network_changed). */
 void fm_workers_network_changed(struct fm_workers *w);
-/* Cancels every pass under way (through the sessions' cancel fds), waits
- * for the threads, drops undelivered messages. NULL-safe; sets *w to
- * NULL. */
-void fm_workers_stop(struct fm_workers **w);
+/* Cancels every pass under way (through the sessions' cancel fds) and
+ * waits for the threads; the messages they sent that were not taken yet
+ * (the cancelled passes' among them) go to on_msg, which owns them (NULL:
+ * dropped). NULL-safe; sets *w to NULL. */
+void fm_workers_stop(struct fm_workers **w,
+                     void (*on_msg)(void *ctx, struct fm_account_msg *m),
+                     void *ctx);
 
 /* ------------------------------------------------------------------------
  * The control socket: DATA_DIR/control (mode 0600, owner only), through

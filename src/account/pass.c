@@ -4,6 +4,7 @@
  * wake-ups, through the worker) plugs in here. */
 #include "config.h"
 
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -155,6 +156,14 @@ fm_account_pass(const struct fm_account *acct, struct fm_store *store,
 		                   _("IMAP synchronisation is not part of this "
 		                     "version yet"));
 		break;
+	}
+	/* A cancel cuts the session wherever it is; the protocol code may
+	 * see only a broken connection. */
+	if (ret < 0 && err->cls != FM_ERR_CANCELLED && o->cancel_fd >= 0) {
+		struct pollfd pfd = {.fd = o->cancel_fd, .events = POLLIN};
+		if (poll(&pfd, 1, 0) > 0)
+			fm_error_set(err, FM_ERR_CANCELLED,
+			             _("the pass was cancelled"));
 	}
 	/* Messages stored before a failure have arrived all the same. */
 	describe_news(&p, store);

@@ -360,7 +360,7 @@ fm_workers_start(const struct fm_workers_opts *opts, struct fm_workers **w_r,
 		w->started = true;
 	}
 	if (ret < 0) {
-		fm_workers_stop(&ws);
+		fm_workers_stop(&ws, NULL, NULL);
 		return -1;
 	}
 	*w_r = ws;
@@ -426,7 +426,8 @@ fm_workers_network_changed(struct fm_workers *ws)
 }
 
 void
-fm_workers_stop(struct fm_workers **wsp)
+fm_workers_stop(struct fm_workers **wsp,
+                void (*on_msg)(void *ctx, struct fm_account_msg *m), void *ctx)
 {
 	struct fm_workers *ws = *wsp;
 	if (ws == NULL)
@@ -451,7 +452,11 @@ fm_workers_stop(struct fm_workers **wsp)
 	struct fm_account_msg *m;
 	while ((m = ws->head) != NULL) {
 		ws->head = m->next;
-		fm_account_msg_free(&m);
+		m->next = NULL;
+		if (on_msg != NULL)
+			on_msg(ctx, m);
+		else
+			fm_account_msg_free(&m);
 	}
 	if (ws->qfd >= 0)
 		close(ws->qfd);
