@@ -23,6 +23,8 @@ static const struct fm_cli_command commands[] = {
     {"show", fm_cmd_show, N_("ID | --file PATH"), N_("show a message as text")},
     {"sync", fm_cmd_sync, N_("[ACCOUNT]..."),
      N_("one send/receive pass (POP3 accounts in this version)")},
+    {"watch", fm_cmd_watch, N_("[--max-backoff DURATION]"),
+     N_("run every account's schedule headless until stopped")},
 };
 
 int

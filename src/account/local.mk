@@ -7,3 +7,5 @@ src_libfulmar_a_SOURCES += \
 	src/account/pass.c \
 	src/account/schedule.c \
 	src/account/worker.c
+# The systemd user unit that runs `fulmar watch`.
+EXTRA_DIST += contrib/fulmar-watch.service

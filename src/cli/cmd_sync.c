@@ -1,19 +1,25 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* `fulmar sync`: one send/receive pass, headless. POP3 accounts download
- * into the local store; IMAP synchronisation comes with its own engine. */
+/* `fulmar sync`: one send/receive pass, headless. When a fulmar is running
+ * already (`fulmar watch`, the UI) it writes the accounts, so sync asks it
+ * for the passes through its control socket and reports what they did;
+ * otherwise sync runs them itself through fm_account_pass(). */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include "account/account.h"
 #include "cli/cli.h"
 #include "log/log.h"
-#include "pop3/pop3.h"
 #include "store/store.h"
+
+/* The longest reply line a running fulmar may send. */
+enum { REPLY_MAX = 64 * 1024 };
 
 struct progress_ctx {
 	const char *account;
@@ -22,8 +28,10 @@ struct progress_ctx {
 };
 
 static void
-on_progress(void *ctx, size_t done, size_t total, uint64_t bytes)
+on_progress(void *ctx, const char *folder, size_t done, size_t total,
+            uint64_t bytes)
 {
+	(void)folder;
 	struct progress_ctx *p = ctx;
 	uint64_t now = fm_now_ms();
 	if (!p->tty || (now - p->last_ms < 100 && done < total))
@@ -43,35 +51,108 @@ say_waiting(void *ctx, const char *account, pid_t holder)
 	        account, (long)holder);
 }
 
-int
-fm_cmd_sync(struct fm_cli_ctx *ctx, int argc, char **argv)
+void
+fm_cli_print_pass(FILE *out, const char *account,
+                  const struct fm_pass_result *res)
 {
-	static const struct option options[] = {
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	int c;
-	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-		if (c == 'h') {
-			printf(_("usage: fulmar sync [ACCOUNT]...\n"
-			         "One send/receive pass for the accounts named "
-			         "(all by default).\n"));
+	fprintf(out,
+	        _("%s: %zu new (%.1f MB), %zu completed, %zu deleted on the "
+	          "server, %zu there, in %.1f s\n"),
+	        account, res->downloaded, (double)res->bytes / 1e6,
+	        res->completed, res->deleted, res->on_server,
+	        (double)res->ms / 1000.0);
+}
+
+static int
+print_error(const struct fm_cli_ctx *ctx, const char *account,
+            const struct fm_error *err)
+{
+	fprintf(stderr, "fulmar: %s: %s\n", account, err->user);
+	if (ctx->verbosity > 0 && err->detail[0] != '\0')
+		fprintf(stderr, "fulmar: (%s)\n", err->detail);
+	return fm_error_exit_status(err->cls);
+}
+
+/* Reads one line of at most REPLY_MAX bytes (without its newline) into
+ * line; 0, or -1 at the end of the stream or on an error. */
+static int
+read_line(int fd, struct fm_buf *in, struct fm_buf *line)
+{
+	for (;;) {
+		char *nl = memchr(in->data, '\n', in->len);
+		if (nl != NULL) {
+			fm_buf_reset(line);
+			fm_buf_append(line, in->data, (size_t)(nl - in->data));
+			fm_buf_consume(in, (size_t)(nl - in->data) + 1);
 			return 0;
 		}
-		return 64;
+		char chunk[4096];
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || fm_buf_append(in, chunk, (size_t)n) < 0)
+			return -1;
 	}
-	int ret = fm_cli_load_config(ctx);
-	if (ret != 0)
-		return ret;
+}
+
+/* Hands the passes to the running fulmar on fd and prints what it says,
+ * as if they had run here. The accounts it did not answer for (it was
+ * stopping) are marked in *left (indexes into cfg->accounts), for the
+ * caller to run here once the lock is free. */
+static int
+forward(struct fm_cli_ctx *ctx, int fd, char **names, size_t n, bool *left)
+{
 	const struct fm_config *cfg = ctx->cfg;
-	for (int i = optind; i < argc; i++) {
-		if (fm_config_find_account(cfg, argv[i]) == NULL) {
-			fprintf(stderr,
-			        _("fulmar sync: no account named '%s' in %s\n"),
-			        argv[i], cfg->path);
-			return 64;
-		}
+	for (size_t i = 0; i < cfg->n_accounts; i++) {
+		left[i] = n == 0;
+		for (size_t k = 0; k < n; k++)
+			left[i] |= strcmp(names[k], cfg->accounts[i].name) == 0;
 	}
+	if (ctx->verbosity >= 0)
+		fprintf(stderr, _("fulmar: a running fulmar writes these "
+		                  "accounts; it does the pass\n"));
+	char *req = fm_control_format_request(names, n);
+	int w = fm_write_all(fd, req, strlen(req));
+	free(req);
+	if (w < 0)
+		return 0;
+	struct fm_buf in, line;
+	fm_buf_init(&in, REPLY_MAX);
+	fm_buf_init(&line, REPLY_MAX);
+	int status = 0;
+	while (read_line(fd, &in, &line) == 0) {
+		struct fm_control_reply r;
+		int k = fm_control_parse_reply(line.data, &r);
+		if (k == 1)
+			break;
+		if (k < 0)
+			continue;
+		const struct fm_account *a =
+		    fm_config_find_account(cfg, r.account);
+		bool cancelled = !r.ok && r.err.cls == FM_ERR_CANCELLED;
+		if (a != NULL && !cancelled)
+			left[a - cfg->accounts] = false;
+		if (r.ok) {
+			if (ctx->verbosity >= 0)
+				fm_cli_print_pass(stdout, r.account, &r.result);
+		} else if (!cancelled) {
+			int s = print_error(ctx, r.account, &r.err);
+			if (status == 0)
+				status = s;
+		}
+		fm_control_reply_free(&r);
+	}
+	fm_buf_free(&in);
+	fm_buf_free(&line);
+	return status;
+}
+
+/* The passes, here: the accounts named (n_names 0: all), or those marked
+ * in only (when not NULL). */
+static int
+run_here(struct fm_cli_ctx *ctx, char **names, size_t n_names, const bool *only)
+{
+	const struct fm_config *cfg = ctx->cfg;
 	struct fm_error err;
 	fm_error_clear(&err);
 	struct fm_trace *trace = NULL;
@@ -103,53 +184,37 @@ fm_cmd_sync(struct fm_cli_ctx *ctx, int argc, char **argv)
 	int status = 0;
 	for (size_t i = 0; i < cfg->n_accounts; i++) {
 		const struct fm_account *a = &cfg->accounts[i];
-		bool wanted = optind >= argc;
-		for (int k = optind; k < argc; k++)
-			wanted |= strcmp(argv[k], a->name) == 0;
+		bool wanted = n_names == 0;
+		for (size_t k = 0; k < n_names; k++)
+			wanted |= strcmp(names[k], a->name) == 0;
+		if (only != NULL)
+			wanted = only[i];
 		if (!wanted)
 			continue;
-		if (a->protocol == FM_PROTO_IMAP) {
-			fprintf(
-			    stderr,
-			    _("fulmar sync: %s: IMAP synchronisation is not "
-			      "part of this version yet\n"),
-			    a->name);
-			if (status == 0)
-				status = fm_error_exit_status(FM_ERR_PERMANENT);
-			continue;
-		}
 		struct progress_ctx pc = {a->name,
 		                          isatty(2) && ctx->verbosity >= 0, 0};
-		struct fm_pop3_progress progress = {on_progress, &pc};
+		struct fm_pass_hooks hooks = {.progress = on_progress,
+		                              .ctx = &pc};
 		struct fm_session_opts o = {
 		    .trace = trace,
 		    .cancel_fd = -1,
 		    .limits = limits,
 		    .creds = fm_creds_new(a),
 		};
-		struct fm_pop3_stats st;
-		uint64_t t0 = fm_now_ms();
+		struct fm_pass_result res;
 		fm_error_clear(&err);
-		int r = fm_pop3_sync(a, store, &o, (int64_t)time(NULL),
-		                     &progress, &st, &err);
+		int r = fm_account_pass(a, store, &o, &hooks, &res, &err);
 		fm_creds_free(&o.creds);
 		if (pc.tty && pc.last_ms != 0)
 			fputc('\n', stderr);
 		if (r < 0) {
-			fprintf(stderr, "fulmar: %s: %s\n", a->name, err.user);
-			if (ctx->verbosity > 0 && err.detail[0] != '\0')
-				fprintf(stderr, "fulmar: (%s)\n", err.detail);
+			int s = print_error(ctx, a->name, &err);
 			if (status == 0)
-				status = fm_error_exit_status(err.cls);
-			continue;
+				status = s;
+		} else if (ctx->verbosity >= 0) {
+			fm_cli_print_pass(stdout, a->name, &res);
 		}
-		if (ctx->verbosity >= 0)
-			printf(
-			    _("%s: %zu new (%.1f MB), %zu completed, %zu "
-			      "deleted on the server, %zu there, in %.1f s\n"),
-			    a->name, st.downloaded, (double)st.bytes / 1e6,
-			    st.completed, st.deleted, st.on_server,
-			    (double)(fm_now_ms() - t0) / 1000.0);
+		fm_pass_result_free(&res);
 	}
 	if (fm_store_flush(store, &err) < 0 && status == 0)
 		status = fm_cli_report(ctx, &err);
@@ -165,5 +230,68 @@ fm_cmd_sync(struct fm_cli_ctx *ctx, int argc, char **argv)
 	}
 	fm_store_close(&store);
 	fm_trace_close(&trace);
+	return status;
+}
+
+int
+fm_cmd_sync(struct fm_cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option options[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		if (c == 'h') {
+			printf(
+			    _("usage: fulmar sync [ACCOUNT]...\n"
+			      "One send/receive pass for the accounts named "
+			      "(all by default).\n"
+			      "If a fulmar is running (fulmar watch), it does "
+			      "the pass and sync reports its outcome.\n"));
+			return 0;
+		}
+		return 64;
+	}
+	int ret = fm_cli_load_config(ctx);
+	if (ret != 0)
+		return ret;
+	const struct fm_config *cfg = ctx->cfg;
+	for (int i = optind; i < argc; i++) {
+		if (fm_config_find_account(cfg, argv[i]) == NULL) {
+			fprintf(stderr,
+			        _("fulmar sync: no account named '%s' in %s\n"),
+			        argv[i], cfg->path);
+			return 64;
+		}
+	}
+	char **names = argv + optind;
+	size_t n_names = (size_t)(argc - optind);
+	struct fm_error err;
+	fm_error_clear(&err);
+	char *data_dir = fm_path_data_dir();
+	int fd = -1;
+	int k = fm_control_connect(data_dir, &fd, &err);
+	free(data_dir);
+	if (k < 0)
+		return fm_cli_report(ctx, &err);
+	if (k == 1)
+		return run_here(ctx, names, n_names, NULL);
+	bool *left = xcalloc(cfg->n_accounts + 1, sizeof(*left));
+	int status = forward(ctx, fd, names, n_names, left);
+	close(fd);
+	bool any = false;
+	for (size_t i = 0; i < cfg->n_accounts; i++)
+		any |= left[i];
+	if (any) {
+		/* It stopped before it answered: the lock will be free. */
+		if (ctx->verbosity >= 0)
+			fprintf(stderr, _("fulmar: the running fulmar is "
+			                  "stopping; doing the pass here\n"));
+		int s = run_here(ctx, names, n_names, left);
+		if (status == 0)
+			status = s;
+	}
+	free(left);
 	return status;
 }

@@ -5,4 +5,5 @@ src_libfulmar_a_SOURCES += \
 	src/cli/cmd_check.c \
 	src/cli/cmd_config.c \
 	src/cli/cmd_mail.c \
-	src/cli/cmd_sync.c
+	src/cli/cmd_sync.c \
+	src/cli/cmd_watch.c
