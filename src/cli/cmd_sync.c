@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +19,9 @@
 #include "log/log.h"
 #include "store/store.h"
 
-/* The longest reply line a running fulmar may send. */
-enum { REPLY_MAX = 64 * 1024 };
+/* The longest reply line a running fulmar may send; how often to look
+ * again while another process holds the lock. */
+enum { REPLY_MAX = 64 * 1024, LOCK_POLL_MS = 200 };
 
 struct progress_ctx {
 	const char *account;
@@ -40,15 +42,6 @@ on_progress(void *ctx, const char *folder, size_t done, size_t total,
 	fprintf(stderr, _("\r%s: %zu/%zu messages, %.1f MB "), p->account, done,
 	        total, (double)bytes / 1e6);
 	fflush(stderr);
-}
-
-static void
-say_waiting(void *ctx, const char *account, pid_t holder)
-{
-	fprintf(stderr,
-	        _("fulmar: account %s is being written by another fulmar "
-	          "(pid %ld); waiting for it to finish...\n"),
-	        account, (long)holder);
 }
 
 void
@@ -148,10 +141,13 @@ forward(struct fm_cli_ctx *ctx, int fd, char **names, size_t n, bool *left)
 }
 
 /* The passes, here: the accounts named (n_names 0: all), or those marked
- * in only (when not NULL). */
+ * in only (when not NULL). When another process holds an account's lock
+ * nothing runs: *locked_r is set and lock_err says who holds it. */
 static int
-run_here(struct fm_cli_ctx *ctx, char **names, size_t n_names, const bool *only)
+run_here(struct fm_cli_ctx *ctx, char **names, size_t n_names, const bool *only,
+         bool *locked_r, struct fm_error *lock_err)
 {
+	*locked_r = false;
 	const struct fm_config *cfg = ctx->cfg;
 	struct fm_error err;
 	fm_error_clear(&err);
@@ -170,13 +166,17 @@ run_here(struct fm_cli_ctx *ctx, char **names, size_t n_names, const bool *only)
 	free(data_dir);
 	struct fm_store_opts so = {
 	    .cfg = cfg,
-	    .wait_for_lock = true,
-	    .on_wait = say_waiting,
+	    .wait_for_lock = false,
 	    .index = have_index,
 	};
 	struct fm_store *store = NULL;
 	if (fm_store_open(&so, &store, &err) < 0) {
 		fm_trace_close(&trace);
+		if (err.cls == FM_ERR_TEMPORARY) {
+			*locked_r = true;
+			*lock_err = err;
+			return 0;
+		}
 		return fm_cli_report(ctx, &err);
 	}
 	struct fm_net_limits limits;
@@ -267,31 +267,56 @@ fm_cmd_sync(struct fm_cli_ctx *ctx, int argc, char **argv)
 	}
 	char **names = argv + optind;
 	size_t n_names = (size_t)(argc - optind);
-	struct fm_error err;
-	fm_error_clear(&err);
 	char *data_dir = fm_path_data_dir();
-	int fd = -1;
-	int k = fm_control_connect(data_dir, &fd, &err);
-	free(data_dir);
-	if (k < 0)
-		return fm_cli_report(ctx, &err);
-	if (k == 1)
-		return run_here(ctx, names, n_names, NULL);
-	bool *left = xcalloc(cfg->n_accounts + 1, sizeof(*left));
-	int status = forward(ctx, fd, names, n_names, left);
-	close(fd);
-	bool any = false;
-	for (size_t i = 0; i < cfg->n_accounts; i++)
-		any |= left[i];
-	if (any) {
-		/* It stopped before it answered: the lock will be free. */
-		if (ctx->verbosity >= 0)
-			fprintf(stderr, _("fulmar: the running fulmar is "
-			                  "stopping; doing the pass here\n"));
-		int s = run_here(ctx, names, n_names, left);
-		if (status == 0)
-			status = s;
+	bool *left = NULL;
+	bool said = false;
+	int status = 0;
+	/* Whoever holds the lock may be a fulmar that is starting (its
+	 * control socket comes a moment after its lock) or another sync:
+	 * ask for the socket again while waiting for the lock. */
+	for (;;) {
+		struct fm_error err;
+		fm_error_clear(&err);
+		int fd = -1;
+		int k =
+		    left == NULL ? fm_control_connect(data_dir, &fd, &err) : 1;
+		if (k < 0) {
+			status = fm_cli_report(ctx, &err);
+			break;
+		}
+		if (k == 0) {
+			left = xcalloc(cfg->n_accounts + 1, sizeof(*left));
+			status = forward(ctx, fd, names, n_names, left);
+			close(fd);
+			bool any = false;
+			for (size_t i = 0; i < cfg->n_accounts; i++)
+				any |= left[i];
+			if (!any)
+				break;
+			/* It stopped before it answered: the lock will be
+			 * free in a moment. */
+			if (ctx->verbosity >= 0)
+				fprintf(stderr,
+				        _("fulmar: the running fulmar is "
+				          "stopping; doing the pass here\n"));
+			continue;
+		}
+		bool locked;
+		int s = run_here(ctx, names, n_names, left, &locked, &err);
+		if (!locked) {
+			if (status == 0)
+				status = s;
+			break;
+		}
+		if (!said && ctx->verbosity >= 0)
+			fprintf(stderr,
+			        _("fulmar: %s\nfulmar: waiting for it to "
+			          "finish...\n"),
+			        err.user);
+		said = true;
+		poll(NULL, 0, LOCK_POLL_MS);
 	}
 	free(left);
+	free(data_dir);
 	return status;
 }
