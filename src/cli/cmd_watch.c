@@ -4,7 +4,7 @@
  * message queue, the control socket and its clients, and the kernel's
  * network changes; the workers decide when to pass and the store thread
  * runs the passes. One line per pass goes to stdout. SIGHUP reads the
- * configuration again. */
+ * configuration again; SIGUSR1 asks every account for a pass. */
 #include "config.h"
 
 #include <errno.h>
@@ -546,6 +546,16 @@ reload(struct watch *wa)
  * The loop.
  */
 
+/* SIGUSR1: a manual pass of every account, nobody waiting for it. */
+static void
+pass_all(struct watch *wa)
+{
+	for (size_t i = 0; i < wa->ctx->cfg->n_accounts; i++) {
+		uint64_t seq;
+		fm_workers_request(wa->workers, i, &seq);
+	}
+}
+
 static int
 parse_duration(const char *s, uint64_t *ms_r)
 {
@@ -614,6 +624,8 @@ loop(struct watch *wa)
 					quit = true;
 				else if (si.ssi_signo == SIGHUP)
 					hup = true;
+				else if (si.ssi_signo == SIGUSR1)
+					pass_all(wa);
 				else if (si.ssi_signo == SIGCHLD)
 					reap_children(wa);
 			}
@@ -662,7 +674,8 @@ fm_cmd_watch(struct fm_cli_ctx *ctx, int argc, char **argv)
 			printf(_("usage: fulmar watch [--max-backoff "
 			         "DURATION]\n"
 			         "Runs every account's schedule until SIGTERM "
-			         "or SIGINT; SIGHUP reloads the config.\n"
+			         "or SIGINT; SIGHUP reloads the config,\n"
+			         "SIGUSR1 asks every account for a pass.\n"
 			         "  --max-backoff DURATION  the longest wait "
 			         "between retries after a failure\n"
 			         "                          (default 10m, 2m "
@@ -714,6 +727,7 @@ fm_cmd_watch(struct fm_cli_ctx *ctx, int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	sigaddset(&set, SIGCHLD);
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 	wa.sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
