@@ -178,7 +178,8 @@ tell(struct watch *wa, const struct fm_notify_batch *b)
 		fputc('\a', stdout);
 		fflush(stdout);
 	}
-	if (cmd == NULL)
+	/* An empty notify_cmd (an account's too) means none. */
+	if (cmd == NULL || cmd[0] == '\0')
 		return;
 	reap_children(wa);
 	if (wa->n_children >= MAX_CHILDREN) {
