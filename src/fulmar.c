@@ -34,6 +34,8 @@ static const struct fm_cli_command commands[] = {
     {"show", fm_cmd_show, N_("ID | --file PATH"), N_("show a message as text")},
     {"sync", fm_cmd_sync, N_("[--force] [--quiet] [ACCOUNT[/FOLDER]]..."),
      N_("one send/receive pass: IMAP both ways, POP3 downloads")},
+    {"watch", fm_cmd_watch, N_("[--max-backoff DURATION]"),
+     N_("run every account's schedule headless until stopped")},
 };
 
 int

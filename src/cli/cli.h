@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "base/base.h"
 #include "conf/conf.h"
@@ -51,6 +52,12 @@ int fm_cli_report(const struct fm_cli_ctx *ctx, const struct fm_error *err);
 /* Prints "usage: fulmar NAME ARGS" for a command on stderr; returns 64. */
 int fm_cli_usage(const struct fm_cli_command *cmd);
 
+struct fm_pass_result;
+/* Prints the one-line summary of a pass ("ACCOUNT: N new (M MB), ...") the
+ * way `fulmar sync` shows it. */
+void fm_cli_print_pass(FILE *out, const char *account,
+                       const struct fm_pass_result *res);
+
 /* Commands. */
 int fm_cmd_check(struct fm_cli_ctx *ctx, int argc, char **argv);
 int fm_cmd_config(struct fm_cli_ctx *ctx, int argc, char **argv);
@@ -63,5 +70,6 @@ int fm_cmd_search(struct fm_cli_ctx *ctx, int argc, char **argv);
 int fm_cmd_send(struct fm_cli_ctx *ctx, int argc, char **argv);
 int fm_cmd_show(struct fm_cli_ctx *ctx, int argc, char **argv);
 int fm_cmd_sync(struct fm_cli_ctx *ctx, int argc, char **argv);
+int fm_cmd_watch(struct fm_cli_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -7,4 +7,5 @@ src_libfulmar_a_SOURCES += \
 	src/cli/cmd_config.c \
 	src/cli/cmd_mail.c \
 	src/cli/cmd_send.c \
-	src/cli/cmd_sync.c
+	src/cli/cmd_sync.c \
+	src/cli/cmd_watch.c

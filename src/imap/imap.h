@@ -73,6 +73,8 @@ struct fm_imap_progress {
 	/* Messages moved so far in the current folder, and their bytes. */
 	void (*transfer)(void *ctx, const char *folder, size_t done,
 	                 size_t total, uint64_t bytes);
+	/* A new server message is durable here (may be NULL). */
+	void (*stored)(void *ctx, const char *folder, const char *base);
 	void *ctx;
 };
 

@@ -1737,6 +1737,10 @@ download_batch(struct folder_run *fr, struct dl *b, size_t n, bool whole,
 			*err = rerr;
 			ret = -1;
 		}
+		const struct fm_imap_progress *pr = p->so->progress;
+		if (committed && b[i].base != NULL && !b[i].have &&
+		    pr != NULL && pr->stored != NULL)
+			pr->stored(pr->ctx, fr->f->local, b[i].base);
 		free(b[i].base);
 		b[i].base = NULL;
 	}

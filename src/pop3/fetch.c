@@ -35,6 +35,7 @@ struct staged {
 	char *uidl;
 	char *base;
 	bool partial;
+	bool fresh; /* downloaded now, not found stored from before */
 };
 
 struct pass {
@@ -50,6 +51,7 @@ struct pass {
 	struct staged *staged;
 	size_t n_staged;
 	uint64_t staged_bytes;
+	const struct fm_pop3_progress *progress;
 };
 
 /* The delivery key: the UIDL and the size, so a reused UIDL with another
@@ -147,6 +149,10 @@ commit(struct pass *p, struct fm_error *err)
 			if (fm_state_put(p->state, &e, err) < 0)
 				ret = -1;
 			p->changes++;
+			if (st->fresh && p->progress != NULL &&
+			    p->progress->stored != NULL)
+				p->progress->stored(p->progress->ctx, FOLDER,
+				                    st->base);
 		}
 		free(st->uidl);
 		free(st->base);
@@ -197,8 +203,10 @@ download(struct pass *p, const struct mailpop3_msg_info *m,
 		return -1;
 	p->staged =
 	    xreallocarray(p->staged, p->n_staged + 1, sizeof(*p->staged));
-	p->staged[p->n_staged++] = (struct staged){
-	    .uidl = xstrdup(m->msg_uidl), .base = base, .partial = !whole};
+	p->staged[p->n_staged++] = (struct staged){.uidl = xstrdup(m->msg_uidl),
+	                                           .base = base,
+	                                           .partial = !whole,
+	                                           .fresh = true};
 	p->staged_bytes += len;
 	p->stats->downloaded++;
 	if (p->n_staged >= BATCH_MESSAGES || p->staged_bytes >= BATCH_BYTES)
@@ -267,8 +275,11 @@ fm_pop3_sync(const struct fm_account *acct, struct fm_store *store,
              struct fm_pop3_stats *stats, struct fm_error *err)
 {
 	memset(stats, 0, sizeof(*stats));
-	struct pass p = {
-	    .acct = acct, .store = store, .stats = stats, .now = now};
+	struct pass p = {.acct = acct,
+	                 .store = store,
+	                 .stats = stats,
+	                 .now = now,
+	                 .progress = progress};
 	struct local_deletes dels = {0};
 	struct mailpop3_msg_info *msgs = NULL;
 	size_t n = 0;
@@ -462,8 +473,18 @@ fm_pop3_sync(const struct fm_account *acct, struct fm_store *store,
 out:
 	if (ret < 0) {
 		/* No QUIT after a failure: the server forgets this session's
-		 * DELEs, and what was staged but not committed is dropped. */
+		 * DELEs. */
 		fm_pop3_abort(&p.session);
+		/* What was downloaded before the failure (or a cancel) is
+		 * kept: committed and recorded, while the server keeps it
+		 * too (no QUIT, no DELE). Left staged, it would linger in
+		 * the store's summary without its file. */
+		if (p.state != NULL && p.n_staged > 0) {
+			struct fm_error ignore;
+			fm_error_clear(&ignore);
+			if (commit(&p, &ignore) < 0)
+				fm_log_warn("%s", ignore.user);
+		}
 		for (size_t i = 0; i < p.n_staged; i++) {
 			free(p.staged[i].uidl);
 			free(p.staged[i].base);

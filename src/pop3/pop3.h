@@ -50,6 +50,9 @@ struct fm_pop3_stats {
 struct fm_pop3_progress {
 	void (*fn)(void *ctx, size_t done, size_t total, uint64_t bytes);
 	void *ctx;
+	/* May be NULL: told of each new message (by its base name in the
+	 * folder) once it is durable, for new-mail notifications. */
+	void (*stored)(void *ctx, const char *folder, const char *base);
 };
 
 /* Downloads what is new into ACCOUNT/INBOX and applies the account's

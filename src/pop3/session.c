@@ -297,6 +297,20 @@ fm_pop3_close(struct fm_pop3 **pop3)
 	if (s->pop3 != NULL) {
 		fm_net_session_end(s->conn, &s->pop3->pop3_stream, s->healthy,
 		                   pop3_goodbye, s->pop3);
+		/* libetpan frees its LIST only at QUIT: after a failure or a
+		 * cancel there was none. */
+		carray *tab = s->pop3->pop3_msg_tab;
+		for (unsigned i = 0; tab != NULL && i < carray_count(tab);
+		     i++) {
+			struct mailpop3_msg_info *m = carray_get(tab, i);
+			if (m != NULL) {
+				free(m->msg_uidl);
+				free(m);
+			}
+		}
+		if (tab != NULL)
+			carray_free(tab);
+		s->pop3->pop3_msg_tab = NULL;
 		mailpop3_free(s->pop3);
 	} else if (s->stream != NULL) {
 		mailstream_close(s->stream);

@@ -11,7 +11,8 @@ INTEGRATION_TESTS = \
 	tests/integration/imap-sync.test \
 	tests/integration/mail.test \
 	tests/integration/pop3.test \
-	tests/integration/send.test
+	tests/integration/send.test \
+	tests/integration/watch.test
 TESTS += tests/servers/start.test $(INTEGRATION_TESTS) tests/servers/stop.test
 $(INTEGRATION_TESTS:.test=.log): tests/servers/start.log
 tests/servers/stop.log: $(INTEGRATION_TESTS:.test=.log)
@@ -21,5 +22,6 @@ EXTRA_DIST += \
 	tests/servers/start.test \
 	tests/servers/stop.test \
 	tests/integration/lib.sh \
+	tests/integration/watch-relay.py \
 	$(INTEGRATION_TESTS)
 CLEANFILES = tests/servers/env
