@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
- * pop3 — POP3 sessions over libetpan. This first part opens a session the
- * secure way (greeting, CAPA, STLS, USER/PASS or AUTH) and runs the
- * harmless STAT for `fulmar check`; downloading builds on it.
+ * pop3 — POP3 over libetpan and our own transaction layer: a session is
+ * opened the secure way (greeting, CAPA, STLS, USER/PASS or AUTH) by
+ * libetpan; listing, downloading and deleting read the stream directly,
+ * pipelined when the server allows (src/pop3/pop3_int.h says why).
  *
  * A session belongs to one thread (the account worker's).
  */
@@ -30,7 +31,6 @@ void fm_pop3_abort(struct fm_pop3 **pop3);
 /* The harmless check: STAT, reported as one step. */
 int fm_pop3_check(struct fm_pop3 *pop3, const struct fm_session_opts *o,
                   struct fm_error *err);
-mailpop3 *fm_pop3_session(struct fm_pop3 *pop3);
 
 /* ------------------------------------------------------------------------
  * Downloading: one send/receive pass of a POP3 account into the store.
@@ -57,11 +57,16 @@ struct fm_pop3_progress {
  * now being the current time), delete_when_deleted_locally (from the
  * store's journal), download = full | headers | max SIZE. A message's UIDL
  * enters the folder's sync state only after the message is fsynced in the
- * maildir, and DELE goes only to messages stored; POP3 applies DELE at
- * QUIT, so a pass cut short deletes nothing. A UIDL the server reuses for
- * another message (another size) is taken as a new message. A server
- * without UIDL is an error (FM_ERR_PERMANENT). store must hold the
- * account (fm_store_open). */
+ * maildir, and DELE goes only to messages whose whole body is stored (or
+ * that the user deleted locally); POP3 applies DELE at QUIT, so a pass
+ * cut short deletes nothing. With download = headers the pass stores
+ * every new message as headers first, then fetches the bodies of all
+ * stubs (this pass's and older ones) before it ends; with max SIZE big
+ * messages stay stubs. A UIDL the
+ * server reuses for another message (another size than when it was
+ * downloaded) is taken as a new message. A server without UIDL is an
+ * error (FM_ERR_PERMANENT). store must hold the account
+ * (fm_store_open). Called on the account's thread. */
 int fm_pop3_sync(const struct fm_account *acct, struct fm_store *store,
                  const struct fm_session_opts *o, int64_t now,
                  const struct fm_pop3_progress *progress,
