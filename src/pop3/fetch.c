@@ -709,8 +709,13 @@ fm_pop3_sync(const struct fm_account *acct, struct fm_store *store,
 		goto out;
 	stats->on_server = p.n;
 	if (!have_uidl) {
-		pop3_err_no_uidl(p.session, err);
-		goto out;
+		if (acct->pop3_no_uidl != FM_POP3_NO_UIDL_MESSAGE_ID) {
+			pop3_err_no_uidl(p.session, err);
+			goto out;
+		}
+		if (pop3_keys_from_headers(p.session, p.msgs, p.n, NULL, err) <
+		    0)
+			goto out;
 	}
 	char digest[65];
 	pop3_seen_digest(acct, p.msgs, p.n, digest);

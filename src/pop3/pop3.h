@@ -65,7 +65,9 @@ struct fm_pop3_progress {
  * messages stay stubs. A UIDL the
  * server reuses for another message (another size than when it was
  * downloaded) is taken as a new message. A server without UIDL is an
- * error (FM_ERR_PERMANENT). store must hold the account
+ * error (FM_ERR_PERMANENT) unless the account says pop3_no_uidl =
+ * message-id: then messages are told apart by Message-ID and size,
+ * which costs a TOP per message and pass. store must hold the account
  * (fm_store_open). Called on the account's thread. */
 int fm_pop3_sync(const struct fm_account *acct, struct fm_store *store,
                  const struct fm_session_opts *o, int64_t now,

@@ -80,7 +80,9 @@ int pop3_refused(struct fm_pop3 *s, const char *what, struct fm_error *err);
 struct pop3_msg {
 	unsigned num;  /* message number */
 	uint64_t size; /* octets, as LIST says */
-	char *uidl;    /* the UIDL, or NULL if UIDL did not name it */
+	char *uidl;    /* the UIDL, or NULL if UIDL did not name it; with
+	                * pop3_no_uidl = message-id, the key derived from the
+	                * headers (pop3_keys_from_headers) */
 	bool deleted;  /* DELE sent in this session */
 };
 
@@ -97,6 +99,15 @@ int pop3_listing_read(struct fm_pop3 *s, struct pop3_msg **msgs_r, size_t *n_r,
                       bool *have_uidl_r, struct fm_error *err);
 void pop3_msgs_free(struct pop3_msg *msgs, size_t n);
 
+/* For a server without UIDL and pop3_no_uidl = message-id: fetches the
+ * header of every message (TOP n 0, pipelined) and names each by its
+ * Message-ID and size ("mid:HASH:SIZE"; "hdr:HASH:SIZE" from the whole
+ * header block when it has no Message-ID; a repeat of the same key in
+ * one listing gets "#2", "#3"...). A server without TOP fails with
+ * FM_ERR_PERMANENT. only: if not NULL, only messages of that size are
+ * named (the others keep a NULL uidl). */
+int pop3_keys_from_headers(struct fm_pop3 *s, struct pop3_msg *msgs, size_t n,
+                           const uint64_t *only, struct fm_error *err);
 /* The sentence for a server without UIDL when the account has no
  * fallback. */
 int pop3_err_no_uidl(const struct fm_pop3 *s, struct fm_error *err);

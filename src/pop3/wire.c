@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "log/log.h"
+#include "mime/mime.h"
 #include "pop3/pop3_int.h"
 
 bool
@@ -486,8 +489,118 @@ pop3_err_no_uidl(const struct fm_pop3 *s, struct fm_error *err)
 	return fm_error_set(err, FM_ERR_PERMANENT,
 	                    _("%s does not support UIDL, so fulmar cannot "
 	                      "tell which messages it already has; ask the "
-	                      "provider, or use IMAP"),
+	                      "provider, use IMAP, or set pop3_no_uidl = "
+	                      "message-id (see fulmar.conf(5))"),
 	                    s->acct->host);
+}
+
+/* ------------------------------------------------------------------------
+ * Keys for a server without UIDL.
+ */
+
+/* Same key: listing order. */
+static int
+cmp_key(const void *a, const void *b)
+{
+	const struct pop3_msg *x = *(const struct pop3_msg *const *)a;
+	const struct pop3_msg *y = *(const struct pop3_msg *const *)b;
+	int c = strcmp(x->uidl, y->uidl);
+	return c != 0 ? c : x < y ? -1 : x > y;
+}
+
+static void
+hex_digest(const void *data, size_t len, char out[33])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+struct keys_ctx {
+	struct fm_pop3 *s;
+	struct pop3_msg *msgs;
+	size_t *todo; /* indexes into msgs */
+	struct fm_buf head;
+};
+
+static int
+keys_send(void *ctx, size_t i, struct fm_error *err)
+{
+	struct keys_ctx *k = ctx;
+	return pop3_send(k->s, err, "TOP %u 0", k->msgs[k->todo[i]].num);
+}
+
+static int
+keys_recv(void *ctx, size_t i, struct fm_error *err)
+{
+	struct keys_ctx *k = ctx;
+	struct pop3_msg *m = &k->msgs[k->todo[i]];
+	int r = pop3_status(k->s, "TOP", err);
+	if (r <= 0)
+		return r < 0 ? -1
+		             : fm_error_set(err, FM_ERR_PERMANENT,
+		                            _("%s has neither UIDL nor TOP "
+		                              "(it said: %s), so fulmar cannot "
+		                              "tell its messages apart; use "
+		                              "IMAP"),
+		                            k->s->acct->host, k->s->text);
+	fm_buf_reset(&k->head);
+	if (pop3_body(k->s, "TOP", &k->head, err) < 0)
+		return -1;
+	struct fm_envelope *env = NULL;
+	fm_mime_envelope_parse(k->head.data, k->head.len, &env, NULL);
+	char hex[33];
+	const char *kind = "mid";
+	if (env->message_id != NULL && env->message_id[0] != '\0') {
+		hex_digest(env->message_id, strlen(env->message_id), hex);
+	} else {
+		kind = "hdr";
+		hex_digest(k->head.data, k->head.len, hex);
+	}
+	fm_envelope_free(&env);
+	m->uidl =
+	    xasprintf("%s:%s:%llu", kind, hex, (unsigned long long)m->size);
+	return 0;
+}
+
+int
+pop3_keys_from_headers(struct fm_pop3 *s, struct pop3_msg *msgs, size_t n,
+                       const uint64_t *only, struct fm_error *err)
+{
+	struct keys_ctx k = {.s = s, .msgs = msgs};
+	k.todo = xcalloc(n ? n : 1, sizeof(*k.todo));
+	size_t n_todo = 0;
+	for (size_t i = 0; i < n; i++)
+		if (only == NULL || msgs[i].size == *only)
+			k.todo[n_todo++] = i;
+	fm_buf_init(&k.head, s->max_body);
+	int ret = pop3_run(s, n_todo, keys_send, keys_recv, &k, err);
+	fm_buf_free(&k.head);
+	free(k.todo);
+	if (ret < 0)
+		return -1;
+	/* The same key twice (the same message delivered twice): number the
+	 * repeats in listing order, so each is a message of its own. */
+	struct pop3_msg **by_key = xcalloc(n ? n : 1, sizeof(*by_key));
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++)
+		if (msgs[i].uidl != NULL)
+			by_key[m++] = &msgs[i];
+	qsort(by_key, m, sizeof(*by_key), cmp_key);
+	size_t first = 0; /* the first of the current run keeps its key */
+	for (size_t i = 1; i < m; i++) {
+		if (strcmp(by_key[i]->uidl, by_key[first]->uidl) != 0) {
+			first = i;
+			continue;
+		}
+		char *u = xasprintf("%s#%zu", by_key[i]->uidl, i - first + 1);
+		free(by_key[i]->uidl);
+		by_key[i]->uidl = u;
+	}
+	free(by_key);
+	return 0;
 }
 
 /* ------------------------------------------------------------------------

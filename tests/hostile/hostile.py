@@ -12,8 +12,8 @@ client sends, so that a test can check what the client did in reply.
                [--lifetime SECONDS] [--state FILE [--messages MBOX]]
 
 --state and --messages are for the pop3-* maildrop scenarios alone
-(pop3-uidl-reuse, pop3-endless-retr...: a maildrop that persists
-across connections).
+(pop3-uidl-reuse, pop3-no-uidl...: a maildrop that persists across
+connections).
 
 The record holds the client's bytes: as sent before TLS, decrypted after.
 Marker lines, always at the start of a line, separate them:
@@ -658,6 +658,18 @@ POP3_MAILDROP = {
     "pop3-uidl-reuse": dict(
         capa=["TOP", "UIDL", "USER", "SASL PLAIN"], implicit=True, needs_cert=True
     ),
+    # A server without UIDL (RFC 1939 only), with PIPELINING: UIDL gets
+    # -ERR. fulmar refuses it unless pop3_no_uidl = message-id.
+    "pop3-no-uidl": dict(
+        capa=["TOP", "USER", "PIPELINING", "SASL PLAIN"],
+        uidl=False,
+        implicit=True,
+        needs_cert=True,
+    ),
+    # Neither UIDL nor TOP: nothing to tell messages apart by.
+    "pop3-no-uidl-no-top": dict(
+        capa=["USER", "SASL PLAIN"], uidl=False, top=False, implicit=True, needs_cert=True
+    ),
     # RETR answered by lines that never end in the terminating dot: 200 MB
     # of well-formed 1 KB lines (the body bound must stop the client).
     "pop3-endless-retr": dict(
@@ -903,7 +915,12 @@ def maildrop_endless(c, retr):
 def maildrop_transaction(c, cfg, st, cmd, rest):
     msgs, deleted = st["msgs"], st["deleted"]
     live = [i for i in range(len(msgs)) if i not in deleted]
-    if cmd == "RETR" and cfg.get("retr") and maildrop_msg(st, (rest or [""])[0]) is not None:
+    if (cmd == "UIDL" and not cfg.get("uidl", True)) or (
+        cmd == "TOP" and not cfg.get("top", True)
+    ):
+        c.log("%s refused: not supported" % cmd)
+        c.send("-ERR unknown command\r\n")
+    elif cmd == "RETR" and cfg.get("retr") and maildrop_msg(st, (rest or [""])[0]) is not None:
         c.log("RETR %s: answering without end" % rest[0])
         maildrop_endless(c, cfg["retr"])
     elif cmd == "STAT":
