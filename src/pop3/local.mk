@@ -2,6 +2,7 @@
 src_libfulmar_a_SOURCES += \
 	src/pop3/pop3.h \
 	src/pop3/pop3_int.h \
+	src/pop3/body.c \
 	src/pop3/fetch.c \
 	src/pop3/seen.c \
 	src/pop3/session.c \

@@ -62,7 +62,7 @@ struct fm_pop3_progress {
  * cut short deletes nothing. With download = headers the pass stores
  * every new message as headers first, then fetches the bodies of all
  * stubs (this pass's and older ones) before it ends; with max SIZE big
- * messages stay stubs. A UIDL the
+ * messages stay stubs until opened (fm_mail_fetch_body). A UIDL the
  * server reuses for another message (another size than when it was
  * downloaded) is taken as a new message. A server without UIDL is an
  * error (FM_ERR_PERMANENT) unless the account says pop3_no_uidl =
@@ -73,5 +73,37 @@ int fm_pop3_sync(const struct fm_account *acct, struct fm_store *store,
                  const struct fm_session_opts *o, int64_t now,
                  const struct fm_pop3_progress *progress,
                  struct fm_pop3_stats *stats, struct fm_error *err);
+
+/* Completes a POP3 header stub in ACCOUNT/FOLDER/BASE: finds the message
+ * on the server by its UIDL (and the size it had), RETRs it and replaces
+ * the stub atomically (fm_store_replace), then records it whole. A whole
+ * message, or one that did not come from the server, is left alone
+ * (returns 0). FM_ERR_PERMANENT when the server no longer has the
+ * message (or its UIDL now names another one); the errors of
+ * fm_pop3_sync() otherwise. store must hold the account. */
+int fm_pop3_fetch_body(const struct fm_account *acct, struct fm_store *store,
+                       const struct fm_session_opts *o, const char *folder,
+                       const char *base, struct fm_error *err);
+
+/* ------------------------------------------------------------------------
+ * Opening a message, for any protocol (the front ends call this; it
+ * lives here until the account layer exists).
+ */
+
+/* Whether a message's content looks like a header stub: nothing after
+ * its header block. Cheap; a whole message with an empty body looks the
+ * same, so this only says when fm_mail_fetch_body() is worth a call. */
+bool fm_mail_looks_partial(const char *data, size_t len);
+
+/* If ACCOUNT/FOLDER/BASE is stored as headers only, downloads its body
+ * from the account's server and replaces the stub atomically. Returns 0
+ * when the message is whole now (or was, or has no server copy to
+ * complete it from); -1 with err when the body could not be fetched (the
+ * stub stays). POP3 now; IMAP accounts are left as they are until the
+ * IMAP engine plugs its own fetch in. store must hold the account;
+ * called on the thread that owns store. */
+int fm_mail_fetch_body(const struct fm_account *acct, struct fm_store *store,
+                       const struct fm_session_opts *o, const char *folder,
+                       const char *base, struct fm_error *err);
 
 #endif
