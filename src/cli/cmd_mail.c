@@ -366,14 +366,13 @@ fetch_stub_body(struct fm_cli_ctx *ctx, char **path_r, char **note_r)
 	bool have_index = access(notmuch, F_OK) == 0;
 	free(notmuch);
 	free(index_dir);
-	free(data_dir);
 	char *account = NULL, *folder = NULL, *base = NULL;
 	bool ours =
 	    split_message_path(mail_root, *path_r, &account, &folder, &base);
 	free(mail_root);
 	const struct fm_account *a =
 	    ours ? fm_config_find_account(cfg, account) : NULL;
-	if (a == NULL)
+	if (a == NULL || !fm_mail_is_partial(data_dir, a, folder, base))
 		goto out;
 	struct fm_error err;
 	fm_error_clear(&err);
@@ -421,6 +420,7 @@ fetch_stub_body(struct fm_cli_ctx *ctx, char **path_r, char **note_r)
 	fm_store_close(&store);
 	fm_trace_close(&trace);
 out:
+	free(data_dir);
 	free(account);
 	free(folder);
 	free(base);

@@ -36,6 +36,34 @@ fm_mail_looks_partial(const char *data, size_t len)
 	return true;
 }
 
+bool
+fm_mail_is_partial(const char *data_dir, const struct fm_account *acct,
+                   const char *folder, const char *base)
+{
+	/* Both kinds of state mark a stub with the same local keyword, and
+	 * a state file is only ever replaced whole: reading it without the
+	 * account's lock is safe. */
+	char *dir = fm_store_folder_dir(data_dir, acct->name, folder);
+	char *path = fm_path_join(dir, ".fulmar-state");
+	free(dir);
+	struct fm_state *st = NULL;
+	struct fm_error err;
+	fm_error_clear(&err);
+	bool partial = false;
+	if (fm_state_load(path,
+	                  acct->protocol == FM_PROTO_POP3 ? FM_STATE_POP3
+	                                                  : FM_STATE_IMAP,
+	                  &st, NULL, &err) == 0) {
+		const struct fm_state_entry *e = fm_state_find_base(st, base);
+		struct pop3_kw kw;
+		pop3_kw_parse(e != NULL ? e->keywords : NULL, &kw);
+		partial = kw.partial;
+		fm_state_free(&st);
+	}
+	free(path);
+	return partial;
+}
+
 /* The Message-ID of the message in the store, or NULL. */
 static char *
 stored_message_id(struct fm_store *store, const char *account,

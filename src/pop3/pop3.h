@@ -92,8 +92,14 @@ int fm_pop3_fetch_body(const struct fm_account *acct, struct fm_store *store,
 
 /* Whether a message's content looks like a header stub: nothing after
  * its header block. Cheap; a whole message with an empty body looks the
- * same, so this only says when fm_mail_fetch_body() is worth a call. */
+ * same, so this only says when fm_mail_is_partial() is worth a call. */
 bool fm_mail_looks_partial(const char *data, size_t len);
+/* Whether the folder's sync state marks ACCOUNT/FOLDER/BASE as a header
+ * stub (the keyword fulmar:partial, which POP3 and IMAP states share).
+ * Reads the state file of the data directory without any lock (state
+ * files are replaced whole); false when there is none. Any thread. */
+bool fm_mail_is_partial(const char *data_dir, const struct fm_account *acct,
+                        const char *folder, const char *base);
 
 /* If ACCOUNT/FOLDER/BASE is stored as headers only, downloads its body
  * from the account's server and replaces the stub atomically. Returns 0
