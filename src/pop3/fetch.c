@@ -687,6 +687,7 @@ fm_pop3_sync(const struct fm_account *acct, struct fm_store *store,
 	struct fm_journal *journal = fm_store_journal(store, acct->name);
 	struct loader ld = {.path = p.state_path};
 	fm_error_clear(&ld.err);
+	struct pop3_quick quick = {0};
 	char *dir =
 	    fm_store_folder_dir(fm_store_data_dir(store), acct->name, FOLDER);
 	char *seen_path = fm_path_join(dir, SEEN_FILE);
@@ -703,10 +704,35 @@ fm_pop3_sync(const struct fm_account *acct, struct fm_store *store,
 	                   journal == NULL || fm_journal_pending(journal) == 0);
 	if (!maybe_fast)
 		loader_start(&ld);
-	if (fm_pop3_open(acct, o, &p.session, err) < 0 ||
-	    pop3_listing_ask(p.session, err) < 0 ||
-	    pop3_listing_read(p.session, &p.msgs, &p.n, &have_uidl, err) < 0)
+	if (fm_pop3_open(acct, o, &p.session, err) < 0)
 		goto out;
+	char digest[65];
+	if (maybe_fast) {
+		/* The quick look: STAT and UIDL against the record. */
+		if (pop3_quick_ask(p.session, err) < 0 ||
+		    pop3_quick_read(p.session, &quick, err) < 0)
+			goto out;
+		if (quick.have_uidl) {
+			pop3_seen_digest(acct, quick.msgs, quick.n, quick.count,
+			                 quick.octets, digest);
+			if (strcmp(digest, seen) == 0) {
+				stats->on_server = (size_t)quick.count;
+				if (pop3_quit(p.session, err) < 0)
+					goto out;
+				ret = 0;
+				goto out;
+			}
+		}
+		loader_start(&ld);
+		have_uidl = quick.have_uidl;
+		if (pop3_listing_after_quick(p.session, &quick, &p.msgs, &p.n,
+		                             err) < 0)
+			goto out;
+	} else if (pop3_listing_ask(p.session, err) < 0 ||
+	           pop3_listing_read(p.session, &p.msgs, &p.n, &have_uidl,
+	                             err) < 0) {
+		goto out;
+	}
 	stats->on_server = p.n;
 	if (!have_uidl) {
 		if (acct->pop3_no_uidl != FM_POP3_NO_UIDL_MESSAGE_ID) {
@@ -716,14 +742,6 @@ fm_pop3_sync(const struct fm_account *acct, struct fm_store *store,
 		if (pop3_keys_from_headers(p.session, p.msgs, p.n, NULL, err) <
 		    0)
 			goto out;
-	}
-	char digest[65];
-	pop3_seen_digest(acct, p.msgs, p.n, digest);
-	if (maybe_fast && strcmp(digest, seen) == 0) {
-		if (pop3_quit(p.session, err) < 0)
-			goto out;
-		ret = 0;
-		goto out;
 	}
 	/* The long way: this pass is complete only if it ends well. */
 	pop3_seen_forget(seen_path);
@@ -804,12 +822,24 @@ fm_pop3_sync(const struct fm_account *acct, struct fm_store *store,
 	if (journal != NULL && dels.last_seq > 0 &&
 	    fm_journal_ack(journal, dels.last_seq, err) < 0)
 		goto out;
-	pop3_seen_digest(acct, p.msgs, p.n, digest); /* without the DELEd */
-	pop3_seen_write(seen_path, p.state_path, digest, deadline(&p));
+	/* What this pass leaves (the DELEd are gone), for the next quick
+	 * look; with keys made from headers there is no quick look. */
+	if (have_uidl) {
+		uint64_t count = 0, octets = 0;
+		for (size_t i = 0; i < p.n; i++) {
+			if (!p.msgs[i].deleted) {
+				count++;
+				octets += p.msgs[i].size;
+			}
+		}
+		pop3_seen_digest(acct, p.msgs, p.n, count, octets, digest);
+		pop3_seen_write(seen_path, p.state_path, digest, deadline(&p));
+	}
 	ret = 0;
 out:
 	loader_finish(&ld);
 	fm_state_free(&ld.state);
+	pop3_quick_free(&quick);
 	free(seen_path);
 	if (ret < 0) {
 		/* No QUIT after a failure: the server forgets this session's

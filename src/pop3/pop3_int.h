@@ -99,6 +99,25 @@ int pop3_listing_read(struct fm_pop3 *s, struct pop3_msg **msgs_r, size_t *n_r,
                       bool *have_uidl_r, struct fm_error *err);
 void pop3_msgs_free(struct pop3_msg *msgs, size_t n);
 
+/* The quick look of a pass that expects nothing new: STAT and UIDL
+ * (pipelined when allowed), which servers answer faster than LIST, and
+ * enough to compare with the record of the last pass (pop3_seen_*). If
+ * the pass must go on, pop3_listing_after_quick() asks LIST and gives
+ * the listing pop3_listing() would, with the UIDLs already read. */
+struct pop3_quick {
+	uint64_t count, octets; /* STAT */
+	struct pop3_msg *msgs;  /* UIDL, in its order; sizes 0 */
+	size_t n;
+	bool have_uidl;
+};
+int pop3_quick_ask(struct fm_pop3 *s, struct fm_error *err);
+int pop3_quick_read(struct fm_pop3 *s, struct pop3_quick *q,
+                    struct fm_error *err);
+int pop3_listing_after_quick(struct fm_pop3 *s, struct pop3_quick *q,
+                             struct pop3_msg **msgs_r, size_t *n_r,
+                             struct fm_error *err);
+void pop3_quick_free(struct pop3_quick *q);
+
 /* For a server without UIDL and pop3_no_uidl = message-id: fetches the
  * header of every message (TOP n 0, pipelined) and names each by its
  * Message-ID and size ("mid:HASH:SIZE"; "hdr:HASH:SIZE" from the whole
@@ -147,14 +166,19 @@ int pop3_state_open(struct fm_store *store, const struct fm_account *acct,
 /* The record of the last complete pass (seen.c): when a pass finds the
  * same listing under the same policy, the state unchanged since, no
  * deletion due and nothing in the journal, there is nothing to do and
- * the state need not be read. pop3_seen_digest() sums up the policy and
- * the listing; pop3_seen_check() is true when the record at seen_path
- * is intact, names the state file as it is now and its deadline is
- * after now, and then gives the digest it holds; pop3_seen_write()
+ * the state need not be read. pop3_seen_digest() sums up the policy,
+ * the UIDLs in order (of the messages not deleted) and what STAT says
+ * (count and octets; the sizes of single messages are left out so that
+ * the quick look needs no LIST: a reused UIDL shows in the total, and
+ * only reuses whose sizes cancel out would wait for the next listing
+ * that changes, which compares every size); pop3_seen_check() is true when the
+ * record at seen_path is intact, names the state file as it is now and its
+ * deadline is after now, and then gives the digest it holds; pop3_seen_write()
  * records a complete pass (best effort: a cache, not fsynced);
  * pop3_seen_forget() removes the record. */
 void pop3_seen_digest(const struct fm_account *acct,
-                      const struct pop3_msg *msgs, size_t n, char out[65]);
+                      const struct pop3_msg *msgs, size_t n, uint64_t count,
+                      uint64_t octets, char out[65]);
 bool pop3_seen_check(const char *seen_path, const char *state_path, int64_t now,
                      char digest_r[65]);
 void pop3_seen_write(const char *seen_path, const char *state_path,

@@ -6,8 +6,8 @@
  *
  *     fulmar-pop3-seen 1 DIGEST DEV INO SIZE MTIME-S MTIME-NS DEADLINE
  *
- * DIGEST is the SHA-256 (hex) of the account's policy and the listing
- * (UIDL and size of every message, in order) after that pass; DEV to
+ * DIGEST is the SHA-256 (hex) of the account's policy, the UIDLs in order
+ * and STAT's count and octets after that pass (see pop3_int.h); DEV to
  * MTIME-NS name the state file as that pass left it (a save replaces the
  * file, so any change to the state shows); DEADLINE is the first time
  * (Unix seconds) delete_after_days would delete something. It is a cache
@@ -31,7 +31,7 @@
 
 void
 pop3_seen_digest(const struct fm_account *a, const struct pop3_msg *msgs,
-                 size_t n, char out[65])
+                 size_t n, uint64_t count, uint64_t octets, char out[65])
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	if (md == NULL)
@@ -44,6 +44,9 @@ pop3_seen_digest(const struct fm_account *a, const struct pop3_msg *msgs,
 	             (int)a->keep_on_server, a->delete_after_days,
 	             (int)a->delete_when_deleted_locally, (int)a->pop3_no_uidl);
 	EVP_DigestUpdate(md, line, (size_t)len);
+	len = snprintf(line, sizeof(line), "stat %llu %llu\n",
+	               (unsigned long long)count, (unsigned long long)octets);
+	EVP_DigestUpdate(md, line, (size_t)len);
 	/* In chunks: one update per message would cost more than the
 	 * hashing. */
 	char buf[16384];
@@ -51,26 +54,19 @@ pop3_seen_digest(const struct fm_account *a, const struct pop3_msg *msgs,
 	for (size_t i = 0; i < n; i++) {
 		if (msgs[i].deleted) /* gone at QUIT */
 			continue;
-		/* "UIDL SIZE\n", by hand: snprintf here cost more than the
-		 * hash. UIDLs are at most 512 bytes (wire.c). */
-		const char *u = msgs[i].uidl != NULL ? msgs[i].uidl : "-";
+		/* "UIDL\n", by hand: snprintf here cost more than the hash.
+		 * UIDLs are at most 512 bytes (wire.c); one that UIDL did
+		 * not name is left out, as the quick look never sees it. */
+		const char *u = msgs[i].uidl;
+		if (u == NULL)
+			continue;
 		size_t ul = strlen(u);
-		if (used + ul + 24 > sizeof(buf)) {
+		if (used + ul + 1 > sizeof(buf)) {
 			EVP_DigestUpdate(md, buf, used);
 			used = 0;
 		}
 		memcpy(buf + used, u, ul);
 		used += ul;
-		buf[used++] = ' ';
-		char num[24];
-		size_t k = sizeof(num);
-		uint64_t v = msgs[i].size;
-		do {
-			num[--k] = (char)('0' + v % 10);
-			v /= 10;
-		} while (v > 0);
-		memcpy(buf + used, num + k, sizeof(num) - k);
-		used += sizeof(num) - k;
 		buf[used++] = '\n';
 	}
 	EVP_DigestUpdate(md, buf, used);

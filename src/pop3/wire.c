@@ -464,6 +464,103 @@ pop3_listing_read(struct fm_pop3 *s, struct pop3_msg **msgs_r, size_t *n_r,
 }
 
 int
+pop3_quick_ask(struct fm_pop3 *s, struct fm_error *err)
+{
+	bool pipelining = pop3_has_cap(s, "PIPELINING");
+	if (pop3_send(s, err, "STAT") < 0 ||
+	    (pipelining && pop3_send(s, err, "UIDL") < 0) ||
+	    pop3_flush(s, err) < 0)
+		return -1;
+	return 0;
+}
+
+int
+pop3_quick_read(struct fm_pop3 *s, struct pop3_quick *q, struct fm_error *err)
+{
+	memset(q, 0, sizeof(*q));
+	int r = pop3_status(s, "STAT", err);
+	if (r <= 0)
+		return r < 0 ? -1 : pop3_refused(s, "STAT", err);
+	/* "+OK COUNT OCTETS [text]" */
+	char *end, *octets;
+	q->count = strtoull(s->text, &end, 10);
+	bool ok = end != s->text && *end == ' ';
+	if (ok) {
+		octets = end + 1;
+		q->octets = strtoull(octets, &end, 10);
+		ok = end != octets && (*end == '\0' || *end == ' ');
+	}
+	if (!ok)
+		return bad_listing(s, "STAT", s->text, err);
+	if (!pop3_has_cap(s, "PIPELINING") &&
+	    (pop3_send(s, err, "UIDL") < 0 || pop3_flush(s, err) < 0))
+		return -1;
+	r = pop3_status(s, "UIDL", err);
+	q->have_uidl = r == 1;
+	if (r <= 0)
+		return r;
+	size_t cap = 0;
+	char *line;
+	while ((r = listing_line(s, "UIDL", &line, err)) > 0) {
+		unsigned num;
+		char *uidl;
+		if (!split_number(line, &num, &uidl) || !valid_uidl(uidl)) {
+			r = bad_listing(s, "UIDL", line, err);
+			break;
+		}
+		if (q->n == POP3_MAX_MESSAGES) {
+			s->healthy = false;
+			r = fm_error_set(err, FM_ERR_PROTOCOL,
+			                 _("%s lists more than %d messages; "
+			                   "fulmar stopped"),
+			                 s->acct->host, POP3_MAX_MESSAGES);
+			break;
+		}
+		if (q->n == cap) {
+			cap = cap ? 2 * cap : 1024;
+			q->msgs = xreallocarray(q->msgs, cap, sizeof(*q->msgs));
+		}
+		q->msgs[q->n++] =
+		    (struct pop3_msg){.num = num, .uidl = xstrdup(uidl)};
+	}
+	return r < 0 ? -1 : 0;
+}
+
+int
+pop3_listing_after_quick(struct fm_pop3 *s, struct pop3_quick *q,
+                         struct pop3_msg **msgs_r, size_t *n_r,
+                         struct fm_error *err)
+{
+	*msgs_r = NULL;
+	*n_r = 0;
+	struct pop3_msg *msgs = NULL;
+	size_t n = 0;
+	if (pop3_send(s, err, "LIST") < 0 || pop3_flush(s, err) < 0 ||
+	    read_list(s, &msgs, &n, err) < 0)
+		return -1;
+	/* The UIDLs already read, by number (LIST and UIDL name the same
+	 * messages: a session's maildrop does not change). */
+	qsort(q->msgs, q->n, sizeof(*q->msgs), cmp_num);
+	for (size_t i = 0; i < q->n; i++) {
+		struct pop3_msg *m = find_num(msgs, n, q->msgs[i].num);
+		if (m == NULL || m->uidl != NULL)
+			continue;
+		m->uidl = q->msgs[i].uidl;
+		q->msgs[i].uidl = NULL;
+	}
+	*msgs_r = msgs;
+	*n_r = n;
+	return 0;
+}
+
+void
+pop3_quick_free(struct pop3_quick *q)
+{
+	pop3_msgs_free(q->msgs, q->n);
+	memset(q, 0, sizeof(*q));
+}
+
+int
 pop3_listing(struct fm_pop3 *s, struct pop3_msg **msgs_r, size_t *n_r,
              bool *have_uidl_r, struct fm_error *err)
 {
