@@ -8,10 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <wchar.h>
 
 #include "cli/cli.h"
 #include "mime/mime.h"
+#include "pop3/pop3.h"
 #include "store/maildir.h"
 #include "store/store.h"
 
@@ -321,6 +323,109 @@ fm_cmd_search(struct fm_cli_ctx *ctx, int argc, char **argv)
 	return ret;
 }
 
+/* ACCOUNT, FOLDER and BASE of a message file under mail_root
+ * (MAIL_ROOT/ACCOUNT/FOLDER/{cur,new}/FILE); false for any other path. */
+static bool
+split_message_path(const char *mail_root, const char *path, char **account_r,
+                   char **folder_r, char **base_r)
+{
+	size_t rl = strlen(mail_root);
+	if (strncmp(path, mail_root, rl) != 0 || path[rl] != '/')
+		return false;
+	const char *rel = path + rl + 1;
+	const char *slash = strchr(rel, '/');
+	const char *file = strrchr(rel, '/');
+	if (slash == NULL || file == NULL || file - slash < 5)
+		return false;
+	const char *sub = file - 4; /* "/cur/FILE" or "/new/FILE" */
+	if (strncmp(sub, "/cur", 4) != 0 && strncmp(sub, "/new", 4) != 0)
+		return false;
+	if (sub <= slash + 1)
+		return false;
+	size_t bl;
+	const char *b = fm_maildir_base(file + 1, &bl);
+	if (b == NULL || bl == 0)
+		return false;
+	*account_r = xstrndup(rel, (size_t)(slash - rel));
+	*folder_r = xstrndup(slash + 1, (size_t)(sub - (slash + 1)));
+	*base_r = xstrndup(b, bl);
+	return true;
+}
+
+/* Opening a header stub fetches its body (fm_mail_fetch_body). When that
+ * cannot be done now, *note_r gets why (newly allocated), and the stub is
+ * shown as it is. *path_r is updated if the file moved. */
+static void
+fetch_stub_body(struct fm_cli_ctx *ctx, char **path_r, char **note_r)
+{
+	const struct fm_config *cfg = ctx->cfg;
+	char *data_dir = fm_path_data_dir();
+	char *mail_root = fm_store_mail_root(data_dir);
+	char *index_dir = fm_store_index_dir(data_dir);
+	char *notmuch = fm_path_join(index_dir, ".notmuch");
+	bool have_index = access(notmuch, F_OK) == 0;
+	free(notmuch);
+	free(index_dir);
+	char *account = NULL, *folder = NULL, *base = NULL;
+	bool ours =
+	    split_message_path(mail_root, *path_r, &account, &folder, &base);
+	free(mail_root);
+	const struct fm_account *a =
+	    ours ? fm_config_find_account(cfg, account) : NULL;
+	if (a == NULL || !fm_mail_is_partial(data_dir, a, folder, base))
+		goto out;
+	struct fm_error err;
+	fm_error_clear(&err);
+	/* Never wait for a sync that holds the account: show what is
+	 * here. */
+	struct fm_store_opts so = {
+	    .cfg = cfg, .wait_for_lock = false, .index = have_index};
+	struct fm_store *store = NULL;
+	if (fm_store_open(&so, &store, &err) < 0) {
+		*note_r = xstrdup(err.user);
+		goto out;
+	}
+	struct fm_trace *trace = NULL;
+	if (fm_trace_open(ctx->log_protocol != NULL ? ctx->log_protocol
+	                                            : cfg->general.log_protocol,
+	                  &trace, &err) < 0) {
+		*note_r = xstrdup(err.user);
+		fm_store_close(&store);
+		goto out;
+	}
+	struct fm_session_opts o = {
+	    .trace = trace,
+	    .cancel_fd = -1,
+	    .creds = fm_creds_new(a),
+	};
+	fm_net_limits_from_config(&cfg->general, &o.limits);
+	if (fm_mail_fetch_body(a, store, &o, folder, base, &err) < 0) {
+		*note_r = xstrdup(err.user);
+	} else {
+		struct fm_store_info li;
+		if (fm_store_lookup(store, account, folder, base, &li, &err) ==
+		    1) {
+			char *dir = fm_store_folder_dir(
+			    fm_store_data_dir(store), account, folder);
+			free(*path_r);
+			*path_r = fm_path_join(dir, li.file);
+			free(dir);
+			free(li.file);
+		}
+		size_t done;
+		if (have_index)
+			fm_store_index_pending(store, 500, &done, &err);
+	}
+	fm_creds_free(&o.creds);
+	fm_store_close(&store);
+	fm_trace_close(&trace);
+out:
+	free(data_dir);
+	free(account);
+	free(folder);
+	free(base);
+}
+
 int
 fm_cmd_show(struct fm_cli_ctx *ctx, int argc, char **argv)
 {
@@ -375,6 +480,17 @@ fm_cmd_show(struct fm_cli_ctx *ctx, int argc, char **argv)
 	char *data = NULL;
 	size_t len = 0;
 	int r = fm_record_read_file(path, (size_t)1 << 31, &data, &len, &err);
+	/* A header stub (download = headers, or max SIZE) gets its body
+	 * when it is opened, if the server can be reached. */
+	char *note = NULL;
+	if (r == 0 && file == NULL && fm_mail_looks_partial(data, len)) {
+		fetch_stub_body(ctx, &path, &note);
+		if (note == NULL) {
+			free(data);
+			r = fm_record_read_file(path, (size_t)1 << 31, &data,
+			                        &len, &err);
+		}
+	}
 	if (r != 0) {
 		if (r == 1)
 			fm_error_set(&err, FM_ERR_USAGE, _("no such file: %s"),
@@ -391,6 +507,15 @@ fm_cmd_show(struct fm_cli_ctx *ctx, int argc, char **argv)
 		if (rd->len > 0 && rd->text[rd->len - 1] != '\n')
 			fputc('\n', stdout);
 		fm_mime_render_free(&rd);
+	}
+	if (note != NULL) {
+		/* One line, after the headers; with --raw on stderr, so the
+		 * message's bytes stay as they are. */
+		fprintf(raw ? stderr : stdout,
+		        _("[fulmar: the body of this message is not downloaded "
+		          "yet: %s]\n"),
+		        note);
+		free(note);
 	}
 	free(data);
 	return fflush(stdout) == 0 ? 0 : 74;

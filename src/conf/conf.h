@@ -28,6 +28,8 @@ enum fm_auth_mech {
 	FM_AUTH_OAUTHBEARER,
 };
 enum fm_download { FM_DOWNLOAD_FULL, FM_DOWNLOAD_HEADERS, FM_DOWNLOAD_MAX };
+/* What a POP3 account does with a server that has no UIDL. */
+enum fm_pop3_no_uidl { FM_POP3_NO_UIDL_ERROR, FM_POP3_NO_UIDL_MESSAGE_ID };
 enum fm_save_sent { FM_SAVE_SENT_SERVER, FM_SAVE_SENT_LOCAL, FM_SAVE_SENT_NO };
 
 /* When an account runs a send/receive pass on its own. */
@@ -72,6 +74,7 @@ struct fm_account {
 	bool keep_on_server;
 	unsigned delete_after_days; /* 0: never */
 	bool delete_when_deleted_locally;
+	enum fm_pop3_no_uidl pop3_no_uidl;
 	char *smtp_host; /* NULL: this account cannot send */
 	unsigned smtp_port;
 	enum fm_tls_mode smtp_tls;

@@ -31,6 +31,7 @@ static const char *const protocol_names[] = {"imap", "pop3", NULL};
 static const char *const tls_names[] = {"implicit", "starttls", "none", NULL};
 static const char *const auth_names[] = {"auto",    "plain",       "login",
                                          "xoauth2", "oauthbearer", NULL};
+static const char *const pop3_no_uidl_names[] = {"error", "message-id", NULL};
 static const char *const save_sent_names[] = {"server", "local", "no", NULL};
 
 static int check_email(const char *value, const struct conf_report *r);
@@ -102,6 +103,8 @@ const struct conf_key conf_keys[] = {
      .what = N_("a number of days")},
     {"delete_when_deleted_locally", ACC(delete_when_deleted_locally),
      .type = CONF_T_BOOL, .flags = CONF_KF_POP3, .def = "no"},
+    {"pop3_no_uidl", ACC(pop3_no_uidl), .type = CONF_T_ENUM,
+     .names = pop3_no_uidl_names, .flags = CONF_KF_POP3, .def = "error"},
     {"smtp_host", ACC(smtp_host), .type = CONF_T_STRING, .check = check_host},
     {"smtp_port", ACC(smtp_port), .type = CONF_T_UINT, .flags = CONF_KF_SMTP,
      .min = 1, .max = 65535, .what = N_("a port number")},

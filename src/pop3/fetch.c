@@ -3,23 +3,33 @@
  * stubs, apply the deletion policy, QUIT. The order of writes is what
  * makes it crash-safe: a message is fsynced in the maildir (tagged with
  * its UIDL and size) before its UIDL enters the sync state, and DELE is
- * sent only for stored messages; POP3 forgets every DELE of a session that
- * ends without QUIT, so a cut link deletes nothing. */
+ * sent only for messages whose whole body is stored; POP3 forgets every
+ * DELE of a session that ends without QUIT, so a cut link deletes
+ * nothing.
+ *
+ * The pass runs in three phases, each one pipelined (wire.c): the new
+ * messages (RETR, or TOP n 0 for headers), then with download = headers
+ * the bodies of the stubs, then the DELEs. A pass that finds nothing new
+ * reads the state and the listing and nothing else: the size LIST gave
+ * at download time is kept in the state, so a reused UIDL is told
+ * without opening the folder's summary. */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log/log.h"
-#include "pop3/pop3.h"
+#include "pop3/pop3_int.h"
 #include "store/store.h"
 #include "sync/journal.h"
 #include "sync/state.h"
 
 #define FOLDER "INBOX"
-/* The state keyword of a message stored as headers only. */
-#define PARTIAL "fulmar:partial"
+/* The record of the last complete pass (seen.c). */
+#define SEEN_FILE ".fulmar-pop3-seen"
 /* Downloads are made durable in batches: one flush per batch of messages
  * or of bytes, not one per message. */
 enum {
@@ -34,7 +44,7 @@ enum {
 struct staged {
 	char *uidl;
 	char *base;
-	bool partial;
+	struct pop3_kw kw;
 	bool fresh; /* downloaded now, not found stored from before */
 };
 
@@ -51,15 +61,22 @@ struct pass {
 	struct staged *staged;
 	size_t n_staged;
 	uint64_t staged_bytes;
+	struct pop3_msg *msgs;
+	size_t n;
+	bool *fresh;        /* per message: new in this pass */
+	size_t *req;        /* the current phase's messages (indexes) */
+	bool *req_whole;    /* per request: RETR (true) or TOP n 0 */
+	struct fm_buf data; /* the message being received */
 	const struct fm_pop3_progress *progress;
+	size_t done, total;
 };
 
 /* The delivery key: the UIDL and the size, so a reused UIDL with another
  * message behind it is another key. */
 static char *
-key_of(const struct mailpop3_msg_info *m)
+key_of(const struct pop3_msg *m)
 {
-	return xasprintf("pop3:%s:%u", m->msg_uidl, m->msg_size);
+	return xasprintf("pop3:%s:%llu", m->uidl, (unsigned long long)m->size);
 }
 
 /* Saves the state when forced, or now and then during a pass: not after
@@ -79,41 +96,27 @@ save_state(struct pass *p, bool force, struct fm_error *err)
 	return 0;
 }
 
+/* Records an entry for uidl with its keywords. */
 static int
-server_error(struct pass *p, const char *what, struct fm_error *err)
+put_entry(struct pass *p, const char *uidl, int64_t first_seen,
+          const char *base, const struct pop3_kw *kw, struct fm_error *err)
 {
-	mailpop3 *pop = fm_pop3_session(p->session);
-	char text[256];
-	fm_str_printable(pop->pop3_response ? pop->pop3_response : "", text,
-	                 sizeof(text));
-	return fm_error_set(err, FM_ERR_PROTOCOL,
-	                    _("%s refused %s (it said: %s)"), p->acct->host,
-	                    what, text);
-}
-
-/* Fetches message m whole (RETR) or its header (TOP n 0). */
-static int
-fetch(struct pass *p, const struct mailpop3_msg_info *m, bool whole,
-      char **data_r, size_t *len_r, struct fm_error *err)
-{
-	mailpop3 *pop = fm_pop3_session(p->session);
-	int r = whole ? mailpop3_retr(pop, m->msg_index, data_r, len_r)
-	              : mailpop3_top(pop, m->msg_index, 0, data_r, len_r);
-	if (r != MAILPOP3_NO_ERROR) {
-		if (r == MAILPOP3_ERROR_STREAM)
-			return fm_error_set(
-			    err, FM_ERR_TEMPORARY,
-			    _("the connection to %s broke while "
-			      "downloading"),
-			    p->acct->host);
-		return server_error(p, whole ? "RETR" : "TOP", err);
-	}
-	p->stats->bytes += *len_r;
-	return 0;
+	char *keywords = pop3_kw_format(kw);
+	struct fm_state_entry e = {
+	    .uidl = uidl,
+	    .first_seen = first_seen,
+	    .base = base,
+	    .keywords = keywords,
+	};
+	int r = fm_state_put(p->state, &e, err);
+	free(keywords);
+	if (r == 0)
+		p->changes++;
+	return r;
 }
 
 static bool
-wants_whole(const struct fm_account *a, const struct mailpop3_msg_info *m)
+wants_whole(const struct fm_account *a, const struct pop3_msg *m)
 {
 	switch (a->download) {
 	case FM_DOWNLOAD_FULL:
@@ -121,39 +124,24 @@ wants_whole(const struct fm_account *a, const struct mailpop3_msg_info *m)
 	case FM_DOWNLOAD_HEADERS:
 		return false;
 	case FM_DOWNLOAD_MAX:
-		return m->msg_size <= a->download_max;
+		return m->size <= a->download_max;
 	}
 	return true;
-}
-
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* Makes the staged messages durable, then records their UIDLs. */
 static int
 commit(struct pass *p, struct fm_error *err)
 {
-	int ret = fm_store_commit(p->store, err);
+	int ret = p->n_staged > 0 ? fm_store_commit(p->store, err) : 0;
 	for (size_t i = 0; i < p->n_staged; i++) {
 		struct staged *st = &p->staged[i];
-		if (ret == 0) {
-			struct fm_state_entry e = {
-			    .uidl = st->uidl,
-			    .first_seen = p->now,
-			    .base = st->base,
-			    .keywords = st->partial ? PARTIAL : NULL,
-			};
-			if (fm_state_put(p->state, &e, err) < 0)
-				ret = -1;
-			p->changes++;
-			if (st->fresh && p->progress != NULL &&
-			    p->progress->stored != NULL)
-				p->progress->stored(p->progress->ctx, FOLDER,
-				                    st->base);
-		}
+		if (ret == 0 &&
+		    put_entry(p, st->uidl, p->now, st->base, &st->kw, err) < 0)
+			ret = -1;
+		if (ret == 0 && st->fresh && p->progress != NULL &&
+		    p->progress->stored != NULL)
+			p->progress->stored(p->progress->ctx, FOLDER, st->base);
 		free(st->uidl);
 		free(st->base);
 	}
@@ -164,84 +152,145 @@ commit(struct pass *p, struct fm_error *err)
 	return save_state(p, false, err);
 }
 
-/* Stores message m (whole, or its headers) unless it is stored already;
- * its UIDL enters the state when its batch is committed. */
-static int
-download(struct pass *p, const struct mailpop3_msg_info *m,
-         struct fm_error *err)
+static void
+stage(struct pass *p, const struct pop3_msg *m, char *base,
+      const struct pop3_kw *kw)
 {
-	bool whole = wants_whole(p->acct, m);
-	char *key = key_of(m);
-	/* Stored before, but not in the state (a crash, a lost state file):
-	 * the tag in its file name says so. Record it; fetch nothing. */
-	char *have = fm_store_find_key(p->store, p->acct->name, FOLDER, key);
-	if (have != NULL) {
-		free(key);
-		p->staged = xreallocarray(p->staged, p->n_staged + 1,
-		                          sizeof(*p->staged));
-		p->staged[p->n_staged++] =
-		    (struct staged){.uidl = xstrdup(m->msg_uidl),
-		                    .base = have,
-		                    .partial = false};
-		return 0;
-	}
-	char *data = NULL;
-	size_t len = 0;
-	if (fetch(p, m, whole, &data, &len, err) < 0) {
-		free(key);
-		return -1;
-	}
-	char *base = NULL;
-	int r = fm_store_deliver_staged(p->store, p->acct->name, FOLDER, key,
-	                                data, len, 0, &base, err);
-	free(key);
-	if (whole)
-		mailpop3_retr_free(data);
-	else
-		mailpop3_top_free(data);
-	if (r < 0)
-		return -1;
 	p->staged =
 	    xreallocarray(p->staged, p->n_staged + 1, sizeof(*p->staged));
-	p->staged[p->n_staged++] = (struct staged){.uidl = xstrdup(m->msg_uidl),
-	                                           .base = base,
-	                                           .partial = !whole,
-	                                           .fresh = true};
-	p->staged_bytes += len;
+	p->staged[p->n_staged++] =
+	    (struct staged){.uidl = xstrdup(m->uidl), .base = base, .kw = *kw};
+}
+
+static void
+tell_progress(struct pass *p)
+{
+	p->done++;
+	if (p->progress != NULL && p->progress->fn != NULL)
+		p->progress->fn(p->progress->ctx, p->done, p->total,
+		                p->stats->bytes);
+}
+
+/* ------------------------------------------------------------------------
+ * Phase 1: new messages.
+ */
+
+static int
+new_send(void *ctx, size_t i, struct fm_error *err)
+{
+	struct pass *p = ctx;
+	const struct pop3_msg *m = &p->msgs[p->req[i]];
+	return p->req_whole[i] ? pop3_send(p->session, err, "RETR %u", m->num)
+	                       : pop3_send(p->session, err, "TOP %u 0", m->num);
+}
+
+/* Receives one message (RETR or TOP) into p->data. */
+static int
+receive(struct pass *p, bool whole, struct fm_error *err)
+{
+	const char *what = whole ? "RETR" : "TOP";
+	int r = pop3_status(p->session, what, err);
+	if (r <= 0)
+		return r < 0 ? -1 : pop3_refused(p->session, what, err);
+	fm_buf_reset(&p->data);
+	if (pop3_body(p->session, what, &p->data, err) < 0)
+		return -1;
+	p->stats->bytes += p->data.len;
+	return 0;
+}
+
+static int
+new_recv(void *ctx, size_t i, struct fm_error *err)
+{
+	struct pass *p = ctx;
+	const struct pop3_msg *m = &p->msgs[p->req[i]];
+	bool whole = p->req_whole[i];
+	if (receive(p, whole, err) < 0)
+		return -1;
+	char *key = key_of(m);
+	char *base = NULL;
+	int r =
+	    fm_store_deliver_staged(p->store, p->acct->name, FOLDER, key,
+	                            p->data.data, p->data.len, 0, &base, err);
+	free(key);
+	if (r < 0)
+		return -1;
+	struct pop3_kw kw = {
+	    .partial = !whole, .has_size = true, .size = m->size};
+	stage(p, m, base, &kw);
+	p->staged[p->n_staged - 1].fresh = true;
+	p->staged_bytes += p->data.len;
 	p->stats->downloaded++;
+	tell_progress(p);
 	if (p->n_staged >= BATCH_MESSAGES || p->staged_bytes >= BATCH_BYTES)
 		return commit(p, err);
 	return 0;
 }
 
-/* Replaces the header stub of an entry with the whole message. */
+/* ------------------------------------------------------------------------
+ * Phase 2: bodies for header stubs.
+ */
+
 static int
-complete(struct pass *p, const struct mailpop3_msg_info *m,
-         const struct fm_state_entry *se, struct fm_error *err)
+stub_send(void *ctx, size_t i, struct fm_error *err)
 {
-	char *data = NULL;
-	size_t len = 0;
-	if (fetch(p, m, true, &data, &len, err) < 0)
+	struct pass *p = ctx;
+	return pop3_send(p->session, err, "RETR %u", p->msgs[p->req[i]].num);
+}
+
+static int
+stub_recv(void *ctx, size_t i, struct fm_error *err)
+{
+	struct pass *p = ctx;
+	const struct pop3_msg *m = &p->msgs[p->req[i]];
+	if (receive(p, true, err) < 0)
 		return -1;
-	int r = fm_store_replace(p->store, p->acct->name, FOLDER, se->base,
-	                         data, len, err);
-	mailpop3_retr_free(data);
+	const struct fm_state_entry *se = fm_state_find_uidl(p->state, m->uidl);
+	if (se == NULL || se->base == NULL)
+		return 0;
+	if (fm_store_replace(p->store, p->acct->name, FOLDER, se->base,
+	                     p->data.data, p->data.len, err) < 0)
+		return -1;
+	struct pop3_kw kw;
+	pop3_kw_parse(se->keywords, &kw);
+	kw.partial = false;
+	char *base = xstrdup(se->base);
+	int r = put_entry(p, m->uidl, se->first_seen, base, &kw, err);
+	free(base);
 	if (r < 0)
 		return -1;
-	struct fm_state_entry e = *se;
-	e.keywords = NULL;
-	if (fm_state_put(p->state, &e, err) < 0)
-		return -1;
-	p->changes++;
 	p->stats->completed++;
 	return save_state(p, false, err);
+}
+
+/* ------------------------------------------------------------------------
+ * Phase 3: deletions.
+ */
+
+static int
+dele_send(void *ctx, size_t i, struct fm_error *err)
+{
+	struct pass *p = ctx;
+	return pop3_send(p->session, err, "DELE %u", p->msgs[p->req[i]].num);
+}
+
+static int
+dele_recv(void *ctx, size_t i, struct fm_error *err)
+{
+	struct pass *p = ctx;
+	int r = pop3_status(p->session, "DELE", err);
+	if (r <= 0)
+		return r < 0 ? -1 : pop3_refused(p->session, "DELE", err);
+	p->msgs[p->req[i]].deleted = true;
+	p->stats->deleted++;
+	return 0;
 }
 
 /* The journal's DELETE records for INBOX, for delete_when_deleted_locally;
  * every record is acknowledged after a good QUIT (a POP3 server has no
  * flags or folders to give the others to). */
 struct local_deletes {
-	char **bases;
+	char **bases; /* sorted once collected */
 	size_t n;
 	uint64_t last_seq;
 };
@@ -250,6 +299,7 @@ static int
 collect_delete(void *ctx, const struct fm_journal_record *r,
                struct fm_error *err)
 {
+	(void)err;
 	struct local_deletes *d = ctx;
 	d->last_seq = r->seq;
 	if (r->op == FM_JOURNAL_DELETE && strcmp(r->folder, FOLDER) == 0) {
@@ -259,13 +309,368 @@ collect_delete(void *ctx, const struct fm_journal_record *r,
 	return 0;
 }
 
+static int
+cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int
+cmp_ptr(const void *a, const void *b)
+{
+	const void *x = *(const void *const *)a, *y = *(const void *const *)b;
+	return x < y ? -1 : x > y;
+}
+
 static bool
 deleted_locally(const struct local_deletes *d, const char *base)
 {
-	for (size_t i = 0; base != NULL && i < d->n; i++)
-		if (strcmp(d->bases[i], base) == 0)
-			return true;
-	return false;
+	return base != NULL && d->n > 0 &&
+	       bsearch(&base, d->bases, d->n, sizeof(*d->bases), cmp_strp) !=
+	           NULL;
+}
+
+/* Whether the policy deletes message m from the server now. Only a
+ * message whose whole body is stored goes, except one the user deleted
+ * locally, stub or not. */
+static bool
+policy_deletes(const struct pass *p, const struct local_deletes *dels, size_t i,
+               const struct fm_state_entry *se)
+{
+	const struct fm_account *a = p->acct;
+	struct pop3_kw kw;
+	pop3_kw_parse(se->keywords, &kw);
+	if (a->delete_when_deleted_locally && deleted_locally(dels, se->base))
+		return true;
+	if (kw.partial)
+		return false;
+	if (!a->keep_on_server)
+		return true;
+	return !p->fresh[i] && a->delete_after_days > 0 &&
+	       p->now - se->first_seen >= (int64_t)a->delete_after_days * 86400;
+}
+
+/* ------------------------------------------------------------------------
+ * The pass.
+ */
+
+/* Checks a known message against its entry: false when the server reuses
+ * the UIDL for another message (another size). Entries written before
+ * the size was kept are checked against the stored file once and get the
+ * size recorded. */
+static int
+same_message(struct pass *p, const struct pop3_msg *m,
+             const struct fm_state_entry *se, bool *same_r,
+             struct fm_error *err)
+{
+	struct pop3_kw kw;
+	pop3_kw_parse(se->keywords, &kw);
+	*same_r = true;
+	if (kw.has_size) {
+		*same_r = kw.size == m->size;
+		return 0;
+	}
+	struct fm_store_info li;
+	int have = fm_store_lookup(p->store, p->acct->name, FOLDER, se->base,
+	                           &li, err);
+	if (have < 0)
+		return -1;
+	free(li.file);
+	if (have == 1 && !kw.partial && li.size != m->size) {
+		*same_r = false;
+		return 0;
+	}
+	kw.has_size = true;
+	kw.size = m->size;
+	char *base = xstrdup(se->base);
+	char *uidl = xstrdup(se->uidl);
+	int r = put_entry(p, uidl, se->first_seen, base, &kw, err);
+	free(base);
+	free(uidl);
+	return r;
+}
+
+/* A new message that is stored already (a crash after its delivery, or a
+ * lost state file): the tag in its file name says so. It is recorded
+ * without fetching; a copy smaller than the message is a header stub. */
+static int
+stored_before(struct pass *p, const struct pop3_msg *m, bool *found_r,
+              struct fm_error *err)
+{
+	char *key = key_of(m);
+	char *base = fm_store_find_key(p->store, p->acct->name, FOLDER, key);
+	free(key);
+	*found_r = base != NULL;
+	if (base == NULL)
+		return 0;
+	struct fm_store_info li;
+	int have =
+	    fm_store_lookup(p->store, p->acct->name, FOLDER, base, &li, err);
+	if (have < 0) {
+		free(base);
+		return -1;
+	}
+	free(li.file);
+	struct pop3_kw kw = {
+	    .partial = have == 1 && li.size != m->size,
+	    .has_size = true,
+	    .size = m->size,
+	};
+	stage(p, m, base, &kw);
+	return 0;
+}
+
+/* Forgets the entries of messages the server no longer lists. Cheap when
+ * every entry was seen in the listing (the usual case): then nothing is
+ * sorted. */
+static void
+prune(struct pass *p)
+{
+	const struct fm_state_entry **seen =
+	    xcalloc(p->n ? p->n : 1, sizeof(*seen));
+	size_t n_seen = 0;
+	for (size_t i = 0; i < p->n; i++) {
+		if (p->msgs[i].uidl == NULL || p->msgs[i].deleted)
+			continue;
+		const struct fm_state_entry *se =
+		    fm_state_find_uidl(p->state, p->msgs[i].uidl);
+		if (se != NULL)
+			seen[n_seen++] = se;
+	}
+	/* Listed UIDLs are distinct (wire.c checks numbers, the state keys):
+	 * count distinct entries by address. */
+	size_t distinct = n_seen;
+	if (n_seen > 1) {
+		qsort(seen, n_seen, sizeof(*seen), cmp_ptr);
+		distinct = 1;
+		for (size_t i = 1; i < n_seen; i++)
+			distinct += seen[i] != seen[i - 1];
+	}
+	free(seen);
+	if (distinct == fm_state_count(p->state))
+		return;
+	const char **listed = xcalloc(p->n ? p->n : 1, sizeof(*listed));
+	size_t n_listed = 0;
+	for (size_t i = 0; i < p->n; i++)
+		if (p->msgs[i].uidl != NULL && !p->msgs[i].deleted)
+			listed[n_listed++] = p->msgs[i].uidl;
+	qsort(listed, n_listed, sizeof(*listed), cmp_strp);
+	for (size_t i = fm_state_count(p->state); i > 0; i--) {
+		const struct fm_state_entry *se =
+		    fm_state_entry_at(p->state, i - 1);
+		if (bsearch(&se->uidl, listed, n_listed, sizeof(*listed),
+		            cmp_strp) == NULL) {
+			char *uidl = xstrdup(se->uidl);
+			fm_state_remove_uidl(p->state, uidl);
+			free(uidl);
+			p->changes++;
+		}
+	}
+	free(listed);
+}
+
+char *
+pop3_state_path(struct fm_store *store, const struct fm_account *acct)
+{
+	char *dir =
+	    fm_store_folder_dir(fm_store_data_dir(store), acct->name, FOLDER);
+	char *path = fm_path_join(dir, ".fulmar-state");
+	free(dir);
+	return path;
+}
+
+int
+pop3_state_folder(struct fm_store *store, const struct fm_account *acct,
+                  struct fm_error *err)
+{
+	/* The folder must exist for its state file; asking the store only
+	 * when it does not yet spares reading its summary. */
+	char *dir =
+	    fm_store_folder_dir(fm_store_data_dir(store), acct->name, FOLDER);
+	bool exists = access(dir, F_OK) == 0;
+	free(dir);
+	if (!exists &&
+	    fm_store_ensure_folder(store, acct->name, FOLDER, err) < 0)
+		return -1;
+	return 0;
+}
+
+int
+pop3_state_loaded(int r, bool damaged, struct fm_state **state_r,
+                  struct fm_error *err)
+{
+	if (r == 0)
+		return 0;
+	if (!damaged)
+		return -1;
+	/* The UIDL list is lost; the tags in the file names still say what
+	 * was downloaded, so nothing comes twice. */
+	fm_log_warn("%s", err->user);
+	fm_error_clear(err);
+	*state_r = fm_state_new(FM_STATE_POP3);
+	return 0;
+}
+
+int
+pop3_state_open(struct fm_store *store, const struct fm_account *acct,
+                const char *path, struct fm_state **state_r,
+                struct fm_error *err)
+{
+	if (pop3_state_folder(store, acct, err) < 0)
+		return -1;
+	bool damaged = false;
+	int r = fm_state_load(path, FM_STATE_POP3, state_r, &damaged, err);
+	return pop3_state_loaded(r, damaged, state_r, err);
+}
+
+/* Loading the state on a helper thread while the main one connects: a
+ * big state takes about as long to parse as TLS and login take, and
+ * neither needs the other. The thread touches nothing but the file and
+ * its own fields. */
+struct loader {
+	pthread_t thread;
+	bool started, threaded;
+	const char *path;
+	struct fm_state *state;
+	bool damaged;
+	int ret;
+	struct fm_error err;
+};
+
+static void *
+loader_main(void *arg)
+{
+	struct loader *l = arg;
+	l->ret = fm_state_load(l->path, FM_STATE_POP3, &l->state, &l->damaged,
+	                       &l->err);
+	return NULL;
+}
+
+static void
+loader_start(struct loader *l)
+{
+	l->started = true;
+	l->threaded = pthread_create(&l->thread, NULL, loader_main, l) == 0;
+	if (!l->threaded)
+		loader_main(l);
+}
+
+/* Waits for the load; idempotent. */
+static void
+loader_finish(struct loader *l)
+{
+	if (l->threaded)
+		pthread_join(l->thread, NULL);
+	l->threaded = false;
+}
+
+const char *
+pop3_folder(void)
+{
+	return FOLDER;
+}
+
+/* Decides, message by message, what is new and what is known; new ones
+ * stored before are recorded at once. Fills p->req with the messages to
+ * fetch. */
+static int
+plan_new(struct pass *p, struct fm_error *err)
+{
+	size_t n_req = 0;
+	bool warned = false;
+	for (size_t i = 0; i < p->n; i++) {
+		const struct pop3_msg *m = &p->msgs[i];
+		if (m->uidl == NULL) {
+			/* Listed by LIST, not by UIDL: gone meanwhile, or a
+			 * broken server; it comes next time if it is real. */
+			if (!warned)
+				fm_log_warn("%s: UIDL does not name message "
+				            "%u; skipping it",
+				            p->acct->host, m->num);
+			warned = true;
+			continue;
+		}
+		const struct fm_state_entry *se =
+		    fm_state_find_uidl(p->state, m->uidl);
+		if (se != NULL && se->base != NULL) {
+			bool same;
+			if (same_message(p, m, se, &same, err) < 0)
+				return -1;
+			if (!same) {
+				fm_log_warn("%s reuses the UIDL %s for another "
+				            "message; downloading it as new",
+				            p->acct->host, m->uidl);
+				fm_state_remove_uidl(p->state, m->uidl);
+				p->changes++;
+				se = NULL;
+			}
+		}
+		if (se != NULL)
+			continue;
+		p->fresh[i] = true;
+		bool found;
+		if (stored_before(p, m, &found, err) < 0)
+			return -1;
+		if (found)
+			continue;
+		p->req_whole[n_req] = wants_whole(p->acct, m);
+		p->req[n_req++] = i;
+	}
+	return (int)n_req;
+}
+
+/* The stubs to complete with download = headers: every listed message
+ * stored as headers whose stub is still in the folder. */
+static size_t
+plan_stubs(struct pass *p, struct fm_error *err)
+{
+	size_t n_req = 0;
+	for (size_t i = 0; i < p->n; i++) {
+		const struct pop3_msg *m = &p->msgs[i];
+		if (m->uidl == NULL)
+			continue;
+		const struct fm_state_entry *se =
+		    fm_state_find_uidl(p->state, m->uidl);
+		if (se == NULL || se->base == NULL || se->keywords == NULL)
+			continue;
+		struct pop3_kw kw;
+		pop3_kw_parse(se->keywords, &kw);
+		if (!kw.partial)
+			continue;
+		struct fm_store_info li;
+		int have = fm_store_lookup(p->store, p->acct->name, FOLDER,
+		                           se->base, &li, err);
+		free(li.file);
+		if (have < 0)
+			return SIZE_MAX;
+		if (have == 1)
+			p->req[n_req++] = i;
+	}
+	return n_req;
+}
+
+/* The first time delete_after_days deletes one of the listed messages
+ * (INT64_MAX: never). */
+static int64_t
+deadline(struct pass *p)
+{
+	int64_t first = INT64_MAX;
+	if (p->acct->delete_after_days == 0)
+		return first;
+	int64_t after = (int64_t)p->acct->delete_after_days * 86400;
+	for (size_t i = 0; i < p->n; i++) {
+		if (p->msgs[i].uidl == NULL || p->msgs[i].deleted)
+			continue;
+		const struct fm_state_entry *se =
+		    fm_state_find_uidl(p->state, p->msgs[i].uidl);
+		struct pop3_kw kw;
+		if (se == NULL)
+			continue;
+		pop3_kw_parse(se->keywords, &kw);
+		if (!kw.partial && se->first_seen + after < first)
+			first = se->first_seen + after;
+	}
+	return first;
 }
 
 int
@@ -281,210 +686,170 @@ fm_pop3_sync(const struct fm_account *acct, struct fm_store *store,
 	                 .now = now,
 	                 .progress = progress};
 	struct local_deletes dels = {0};
-	struct mailpop3_msg_info *msgs = NULL;
-	size_t n = 0;
+	fm_buf_init(&p.data, o->limits.max_literal);
+	p.state_path = pop3_state_path(store, acct);
+	int ret = -1;
+	struct fm_journal *journal = fm_store_journal(store, acct->name);
+	struct loader ld = {.path = p.state_path};
+	fm_error_clear(&ld.err);
+	struct pop3_quick quick = {0};
 	char *dir =
 	    fm_store_folder_dir(fm_store_data_dir(store), acct->name, FOLDER);
-	p.state_path = fm_path_join(dir, ".fulmar-state");
+	char *seen_path = fm_path_join(dir, SEEN_FILE);
 	free(dir);
-	int ret = -1;
-	bool damaged = false;
-	/* The folder must exist for its state file. */
-	if (fm_store_ensure_folder(store, acct->name, FOLDER, err) < 0)
+	bool have_uidl;
+	if (pop3_state_folder(store, acct, err) < 0)
 		goto out;
-	if (fm_state_load(p.state_path, FM_STATE_POP3, &p.state, &damaged,
-	                  err) < 0) {
-		if (!damaged)
-			goto out;
-		/* The UIDL list is lost; the tags in the file names still
-		 * say what was downloaded, so nothing comes twice. */
-		fm_log_warn("%s", err->user);
-		fm_error_clear(err);
-		p.state = fm_state_new(FM_STATE_POP3);
-	}
-	struct fm_journal *journal = fm_store_journal(store, acct->name);
-	if (acct->delete_when_deleted_locally && journal != NULL &&
-	    fm_journal_replay(journal, collect_delete, &dels, err) < 0)
-		goto out;
-
+	/* Nothing new since the last complete pass? Then the state need not
+	 * be read at all; else it is read on a helper thread while the
+	 * session opens and the server prepares the listing. */
+	char seen[65];
+	bool maybe_fast = pop3_seen_check(seen_path, p.state_path, now, seen) &&
+	                  (!acct->delete_when_deleted_locally ||
+	                   journal == NULL || fm_journal_pending(journal) == 0);
+	if (!maybe_fast)
+		loader_start(&ld);
 	if (fm_pop3_open(acct, o, &p.session, err) < 0)
 		goto out;
-	mailpop3 *pop = fm_pop3_session(p.session);
-	carray *list = NULL;
-	if (mailpop3_list(pop, &list) != MAILPOP3_NO_ERROR) {
-		server_error(&p, "LIST", err);
+	char digest[65];
+	if (maybe_fast) {
+		/* The quick look: STAT and UIDL against the record. */
+		if (pop3_quick_ask(p.session, err) < 0 ||
+		    pop3_quick_read(p.session, &quick, err) < 0)
+			goto out;
+		if (quick.have_uidl) {
+			pop3_seen_digest(acct, quick.msgs, quick.n, quick.count,
+			                 quick.octets, digest);
+			if (strcmp(digest, seen) == 0) {
+				stats->on_server = (size_t)quick.count;
+				if (pop3_quit(p.session, err) < 0)
+					goto out;
+				ret = 0;
+				goto out;
+			}
+		}
+		loader_start(&ld);
+		have_uidl = quick.have_uidl;
+		if (pop3_listing_after_quick(p.session, &quick, &p.msgs, &p.n,
+		                             err) < 0)
+			goto out;
+	} else if (pop3_listing_ask(p.session, err) < 0 ||
+	           pop3_listing_read(p.session, &p.msgs, &p.n, &have_uidl,
+	                             err) < 0) {
 		goto out;
 	}
-	/* Our own copy: libetpan frees its list at QUIT. */
-	n = carray_count(list);
-	msgs = xcalloc(n ? n : 1, sizeof(*msgs));
-	for (size_t i = 0; i < n; i++) {
-		const struct mailpop3_msg_info *m =
-		    carray_get(list, (unsigned)i);
-		msgs[i] = *m;
-		msgs[i].msg_uidl = m->msg_uidl ? xstrdup(m->msg_uidl) : NULL;
-	}
-	stats->on_server = n;
-	/* What to fetch: new messages, and stubs to complete when the
-	 * account wants bodies in the background. */
-	size_t total = 0;
-	for (size_t i = 0; i < n; i++) {
-		const struct mailpop3_msg_info *m = &msgs[i];
-		if (m->msg_uidl == NULL) {
-			fm_error_set(err, FM_ERR_PERMANENT,
-			             _("%s does not support UIDL, so fulmar "
-			               "cannot tell which messages it already "
-			               "has; ask the provider, or use IMAP"),
-			             acct->host);
+	stats->on_server = p.n;
+	if (!have_uidl) {
+		if (acct->pop3_no_uidl != FM_POP3_NO_UIDL_MESSAGE_ID) {
+			pop3_err_no_uidl(p.session, err);
 			goto out;
 		}
-		if (fm_state_find_uidl(p.state, m->msg_uidl) == NULL)
-			total++;
+		if (pop3_keys_from_headers(p.session, p.msgs, p.n, NULL, err) <
+		    0)
+			goto out;
 	}
-	size_t done = 0;
-	for (size_t i = 0; i < n; i++) {
-		struct mailpop3_msg_info *m = &msgs[i];
-		const struct fm_state_entry *se =
-		    fm_state_find_uidl(p.state, m->msg_uidl);
-		if (se != NULL && se->base != NULL) {
-			/* A UIDL reused by the server for another message
-			 * (another size) is a new message. */
-			struct fm_store_info li;
-			int have = fm_store_lookup(store, acct->name, FOLDER,
-			                           se->base, &li, err);
-			if (have < 0)
-				goto out;
-			bool partial = se->keywords != NULL &&
-			               strcmp(se->keywords, PARTIAL) == 0;
-			if (have == 1 && !partial && li.size != m->msg_size) {
-				fm_log_warn("%s reuses the UIDL %s for another "
-				            "message; downloading it as new",
-				            acct->host, m->msg_uidl);
-				fm_state_remove_uidl(p.state, m->msg_uidl);
-				se = NULL;
-				total++;
-			} else if (have == 1 && partial &&
-			           acct->download == FM_DOWNLOAD_HEADERS) {
-				if (complete(&p, m, se, err) < 0) {
-					free(li.file);
-					goto out;
-				}
-			}
-			free(li.file);
-		}
-		bool fresh = se == NULL;
-		if (fresh) {
-			if (download(&p, m, err) < 0)
-				goto out;
-			done++;
-			if (progress != NULL && progress->fn != NULL)
-				progress->fn(progress->ctx, done, total,
-				             stats->bytes);
-		}
-		/* The deletion policy, for stored messages only. A message
-		 * staged in this pass counts: DELE takes effect at QUIT, and
-		 * QUIT comes only after its batch is committed. */
-		se = fm_state_find_uidl(p.state, m->msg_uidl);
-		if (se == NULL && !fresh)
-			continue;
-		bool dele =
-		    fresh
-		        ? !acct->keep_on_server
-		        : !acct->keep_on_server ||
-		              (acct->delete_after_days > 0 &&
-		               now - se->first_seen >=
-		                   (int64_t)acct->delete_after_days * 86400) ||
-		              (acct->delete_when_deleted_locally &&
-		               deleted_locally(&dels, se->base));
-		if (dele) {
-			if (mailpop3_dele(pop, m->msg_index) !=
-			    MAILPOP3_NO_ERROR) {
-				server_error(&p, "DELE", err);
-				goto out;
-			}
-			/* Ours to track: libetpan's list dies at QUIT. */
-			m->msg_deleted = 1;
-			stats->deleted++;
-		}
-	}
-	if (commit(&p, err) < 0)
+	/* The long way: this pass is complete only if it ends well. */
+	pop3_seen_forget(seen_path);
+	if (!ld.started)
+		loader_start(&ld);
+	loader_finish(&ld);
+	p.state = ld.state;
+	ld.state = NULL;
+	if (pop3_state_loaded(ld.ret, ld.damaged, &p.state, &ld.err) < 0) {
+		*err = ld.err;
 		goto out;
-	/* Headers first: with download = headers every new message is a
+	}
+	if (acct->delete_when_deleted_locally && journal != NULL) {
+		if (fm_journal_replay(journal, collect_delete, &dels, err) < 0)
+			goto out;
+		if (dels.n > 1)
+			qsort(dels.bases, dels.n, sizeof(*dels.bases),
+			      cmp_strp);
+	}
+	size_t cap = p.n ? p.n : 1;
+	p.fresh = xcalloc(cap, sizeof(*p.fresh));
+	p.req = xcalloc(cap, sizeof(*p.req));
+	p.req_whole = xcalloc(cap, sizeof(*p.req_whole));
+
+	/* 1: what is new. */
+	int n_new = plan_new(&p, err);
+	if (n_new < 0)
+		goto out;
+	p.total = (size_t)n_new;
+	if (pop3_run(p.session, (size_t)n_new, new_send, new_recv, &p, err) <
+	        0 ||
+	    commit(&p, err) < 0)
+		goto out;
+
+	/* 2: headers first: with download = headers every new message is a
 	 * stub now, listed with its sender and subject; the bodies come
-	 * after all of them. (With max SIZE, big ones stay stubs until
-	 * they are opened.) */
+	 * after all of them. (With max SIZE, big ones stay stubs until they
+	 * are opened.) */
 	if (acct->download == FM_DOWNLOAD_HEADERS) {
-		for (size_t i = 0; i < n; i++) {
-			const struct fm_state_entry *se =
-			    fm_state_find_uidl(p.state, msgs[i].msg_uidl);
-			if (se != NULL && se->base != NULL &&
-			    !msgs[i].msg_deleted && se->keywords != NULL &&
-			    strcmp(se->keywords, PARTIAL) == 0 &&
-			    complete(&p, &msgs[i], se, err) < 0)
-				goto out;
-		}
+		size_t n_stubs = plan_stubs(&p, err);
+		if (n_stubs == SIZE_MAX ||
+		    pop3_run(p.session, n_stubs, stub_send, stub_recv, &p,
+		             err) < 0)
+			goto out;
 	}
-	/* Everything stored is recorded before QUIT commits the deletions. */
-	if (save_state(&p, true, err) < 0)
-		goto out;
-	if (mailpop3_quit(pop) != MAILPOP3_NO_ERROR) {
-		fm_error_set(err, FM_ERR_TEMPORARY,
-		             _("%s did not confirm the end of the session; "
-		               "messages marked for deletion stay on the "
-		               "server until the next pass"),
-		             acct->host);
-		goto out;
-	}
-	/* QUIT done: the deleted messages are gone from the server. */
-	if (stats->deleted > 0) {
-		for (size_t i = 0; i < n; i++) {
-			const struct mailpop3_msg_info *m = &msgs[i];
-			if (m->msg_deleted)
-				fm_state_remove_uidl(p.state, m->msg_uidl);
-		}
-		p.changes++;
-	}
-	/* Entries for messages the server no longer has are history. */
-	const char **listed_v = xcalloc(n ? n : 1, sizeof(*listed_v));
-	size_t n_listed = 0;
-	for (size_t k = 0; k < n; k++)
-		if (!msgs[k].msg_deleted)
-			listed_v[n_listed++] = msgs[k].msg_uidl;
-	qsort(listed_v, n_listed, sizeof(*listed_v), cmp_str);
-	for (size_t i = fm_state_count(p.state); i > 0; i--) {
+
+	/* 3: the deletion policy, for stored messages only. DELE takes
+	 * effect at QUIT, which comes after everything is recorded. */
+	size_t n_dele = 0;
+	bool may_delete = !acct->keep_on_server ||
+	                  acct->delete_after_days > 0 ||
+	                  acct->delete_when_deleted_locally;
+	for (size_t i = 0; may_delete && i < p.n; i++) {
+		if (p.msgs[i].uidl == NULL)
+			continue;
 		const struct fm_state_entry *se =
-		    fm_state_entry_at(p.state, i - 1);
-		bool listed = bsearch(&se->uidl, listed_v, n_listed,
-		                      sizeof(*listed_v), cmp_str) != NULL;
-		if (!listed) {
-			char *uidl = xstrdup(se->uidl);
-			fm_state_remove_uidl(p.state, uidl);
-			free(uidl);
+		    fm_state_find_uidl(p.state, p.msgs[i].uidl);
+		if (se != NULL && policy_deletes(&p, &dels, i, se))
+			p.req[n_dele++] = i;
+	}
+	if (pop3_run(p.session, n_dele, dele_send, dele_recv, &p, err) < 0)
+		goto out;
+
+	/* Everything stored is recorded before QUIT commits the deletions. */
+	if (save_state(&p, true, err) < 0 || pop3_quit(p.session, err) < 0)
+		goto out;
+	/* QUIT done: the deleted messages are gone from the server. */
+	for (size_t i = 0; i < p.n; i++) {
+		if (p.msgs[i].deleted) {
+			fm_state_remove_uidl(p.state, p.msgs[i].uidl);
 			p.changes++;
 		}
 	}
-	free(listed_v);
+	/* Entries for messages the server no longer has are history. */
+	prune(&p);
 	if (save_state(&p, true, err) < 0)
 		goto out;
 	if (journal != NULL && dels.last_seq > 0 &&
 	    fm_journal_ack(journal, dels.last_seq, err) < 0)
 		goto out;
+	/* What this pass leaves (the DELEd are gone), for the next quick
+	 * look; with keys made from headers there is no quick look. */
+	if (have_uidl) {
+		uint64_t count = 0, octets = 0;
+		for (size_t i = 0; i < p.n; i++) {
+			if (!p.msgs[i].deleted) {
+				count++;
+				octets += p.msgs[i].size;
+			}
+		}
+		pop3_seen_digest(acct, p.msgs, p.n, count, octets, digest);
+		pop3_seen_write(seen_path, p.state_path, digest, deadline(&p));
+	}
 	ret = 0;
 out:
+	loader_finish(&ld);
+	fm_state_free(&ld.state);
+	pop3_quick_free(&quick);
+	free(seen_path);
 	if (ret < 0) {
 		/* No QUIT after a failure: the server forgets this session's
-		 * DELEs. */
+		 * DELEs, and what was staged but not committed is dropped. */
 		fm_pop3_abort(&p.session);
-		/* What was downloaded before the failure (or a cancel) is
-		 * kept: committed and recorded, while the server keeps it
-		 * too (no QUIT, no DELE). Left staged, it would linger in
-		 * the store's summary without its file. */
-		if (p.state != NULL && p.n_staged > 0) {
-			struct fm_error ignore;
-			fm_error_clear(&ignore);
-			if (commit(&p, &ignore) < 0)
-				fm_log_warn("%s", ignore.user);
-		}
 		for (size_t i = 0; i < p.n_staged; i++) {
 			free(p.staged[i].uidl);
 			free(p.staged[i].base);
@@ -499,9 +864,11 @@ out:
 	free(p.staged);
 	fm_pop3_close(&p.session);
 	fm_state_free(&p.state);
-	for (size_t i = 0; i < n; i++)
-		free(msgs[i].msg_uidl);
-	free(msgs);
+	pop3_msgs_free(p.msgs, p.n);
+	free(p.fresh);
+	free(p.req);
+	free(p.req_whole);
+	fm_buf_free(&p.data);
 	for (size_t i = 0; i < dels.n; i++)
 		free(dels.bases[i]);
 	free(dels.bases);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
- * pop3 — POP3 sessions over libetpan. This first part opens a session the
- * secure way (greeting, CAPA, STLS, USER/PASS or AUTH) and runs the
- * harmless STAT for `fulmar check`; downloading builds on it.
+ * pop3 — POP3 over libetpan and our own transaction layer: a session is
+ * opened the secure way (greeting, CAPA, STLS, USER/PASS or AUTH) by
+ * libetpan; listing, downloading and deleting read the stream directly,
+ * pipelined when the server allows (src/pop3/pop3_int.h says why).
  *
  * A session belongs to one thread (the account worker's).
  */
@@ -30,7 +31,6 @@ void fm_pop3_abort(struct fm_pop3 **pop3);
 /* The harmless check: STAT, reported as one step. */
 int fm_pop3_check(struct fm_pop3 *pop3, const struct fm_session_opts *o,
                   struct fm_error *err);
-mailpop3 *fm_pop3_session(struct fm_pop3 *pop3);
 
 /* ------------------------------------------------------------------------
  * Downloading: one send/receive pass of a POP3 account into the store.
@@ -60,14 +60,59 @@ struct fm_pop3_progress {
  * now being the current time), delete_when_deleted_locally (from the
  * store's journal), download = full | headers | max SIZE. A message's UIDL
  * enters the folder's sync state only after the message is fsynced in the
- * maildir, and DELE goes only to messages stored; POP3 applies DELE at
- * QUIT, so a pass cut short deletes nothing. A UIDL the server reuses for
- * another message (another size) is taken as a new message. A server
- * without UIDL is an error (FM_ERR_PERMANENT). store must hold the
- * account (fm_store_open). */
+ * maildir, and DELE goes only to messages whose whole body is stored (or
+ * that the user deleted locally); POP3 applies DELE at QUIT, so a pass
+ * cut short deletes nothing. With download = headers the pass stores
+ * every new message as headers first, then fetches the bodies of all
+ * stubs (this pass's and older ones) before it ends; with max SIZE big
+ * messages stay stubs until opened (fm_mail_fetch_body). A UIDL the
+ * server reuses for another message (another size than when it was
+ * downloaded) is taken as a new message. A server without UIDL is an
+ * error (FM_ERR_PERMANENT) unless the account says pop3_no_uidl =
+ * message-id: then messages are told apart by Message-ID and size,
+ * which costs a TOP per message and pass. store must hold the account
+ * (fm_store_open). Called on the account's thread. */
 int fm_pop3_sync(const struct fm_account *acct, struct fm_store *store,
                  const struct fm_session_opts *o, int64_t now,
                  const struct fm_pop3_progress *progress,
                  struct fm_pop3_stats *stats, struct fm_error *err);
+
+/* Completes a POP3 header stub in ACCOUNT/FOLDER/BASE: finds the message
+ * on the server by its UIDL (and the size it had), RETRs it and replaces
+ * the stub atomically (fm_store_replace), then records it whole. A whole
+ * message, or one that did not come from the server, is left alone
+ * (returns 0). FM_ERR_PERMANENT when the server no longer has the
+ * message (or its UIDL now names another one); the errors of
+ * fm_pop3_sync() otherwise. store must hold the account. */
+int fm_pop3_fetch_body(const struct fm_account *acct, struct fm_store *store,
+                       const struct fm_session_opts *o, const char *folder,
+                       const char *base, struct fm_error *err);
+
+/* ------------------------------------------------------------------------
+ * Opening a message, for any protocol (the front ends call this; it
+ * lives here until the account layer exists).
+ */
+
+/* Whether a message's content looks like a header stub: nothing after
+ * its header block. Cheap; a whole message with an empty body looks the
+ * same, so this only says when fm_mail_is_partial() is worth a call. */
+bool fm_mail_looks_partial(const char *data, size_t len);
+/* Whether the folder's sync state marks ACCOUNT/FOLDER/BASE as a header
+ * stub (the keyword fulmar:partial, which POP3 and IMAP states share).
+ * Reads the state file of the data directory without any lock (state
+ * files are replaced whole); false when there is none. Any thread. */
+bool fm_mail_is_partial(const char *data_dir, const struct fm_account *acct,
+                        const char *folder, const char *base);
+
+/* If ACCOUNT/FOLDER/BASE is stored as headers only, downloads its body
+ * from the account's server and replaces the stub atomically. Returns 0
+ * when the message is whole now (or was, or has no server copy to
+ * complete it from); -1 with err when the body could not be fetched (the
+ * stub stays). POP3 here, IMAP through fm_imap_fetch_body(). store must
+ * hold the account;
+ * called on the thread that owns store. */
+int fm_mail_fetch_body(const struct fm_account *acct, struct fm_store *store,
+                       const struct fm_session_opts *o, const char *folder,
+                       const char *base, struct fm_error *err);
 
 #endif

@@ -9,27 +9,11 @@
 #include <string.h>
 
 #include "log/log.h"
-#include "pop3/pop3.h"
+#include "pop3/pop3_int.h"
 
 /* libetpan's POP3 states are private; TRANSACTION is the one after a
  * successful login, which a hand-made AUTH must set itself. */
 enum { LIBETPAN_POP3_STATE_TRANSACTION = 2 };
-
-struct fm_pop3 {
-	const struct fm_account *acct;
-	mailpop3 *pop3;
-	mailstream *stream;
-	struct fm_net_conn *conn;
-	char **caps; /* CAPA lines (name and parameters), NULL-terminated */
-	size_t n_caps;
-	bool healthy;
-};
-
-mailpop3 *
-fm_pop3_session(struct fm_pop3 *s)
-{
-	return s->pop3;
-}
 
 static const char *
 server_text(const struct fm_pop3 *s, char *buf, size_t size)
@@ -242,7 +226,10 @@ fm_pop3_open(const struct fm_account *acct, const struct fm_session_opts *o,
 	t.label = label;
 	struct fm_pop3 *s = xcalloc(1, sizeof(*s));
 	s->acct = acct;
+	s->in = xmalloc(POP3_IN_SIZE);
+	s->max_body = o->limits.max_literal;
 	if (fm_net_open(&t, o, &s->stream, &s->conn, err) < 0) {
+		free(s->in);
 		free(s);
 		return -1;
 	}
@@ -317,6 +304,7 @@ fm_pop3_close(struct fm_pop3 **pop3)
 	}
 	fm_net_conn_free(&s->conn);
 	free_caps(s);
+	free(s->in);
 	free(s);
 	*pop3 = NULL;
 }

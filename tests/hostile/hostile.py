@@ -11,8 +11,9 @@ client sends, so that a test can check what the client did in reply.
                [--cert CRT --key KEY] [--implicit] [--connections N]
                [--lifetime SECONDS] [--state FILE [--messages MBOX]]
 
---state and --messages are for pop3-uidl-reuse alone (a maildrop that
-persists across connections).
+--state and --messages are for the pop3-* maildrop scenarios alone
+(pop3-uidl-reuse, pop3-no-uidl...: a maildrop that persists across
+connections).
 
 The record holds the client's bytes: as sent before TLS, decrypted after.
 Marker lines, always at the start of a line, separate them:
@@ -657,6 +658,34 @@ POP3_MAILDROP = {
     "pop3-uidl-reuse": dict(
         capa=["TOP", "UIDL", "USER", "SASL PLAIN"], implicit=True, needs_cert=True
     ),
+    # A server without UIDL (RFC 1939 only), with PIPELINING: UIDL gets
+    # -ERR. fulmar refuses it unless pop3_no_uidl = message-id.
+    "pop3-no-uidl": dict(
+        capa=["TOP", "USER", "PIPELINING", "SASL PLAIN"],
+        uidl=False,
+        implicit=True,
+        needs_cert=True,
+    ),
+    # Neither UIDL nor TOP: nothing to tell messages apart by.
+    "pop3-no-uidl-no-top": dict(
+        capa=["USER", "SASL PLAIN"], uidl=False, top=False, implicit=True, needs_cert=True
+    ),
+    # RETR answered by lines that never end in the terminating dot: 200 MB
+    # of well-formed 1 KB lines (the body bound must stop the client).
+    "pop3-endless-retr": dict(
+        capa=["TOP", "UIDL", "USER", "PIPELINING", "SASL PLAIN"],
+        retr="endless",
+        implicit=True,
+        needs_cert=True,
+    ),
+    # RETR answered by one line without an end: 200 MB without CRLF (the
+    # line bound must stop the client).
+    "pop3-endless-retr-line": dict(
+        capa=["TOP", "UIDL", "USER", "PIPELINING", "SASL PLAIN"],
+        retr="endless-line",
+        implicit=True,
+        needs_cert=True,
+    ),
 }
 
 MAILDROP_A = (
@@ -792,7 +821,7 @@ def pop3_maildrop_session(c, cfg, args):
             elif st["msgs"] is None:
                 maildrop_auth_state(c, st, args, cmd, rest)
             else:
-                maildrop_transaction(c, st, cmd, rest)
+                maildrop_transaction(c, cfg, st, cmd, rest)
     finally:
         if st["msgs"] is not None:
             if st["deleted"]:
@@ -868,10 +897,33 @@ def maildrop_dot_stuff(data):
     return re.sub(rb"(?m)^\.", b"..", data)
 
 
-def maildrop_transaction(c, st, cmd, rest):
+def maildrop_endless(c, retr):
+    """An answer to RETR that never ends (see pop3-endless-retr*)."""
+    c.send(b"+OK here it comes\r\n")
+    if retr == "endless":
+        chunk = (b"X" * 1022 + b"\r\n") * 64
+    else:
+        chunk = b"Y" * CHUNK
+    sent = 0
+    while sent < ENDLESS_LIMIT:
+        c.send(chunk)
+        sent += len(chunk)
+    c.log("200 MB of RETR sent without its end; waiting")
+    c.drain()
+
+
+def maildrop_transaction(c, cfg, st, cmd, rest):
     msgs, deleted = st["msgs"], st["deleted"]
     live = [i for i in range(len(msgs)) if i not in deleted]
-    if cmd == "STAT":
+    if (cmd == "UIDL" and not cfg.get("uidl", True)) or (
+        cmd == "TOP" and not cfg.get("top", True)
+    ):
+        c.log("%s refused: not supported" % cmd)
+        c.send("-ERR unknown command\r\n")
+    elif cmd == "RETR" and cfg.get("retr") and maildrop_msg(st, (rest or [""])[0]) is not None:
+        c.log("RETR %s: answering without end" % rest[0])
+        maildrop_endless(c, cfg["retr"])
+    elif cmd == "STAT":
         c.send("+OK %d %d\r\n" % (len(live), sum(len(msgs[i][2]) for i in live)))
     elif cmd in ("LIST", "UIDL") and not rest:
 
@@ -1133,9 +1185,9 @@ def parse_args():
     )
     p.add_argument("--connections", type=int, default=4, help="default 4")
     p.add_argument("--lifetime", type=float, default=60, help="seconds, default 60")
-    p.add_argument("--state", help="pop3-uidl-reuse: the maildrop, a JSON file")
+    p.add_argument("--state", help="pop3 maildrop scenarios: the maildrop, a JSON file")
     p.add_argument(
-        "--messages", help="pop3-uidl-reuse: mbox to create --state from if missing"
+        "--messages", help="pop3 maildrop scenarios: mbox to create --state from if missing"
     )
     a = p.parse_args()
     if bool(a.cert) != bool(a.key):

@@ -186,6 +186,7 @@ test_defaults(void **state)
 	assert_true(a->keep_on_server);
 	assert_int_equal(a->delete_after_days, 0);
 	assert_false(a->delete_when_deleted_locally);
+	assert_int_equal(a->pop3_no_uidl, FM_POP3_NO_UIDL_ERROR);
 	assert_null(a->smtp_host);
 	assert_int_equal(a->smtp_port, 587);
 	assert_int_equal(a->smtp_tls, FM_TLS_STARTTLS);
@@ -354,6 +355,7 @@ static const char full_pop3_text[] = "[account home]\n"
                                      "keep_on_server = yes\n"
                                      "delete_after_days = 30\n"
                                      "delete_when_deleted_locally = true\n"
+                                     "pop3_no_uidl = Message-ID\n"
                                      "save_sent = no\n"
                                      "download = headers\n"
                                      "schedule = manual\n";
@@ -426,6 +428,7 @@ test_full_pop3(void **state)
 	assert_true(a->keep_on_server);
 	assert_int_equal(a->delete_after_days, 30);
 	assert_true(a->delete_when_deleted_locally);
+	assert_int_equal(a->pop3_no_uidl, FM_POP3_NO_UIDL_MESSAGE_ID);
 	assert_int_equal(a->save_sent, FM_SAVE_SENT_NO);
 	assert_int_equal(a->download, FM_DOWNLOAD_HEADERS);
 	assert_false(a->schedule.startup);
@@ -682,6 +685,8 @@ static const struct bad_case bad_account[] = {
     {"delete_after_days = 1.5", "delete_after_days", "got '1.5'"},
     {"delete_when_deleted_locally = x", "delete_when_deleted_locally",
      "expected yes or no, got 'x'"},
+    {"pop3_no_uidl = size", "pop3_no_uidl",
+     "expected error or message-id, got 'size'"},
     {"smtp_host = smtp://smtp.example.com", "smtp_host", "is a URL"},
     {"smtp_host = smtp.example.com:587", "smtp_host",
      "put the port into its own key"},
@@ -964,6 +969,8 @@ test_contradictions(void **state)
 	     "applies to POP3 accounts only"},
 	    {"delete_when_deleted_locally = yes\n", FM_CONF_WARNING, 4,
 	     "delete_when_deleted_locally", "applies to POP3 accounts only"},
+	    {"pop3_no_uidl = message-id\n", FM_CONF_WARNING, 4, "pop3_no_uidl",
+	     "applies to POP3 accounts only"},
 	    {"protocol = pop3\nidle = yes\n", FM_CONF_WARNING, 5, "idle",
 	     "POP3 has no IDLE; ignored"},
 	    {"protocol = pop3\nsave_sent = server\n", FM_CONF_ERROR, 5,
