@@ -446,4 +446,19 @@ int fm_netwatch_open(void);
 /* Reads what is waiting; true if the network changed. */
 bool fm_netwatch_read(int fd);
 
+/* ------------------------------------------------------------------------
+ * Push (push.c): for every IMAP account with idle = yes, one thread per
+ * watched folder (INBOX, then the account's other local folders, at most
+ * five) waits in IDLE and asks the account's worker for a pass when the
+ * server reports news. Reconnects with back-off; stopping cancels every
+ * wait at once and joins the threads.
+ */
+struct fm_push_pool;
+int fm_push_pool_start(const struct fm_config *cfg, const char *data_dir,
+                       struct fm_workers *workers, struct fm_trace *trace,
+                       struct fm_push_pool **pool_r, struct fm_error *err);
+void fm_push_pool_stop(struct fm_push_pool **pool);
+/* How many folders are watched. */
+size_t fm_push_pool_size(const struct fm_push_pool *pool);
+
 #endif

@@ -5,6 +5,7 @@ src_libfulmar_a_SOURCES += \
 	src/account/netwatch.c \
 	src/account/notify.c \
 	src/account/pass.c \
+	src/account/push.c \
 	src/account/schedule.c \
 	src/account/worker.c
 # The systemd user unit that runs `fulmar watch`.

@@ -57,6 +57,7 @@ struct watch {
 	struct fm_trace *trace;
 	struct fm_store_service *svc;
 	struct fm_workers *workers;
+	struct fm_push_pool *push; /* IDLE threads for idle = yes */
 	struct fm_notifier *notifier;
 	int sfd, lfd, nlfd;
 	struct client *clients;
@@ -488,6 +489,12 @@ start(struct watch *wa, struct fm_error *err)
 		fm_store_service_stop(&wa->svc);
 		return -1;
 	}
+	if (fm_push_pool_start(cfg, wa->data_dir, wa->workers, wa->trace,
+	                       &wa->push, err) < 0) {
+		fm_workers_stop(&wa->workers, NULL, NULL);
+		fm_store_service_stop(&wa->svc);
+		return -1;
+	}
 	return 0;
 }
 
@@ -501,6 +508,8 @@ take_message(void *ctx, struct fm_account_msg *m)
 static void
 stop(struct watch *wa, const char *why)
 {
+	/* Push asks the workers for passes: it goes first. */
+	fm_push_pool_stop(&wa->push);
 	/* The cancelled passes are logged and answered like any other. */
 	fm_workers_stop(&wa->workers, take_message, wa);
 	struct fm_error err;
