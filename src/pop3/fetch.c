@@ -10,9 +10,10 @@
  * The pass runs in three phases, each one pipelined (wire.c): the new
  * messages (RETR, or TOP n 0 for headers), then with download = headers
  * the bodies of the stubs, then the DELEs. A pass that finds nothing new
- * reads the state and the listing and nothing else: the size LIST gave
- * at download time is kept in the state, so a reused UIDL is told
- * without opening the folder's summary. */
+ * asks STAT and UIDL, finds them as the last complete pass left them
+ * (seen.c) and ends; only otherwise it reads LIST and the state, where
+ * the size LIST gave at download time tells a reused UIDL without
+ * opening the folder's summary. */
 #include "config.h"
 
 #include <pthread.h>

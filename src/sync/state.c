@@ -314,9 +314,11 @@ dup_or_null(const char *str)
 }
 
 int
-fm_state_put(struct fm_state *s, const struct fm_state_entry *in,
+fm_state_put(struct fm_state *s, const struct fm_state_entry *in_,
              struct fm_error *err)
 {
+	/* A copy: in_ may point into s->v, which may move below. */
+	const struct fm_state_entry in_copy = *in_, *in = &in_copy;
 	bool imap = s->kind == FM_STATE_IMAP;
 	if ((imap && (in->uid == 0 || in->uidl != NULL)) ||
 	    (!imap &&
@@ -374,8 +376,10 @@ fm_state_put(struct fm_state *s, const struct fm_state_entry *in,
 		old->base = xstrdup(base);
 		table_insert(s, s->by_base, hash_str(base), idx);
 	}
+	/* in may hand back this entry's own strings: copy before freeing. */
+	char *keywords = dup_or_null(in->keywords);
 	free((char *)old->keywords);
-	old->keywords = dup_or_null(in->keywords);
+	old->keywords = keywords;
 	old->first_seen = in->first_seen;
 	old->flags = in->flags;
 	return 0;
