@@ -161,12 +161,21 @@ fm_account_pass_opts(const struct fm_account *acct, struct fm_store *store,
 	fm_error_clear(&send_err);
 	bool send_failed = false;
 	if (acct->smtp_host != NULL) {
+		/* What `fulmar send` spooled while this process held the
+		 * account joins the Outbox first. */
+		if (fm_smtp_spool_import(acct, store, NULL, &send_err) < 0)
+			send_failed = true;
 		struct fm_smtp_flush_opts fo = {0};
 		struct fm_smtp_stats sst;
 		memset(&sst, 0, sizeof(sst));
-		if (fm_smtp_flush_outbox(acct, store, &opts, &fo, &sst,
-		                         &send_err) < 0)
+		struct fm_error ferr;
+		fm_error_clear(&ferr);
+		if (fm_smtp_flush_outbox(acct, store, &opts, &fo, &sst, &ferr) <
+		        0 &&
+		    !send_failed) {
+			send_err = ferr;
 			send_failed = true;
+		}
 		res->sent = sst.sent;
 		if (send_failed && send_err.cls == FM_ERR_CANCELLED) {
 			*err = send_err;

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "account/account.h"
 #include "cli/cli.h"
 #include "log/log.h"
 #include "mime/mime.h"
@@ -258,8 +259,11 @@ struct env {
 	struct fm_net_limits limits;
 };
 
+/* try_lock: fail with FM_ERR_TEMPORARY at once when another process
+ * holds an account, instead of waiting for it. */
 static int
-env_open(struct fm_cli_ctx *ctx, struct env *env, struct fm_error *err)
+env_open(struct fm_cli_ctx *ctx, struct env *env, bool try_lock,
+         struct fm_error *err)
 {
 	memset(env, 0, sizeof(*env));
 	env->ctx = ctx;
@@ -270,7 +274,7 @@ env_open(struct fm_cli_ctx *ctx, struct env *env, struct fm_error *err)
 		return -1;
 	struct fm_store_opts so = {
 	    .cfg = cfg,
-	    .wait_for_lock = true,
+	    .wait_for_lock = !try_lock,
 	    .on_wait = say_waiting,
 	};
 	if (fm_store_open(&so, &env->store, err) < 0) {
@@ -290,6 +294,97 @@ env_close(struct env *env, struct fm_error *err)
 	fm_store_close(&env->store);
 	fm_trace_close(&env->trace);
 	return ret;
+}
+
+/* The account is held by another process: the message goes into the
+ * spool (durable once this returns), and a running fulmar is asked for a
+ * pass, which queues and sends it. Exit 0 once spooled; with --wait, the
+ * pass's outcome. */
+static int
+hand_over(struct fm_cli_ctx *ctx, const struct send_opts *so,
+          const struct fm_account *a, const char *from, char **rcpts,
+          size_t n_rcpts, const struct fm_buf *msg)
+{
+	struct fm_error err;
+	fm_error_clear(&err);
+	char *data_dir = fm_path_data_dir();
+	char *id = NULL;
+	if (fm_smtp_spool(data_dir, a, from, (const char *const *)rcpts,
+	                  n_rcpts, msg->data, msg->len, &id, &err) < 0) {
+		free(data_dir);
+		return fm_cli_report(ctx, &err);
+	}
+	int status = 0;
+	int fd = -1;
+	int k = fm_control_connect(data_dir, &fd, &err);
+	if (k != 0) {
+		if (ctx->verbosity >= 0)
+			fprintf(
+			    stderr,
+			    _("fulmar: %s: another fulmar writes this "
+			      "account; the message (%s) goes with its next "
+			      "send/receive pass\n"),
+			    a->name, id);
+		if (so->wait)
+			status = fm_error_exit_status(FM_ERR_TEMPORARY);
+		goto out;
+	}
+	char *name = xstrdup(a->name);
+	char *req = fm_control_format_request(&name, 1);
+	int w = fm_write_all(fd, req, strlen(req));
+	free(req);
+	free(name);
+	struct fm_buf in, line;
+	fm_buf_init(&in, 1 << 16);
+	fm_buf_init(&line, 1 << 16);
+	bool answered = false;
+	while (w == 0 && !answered) {
+		char *nl = memchr(in.data, '\n', in.len);
+		if (nl == NULL) {
+			char chunk[4096];
+			ssize_t n = read(fd, chunk, sizeof(chunk));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0 || fm_buf_append(&in, chunk, (size_t)n) < 0)
+				break;
+			continue;
+		}
+		fm_buf_reset(&line);
+		fm_buf_append(&line, in.data, (size_t)(nl - in.data));
+		fm_buf_consume(&in, (size_t)(nl - in.data) + 1);
+		struct fm_control_reply r;
+		int pr = fm_control_parse_reply(line.data, &r);
+		if (pr == 1)
+			break;
+		if (pr < 0)
+			continue;
+		answered = true;
+		if (!r.ok) {
+			if (ctx->verbosity >= 0 || so->wait)
+				fprintf(stderr,
+				        _("fulmar: %s: queued as %s, not sent "
+				          "yet: %s\n"),
+				        a->name, id, r.err.user);
+			if (so->wait)
+				status = fm_error_exit_status(r.err.cls);
+		} else if (ctx->verbosity > 0) {
+			printf(_("%s: handed to the running fulmar as %s\n"),
+			       a->name, id);
+		}
+		fm_control_reply_free(&r);
+	}
+	if (!answered && ctx->verbosity >= 0)
+		fprintf(stderr,
+		        _("fulmar: %s: the message (%s) is spooled for the "
+		          "running fulmar\n"),
+		        a->name, id);
+	fm_buf_free(&in);
+	fm_buf_free(&line);
+	close(fd);
+out:
+	free(id);
+	free(data_dir);
+	return status;
 }
 
 struct report_ctx {
@@ -411,8 +506,14 @@ do_send(struct fm_cli_ctx *ctx, const struct send_opts *so, int argc,
 	}
 	complete_headers(&msg, a);
 	const char *from = so->from != NULL ? so->from : a->email;
-	if (env_open(ctx, &env, &err) < 0)
-		goto fail;
+	if (env_open(ctx, &env, true, &err) < 0) {
+		if (err.cls != FM_ERR_TEMPORARY)
+			goto fail;
+		/* Another fulmar holds the account (fulmar watch, the UI):
+		 * spool the message for it and ask it for a pass. */
+		status = hand_over(ctx, so, a, from, rcpts, n_rcpts, &msg);
+		goto out;
+	}
 	if (fm_smtp_queue(a, env.store, from, (const char *const *)rcpts,
 	                  n_rcpts, msg.data, msg.len, &id, &err) < 0)
 		goto fail;
@@ -524,7 +625,7 @@ do_queue(struct fm_cli_ctx *ctx, const struct send_opts *so)
 	struct fm_error err;
 	fm_error_clear(&err);
 	struct env env;
-	if (env_open(ctx, &env, &err) < 0)
+	if (env_open(ctx, &env, false, &err) < 0)
 		return fm_cli_report(ctx, &err);
 	int status = 0;
 	for (size_t i = 0; i < ctx->cfg->n_accounts; i++) {
@@ -559,7 +660,7 @@ do_flush(struct fm_cli_ctx *ctx, const struct send_opts *so)
 	struct fm_error err;
 	fm_error_clear(&err);
 	struct env env;
-	if (env_open(ctx, &env, &err) < 0)
+	if (env_open(ctx, &env, false, &err) < 0)
 		return fm_cli_report(ctx, &err);
 	int status = 0;
 	for (size_t i = 0; i < ctx->cfg->n_accounts; i++) {
@@ -599,7 +700,7 @@ do_decide(struct fm_cli_ctx *ctx, const struct send_opts *so)
 	struct fm_error err;
 	fm_error_clear(&err);
 	struct env env;
-	if (env_open(ctx, &env, &err) < 0)
+	if (env_open(ctx, &env, false, &err) < 0)
 		return fm_cli_report(ctx, &err);
 	int status = -1;
 	for (size_t i = 0; i < ctx->cfg->n_accounts && status < 0; i++) {

@@ -541,30 +541,76 @@ new_id(void)
 	return id;
 }
 
+static int queue_as(const struct fm_account *acct, struct fm_store *store,
+                    char *id, const char *from, const char *const *rcpts,
+                    size_t n_rcpts, const char *data, size_t len, char **id_r,
+                    struct fm_error *err);
+
 int
 fm_smtp_queue(const struct fm_account *acct, struct fm_store *store,
               const char *from, const char *const *rcpts, size_t n_rcpts,
               const char *data, size_t len, char **id_r, struct fm_error *err)
 {
+	return queue_as(acct, store, new_id(), from, rcpts, n_rcpts, data, len,
+	                id_r, err);
+}
+
+int
+fm_smtp_queue_as(const struct fm_account *acct, struct fm_store *store,
+                 const char *id, const char *from, const char *const *rcpts,
+                 size_t n_rcpts, const char *data, size_t len,
+                 struct fm_error *err)
+{
+	return queue_as(acct, store, xstrdup(id), from, rcpts, n_rcpts, data,
+	                len, NULL, err);
+}
+
+/* Takes id. An id already in the Outbox is queued already: 0. */
+static int
+queue_as(const struct fm_account *acct, struct fm_store *store, char *id,
+         const char *from, const char *const *rcpts, size_t n_rcpts,
+         const char *data, size_t len, char **id_r, struct fm_error *err)
+{
 	if (id_r != NULL)
 		*id_r = NULL;
+	struct fm_error e2;
+	fm_error_clear(&e2);
+	struct fm_outbox_entry *have = NULL;
+	size_t n_have = 0;
+	if (fm_smtp_outbox_list(acct, store, &have, &n_have, &e2) == 0) {
+		bool dup = false;
+		for (size_t i = 0; i < n_have; i++)
+			dup |= strcmp(have[i].id, id) == 0;
+		fm_outbox_entries_free(have, n_have);
+		if (dup) {
+			free(id);
+			return 0;
+		}
+	}
+	int bad = 0;
 	if (n_rcpts == 0)
-		return fm_error_set(err, FM_ERR_USAGE,
-		                    _("the message has no recipients"));
-	if (len > MESSAGE_MAX)
-		return fm_error_set(err, FM_ERR_USAGE,
-		                    _("the message is larger than %u MB"),
-		                    MESSAGE_MAX >> 20);
-	if (fm_smtp_address_check(from, err) < 0)
-		return -1;
-	for (size_t i = 0; i < n_rcpts; i++)
+		bad = fm_error_set(err, FM_ERR_USAGE,
+		                   _("the message has no recipients"));
+	else if (len > MESSAGE_MAX)
+		bad = fm_error_set(err, FM_ERR_USAGE,
+		                   _("the message is larger than %u MB"),
+		                   MESSAGE_MAX >> 20);
+	else if (fm_smtp_address_check(from, err) < 0)
+		bad = -1;
+	for (size_t i = 0; bad == 0 && i < n_rcpts; i++)
 		if (fm_smtp_address_check(rcpts[i], err) < 0)
-			return -1;
-	struct outbox ob;
-	if (outbox_open(acct, store, &ob, err) < 0)
+			bad = -1;
+	if (bad < 0) {
+		free(id);
 		return -1;
+	}
+	struct outbox ob;
+	if (outbox_open(acct, store, &ob, err) < 0) {
+		free(id);
+		return -1;
+	}
 	struct fm_outbox_entry e = {
-	    .id = new_id(),
+	    .id = id,
 	    .state = FM_OUTBOX_QUEUED,
 	    .queued_at = (int64_t)time(NULL),
 	    .from = xstrdup(from),

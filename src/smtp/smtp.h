@@ -154,6 +154,29 @@ int fm_smtp_queue(const struct fm_account *acct, struct fm_store *store,
                   const char *data, size_t len, char **id_r,
                   struct fm_error *err);
 
+/* fm_smtp_queue() under a given id (letters, digits, '.', '-'); a
+ * message whose id is in the Outbox already is not queued again, so an
+ * import that a crash interrupted can run again. */
+int fm_smtp_queue_as(const struct fm_account *acct, struct fm_store *store,
+                     const char *id, const char *from, const char *const *rcpts,
+                     size_t n_rcpts, const char *data, size_t len,
+                     struct fm_error *err);
+
+/* The spool: how a message reaches the Outbox while another fulmar holds
+ * the account (fulmar watch, the UI). fm_smtp_spool() writes it, with its
+ * envelope, atomically into mail/ACCOUNT/.fulmar/spool/ without the store;
+ * the holder's next send/receive pass moves it into the Outbox
+ * (fm_smtp_spool_import, under the store) before it flushes. *id_r (may
+ * be NULL) gets its id; caller frees. */
+int fm_smtp_spool(const char *data_dir, const struct fm_account *acct,
+                  const char *from, const char *const *rcpts, size_t n_rcpts,
+                  const char *data, size_t len, char **id_r,
+                  struct fm_error *err);
+/* Queues every spooled message of acct (fm_smtp_queue_as, under its spool
+ * id), then removes its spool file. *n_r (may be NULL): how many. */
+int fm_smtp_spool_import(const struct fm_account *acct, struct fm_store *store,
+                         size_t *n_r, struct fm_error *err);
+
 /* Every message in the account's Outbox, oldest first. */
 int fm_smtp_outbox_list(const struct fm_account *acct, struct fm_store *store,
                         struct fm_outbox_entry **entries_r, size_t *n_r,
