@@ -277,6 +277,10 @@ struct folder {
 	bool selectable;
 	bool on_server, on_local, has_state;
 	char *role; /* "Sent", "Drafts", ... (special use), or NULL */
+	/* The server's STATUS from LIST-STATUS, when it gave one. */
+	bool has_status;
+	uint32_t st_validity, st_uidnext, st_messages;
+	uint64_t st_modseq;
 };
 
 struct pass {
@@ -651,6 +655,130 @@ uid_of_tag(const struct pass *p, const char *folder, uint32_t validity,
 			return u;
 	}
 	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * LIST-STATUS (RFC 5819): every folder's counters in one command, so a
+ * folder whose stamp still holds is skipped without a SELECT. libetpan
+ * has no API for it: the command is written and its answer read by hand,
+ * between two libetpan commands (its buffer is empty then). A folder
+ * name sent as a literal, or anything unexpected, just leaves that
+ * folder without a status: it is then SELECTed as usual.
+ */
+
+/* Reads an IMAP astring (atom or quoted) at *pp into out; false if it is
+ * not one (a literal, say). */
+static bool
+read_astring(const char **pp, char *out, size_t size)
+{
+	const char *p = *pp;
+	size_t n = 0;
+	if (*p == '"') {
+		for (p++; *p != '"'; p++) {
+			if (*p == '\0')
+				return false;
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			if (n + 1 >= size)
+				return false;
+			out[n++] = *p;
+		}
+		p++;
+	} else {
+		for (; *p != '\0' && *p != ' ' && *p != '(' && *p != '{'; p++) {
+			if (n + 1 >= size)
+				return false;
+			out[n++] = *p;
+		}
+		if (n == 0)
+			return false;
+	}
+	out[n] = '\0';
+	*pp = p;
+	return true;
+}
+
+/* "* STATUS name (MESSAGES n UIDNEXT n UIDVALIDITY n HIGHESTMODSEQ n)" */
+static void
+take_status(struct pass *p, const char *line)
+{
+	const char *q = line + strlen("* STATUS ");
+	char name[1024];
+	if (!read_astring(&q, name, sizeof(name)) || strncmp(q, " (", 2) != 0)
+		return;
+	q += 2;
+	uint64_t v[4] = {0, 0, 0, 0};
+	bool have[4] = {false, false, false, false};
+	static const char *const keys[4] = {"MESSAGES", "UIDNEXT",
+	                                    "UIDVALIDITY", "HIGHESTMODSEQ"};
+	while (*q != '\0' && *q != ')') {
+		size_t kl = strcspn(q, " )");
+		const char *num = q + kl;
+		if (*num != ' ')
+			return;
+		num++;
+		char *end;
+		errno = 0;
+		unsigned long long x = strtoull(num, &end, 10);
+		if (end == num || errno != 0)
+			return;
+		for (int k = 0; k < 4; k++)
+			if (strlen(keys[k]) == kl &&
+			    strncmp(q, keys[k], kl) == 0) {
+				v[k] = x;
+				have[k] = true;
+			}
+		q = end;
+		q += *q == ' ';
+	}
+	if (!have[0] || !have[1] || !have[2] || !have[3] || v[1] > UINT32_MAX ||
+	    v[2] > UINT32_MAX || v[0] > UINT32_MAX)
+		return;
+	for (size_t i = 0; i < p->n_folders; i++) {
+		struct folder *f = &p->folders[i];
+		if (f->server != NULL && strcmp(f->server, name) == 0) {
+			f->has_status = true;
+			f->st_messages = (uint32_t)v[0];
+			f->st_uidnext = (uint32_t)v[1];
+			f->st_validity = (uint32_t)v[2];
+			f->st_modseq = v[3];
+		}
+	}
+}
+
+static int
+list_status(struct pass *p, struct fm_error *err)
+{
+	if (!p->condstore || !fm_imap_has_cap(p->imap, "LIST-STATUS"))
+		return 0;
+	static const char tag[] = "fmls1";
+	static const char cmd[] = "fmls1 LIST \"\" \"*\" RETURN (STATUS "
+	                          "(MESSAGES UIDNEXT UIDVALIDITY "
+	                          "HIGHESTMODSEQ))\r\n";
+	struct fm_net_conn *conn = fm_imap_conn(p->imap);
+	mailstream *st = p->s->imap_stream;
+	if (st->read_buffer_len > 0)
+		return 0; /* not between two commands: leave it */
+	if (fm_net_write(conn, st, cmd, strlen(cmd), err) < 0)
+		return -1;
+	for (;;) {
+		char *line = fm_net_read_line(conn, st);
+		if (line == NULL)
+			return fm_net_error(conn, _("listing folder status"),
+			                    err);
+		bool done = strncmp(line, tag, strlen(tag)) == 0 &&
+		            line[strlen(tag)] == ' ';
+		if (done) {
+			if (strncmp(line + strlen(tag), " OK", 3) != 0)
+				for (size_t i = 0; i < p->n_folders; i++)
+					p->folders[i].has_status = false;
+			free(line);
+			return 0;
+		}
+		if (strncmp(line, "* STATUS ", 9) == 0)
+			take_status(p, line);
+		free(line);
+	}
 }
 
 /* ------------------------------------------------------------------------
@@ -1951,6 +2079,15 @@ cmp_entry_uid(const void *a, const void *b)
 static int
 sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 {
+	if (f->has_status && f->st_modseq > 0 && f->st_uidnext > 0) {
+		uint64_t now[ST_N] = {f->st_validity, f->st_uidnext,
+		                      f->st_modseq, f->st_messages};
+		if (stamp_matches(p, f->local, now)) {
+			/* Neither side changed: not even a SELECT. */
+			p->stats->folders++;
+			return 0;
+		}
+	}
 	struct folder_run fr = {.p = p, .f = f, .saved_ms = fm_now_ms()};
 	struct fm_plan *plan = NULL;
 	struct fm_plan_remote *rin = NULL;
@@ -2197,7 +2334,7 @@ fm_imap_sync(const struct fm_account *acct, struct fm_store *store,
 	if (create_folders(&p, err) < 0)
 		goto out;
 	save_roles(&p);
-	if (replay_moves(&p, err) < 0)
+	if (replay_moves(&p, err) < 0 || list_status(&p, err) < 0)
 		goto out;
 	for (size_t i = 0; i < p.n_folders; i++) {
 		struct folder *f = &p.folders[i];
