@@ -1,6 +1,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 src_libfulmar_a_SOURCES += \
 	src/imap/imap.h \
+	src/imap/imap_int.h \
+	src/imap/convert.c \
+	src/imap/folders.c \
 	src/imap/idle.c \
 	src/imap/session.c \
 	src/imap/sync.c

@@ -13,6 +13,7 @@
  *      replay, because the three-way plan sees their effect.
  *   4. Every folder: SELECT, the server's listing (CONDSTORE narrows it to
  *      what changed), the local listing, fm_plan_make(), and the actions.
+ * Steps 1 to 3 are in folders.c; this file has the driver and step 4.
  *
  * Crash safety comes from the order of writes. A download is fsynced in
  * the maildir, tagged with its key "imap:UIDVALIDITY:UID", before its UID
@@ -35,7 +36,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "imap/imap.h"
+#include "imap/imap_int.h"
 #include "log/log.h"
 #include "store/maildir.h"
 #include "store/store.h"
@@ -49,529 +50,24 @@ enum {
 	BATCH_BYTES = 4 << 20,
 	/* Save the state at least this often during a long folder. */
 	SAVE_INTERVAL_MS = 2000,
-	/* Listing fetches: UIDs per command. */
-	LIST_CHUNK = 5000,
 };
 
-#define STATE_FILE ".fulmar-state"
 /* What a folder looked like after a sync that left both sides in
  * agreement: the server's counters and a fingerprint of the maildir's
  * file names. When both are the same at the next pass, the folder is
  * skipped without loading its state or summary. A cache: missing or
  * damaged, the folder is simply synced in full. */
 #define STAMP_FILE ".fulmar-unchanged"
-/* The state keyword of a message stored as headers only (download =
- * headers, or max SIZE). It lives only in the local state: the planner
- * never sees it, so it never reaches the server. */
-#define PARTIAL "fulmar:partial"
-#define OUTBOX "Outbox"
-/* The local-only hierarchy (e.g. "Local only/Sent" for save_sent = local). */
-#define LOCAL_ONLY "Local only"
-
-/* ------------------------------------------------------------------------
- * Flags: IMAP <-> maildir bits, keywords as sorted strings.
- */
-
-struct kwset {
-	char **v;
-	size_t n;
-};
-
-static void
-kwset_add(struct kwset *k, const char *kw)
-{
-	for (size_t i = 0; i < k->n; i++)
-		if (fm_str_ieq(k->v[i], kw))
-			return;
-	k->v = xreallocarray(k->v, k->n + 1, sizeof(*k->v));
-	k->v[k->n++] = xstrdup(kw);
-}
-
-static int
-cmp_strp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The set as "a b c" (sorted), or NULL when empty; frees the set. */
-static char *
-kwset_take(struct kwset *k)
-{
-	if (k->n == 0) {
-		free(k->v);
-		return NULL;
-	}
-	qsort(k->v, k->n, sizeof(*k->v), cmp_strp);
-	struct fm_buf b;
-	fm_buf_init(&b, SIZE_MAX / 2);
-	for (size_t i = 0; i < k->n; i++) {
-		if (i > 0)
-			fm_buf_append_char(&b, ' ');
-		fm_buf_append_str(&b, k->v[i]);
-		free(k->v[i]);
-	}
-	free(k->v);
-	return fm_buf_steal(&b);
-}
-
-/* A keyword worth keeping: an IMAP atom of printable ASCII. */
-static bool
-keyword_ok(const char *kw)
-{
-	if (kw[0] == '\0' || strlen(kw) > 256)
-		return false;
-	for (const char *c = kw; *c != '\0'; c++)
-		if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f ||
-		    strchr("(){%*\"\\]", *c) != NULL)
-			return false;
-	return true;
-}
-
-/* keywords without PARTIAL (newly allocated, NULL when nothing is left);
- * *had_r says whether it was there. */
-static char *
-kw_strip(const char *keywords, bool *had_r)
-{
-	*had_r = false;
-	if (keywords == NULL)
-		return NULL;
-	struct fm_buf b;
-	fm_buf_init(&b, SIZE_MAX / 2);
-	for (const char *p = keywords; *p != '\0';) {
-		size_t n = strcspn(p, " ");
-		if (n == strlen(PARTIAL) && strncmp(p, PARTIAL, n) == 0) {
-			*had_r = true;
-		} else if (n > 0) {
-			if (b.len > 0)
-				fm_buf_append_char(&b, ' ');
-			fm_buf_append(&b, p, n);
-		}
-		p += n;
-		p += strspn(p, " ");
-	}
-	if (b.len == 0) {
-		fm_buf_free(&b);
-		return NULL;
-	}
-	return fm_buf_steal(&b);
-}
-
-/* Maildir bits and keywords of an IMAP flag list (FETCH FLAGS). */
-static uint32_t
-flags_from_fetch(clist *list, char **keywords_r)
-{
-	uint32_t f = 0;
-	struct kwset kw = {0};
-	for (clistiter *it = list != NULL ? clist_begin(list) : NULL;
-	     it != NULL; it = clist_next(it)) {
-		const struct mailimap_flag_fetch *ff = clist_content(it);
-		if (ff->fl_type != MAILIMAP_FLAG_FETCH_OTHER ||
-		    ff->fl_flag == NULL)
-			continue;
-		const struct mailimap_flag *fl = ff->fl_flag;
-		switch (fl->fl_type) {
-		case MAILIMAP_FLAG_ANSWERED:
-			f |= FM_MAILDIR_REPLIED;
-			break;
-		case MAILIMAP_FLAG_FLAGGED:
-			f |= FM_MAILDIR_FLAGGED;
-			break;
-		case MAILIMAP_FLAG_DELETED:
-			f |= FM_MAILDIR_TRASHED;
-			break;
-		case MAILIMAP_FLAG_SEEN:
-			f |= FM_MAILDIR_SEEN;
-			break;
-		case MAILIMAP_FLAG_DRAFT:
-			f |= FM_MAILDIR_DRAFT;
-			break;
-		case MAILIMAP_FLAG_KEYWORD:
-			if (fl->fl_data.fl_keyword == NULL)
-				break;
-			if (fm_str_ieq(fl->fl_data.fl_keyword, "$Forwarded"))
-				f |= FM_MAILDIR_PASSED;
-			else if (keyword_ok(fl->fl_data.fl_keyword) &&
-			         !fm_str_ieq(fl->fl_data.fl_keyword, PARTIAL))
-				kwset_add(&kw, fl->fl_data.fl_keyword);
-			break;
-		default:
-			break; /* \Recent, unknown \Extensions */
-		}
-	}
-	*keywords_r = kwset_take(&kw);
-	return f;
-}
-
-/* An IMAP flag list for bits and a space-separated keyword list (either
- * may be empty); NULL when both are. */
-static struct mailimap_flag_list *
-flag_list(uint32_t bits, const char *keywords)
-{
-	if ((bits & FM_MAILDIR_STANDARD_FLAGS) == 0 &&
-	    (keywords == NULL || keywords[0] == '\0'))
-		return NULL;
-	struct mailimap_flag_list *fl = mailimap_flag_list_new_empty();
-	if (bits & FM_MAILDIR_REPLIED)
-		mailimap_flag_list_add(fl, mailimap_flag_new_answered());
-	if (bits & FM_MAILDIR_FLAGGED)
-		mailimap_flag_list_add(fl, mailimap_flag_new_flagged());
-	if (bits & FM_MAILDIR_TRASHED)
-		mailimap_flag_list_add(fl, mailimap_flag_new_deleted());
-	if (bits & FM_MAILDIR_SEEN)
-		mailimap_flag_list_add(fl, mailimap_flag_new_seen());
-	if (bits & FM_MAILDIR_DRAFT)
-		mailimap_flag_list_add(fl, mailimap_flag_new_draft());
-	if (bits & FM_MAILDIR_PASSED)
-		mailimap_flag_list_add(
-		    fl, mailimap_flag_new_flag_keyword(xstrdup("$Forwarded")));
-	for (const char *p = keywords; p != NULL && *p != '\0';) {
-		size_t n = strcspn(p, " ");
-		if (n > 0)
-			mailimap_flag_list_add(
-			    fl, mailimap_flag_new_flag_keyword(xstrndup(p, n)));
-		p += n;
-		p += strspn(p, " ");
-	}
-	return fl;
-}
-
-/* ------------------------------------------------------------------------
- * UID sets.
- */
-
-static int
-cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* A set of the n UIDs (sorted here), merged into ranges. */
-static struct mailimap_set *
-uid_set(uint32_t *uids, size_t n)
-{
-	qsort(uids, n, sizeof(*uids), cmp_u32);
-	struct mailimap_set *set = mailimap_set_new_empty();
-	for (size_t i = 0; i < n;) {
-		size_t j = i;
-		while (j + 1 < n && uids[j + 1] <= uids[j] + 1)
-			j++;
-		if (uids[i] == uids[j])
-			mailimap_set_add_single(set, uids[i]);
-		else
-			mailimap_set_add_interval(set, uids[i], uids[j]);
-		i = j + 1;
-	}
-	return set;
-}
 
 /* ------------------------------------------------------------------------
  * The pass.
  */
 
-/* A server or local folder. */
-struct folder {
-	char *local;  /* relative path in the store ("INBOX", "a/b") */
-	char *server; /* the server's name (modified UTF-7), or NULL */
-	char delim;
-	bool selectable;
-	bool on_server, on_local, has_state;
-	char *role; /* "Sent", "Drafts", ... (special use), or NULL */
-	/* The server's STATUS from LIST-STATUS, when it gave one. */
-	bool has_status;
-	uint32_t st_validity, st_uidnext, st_messages;
-	uint64_t st_modseq;
-};
-
-struct pass {
-	const struct fm_account *acct;
-	struct fm_store *store;
-	struct fm_imap *imap;
-	mailimap *s;
-	const struct fm_imap_sync_opts *so;
-	struct fm_imap_stats *stats;
-	struct folder *folders;
-	size_t n_folders;
-	char delim; /* the server's hierarchy delimiter */
-	bool uidplus, move, condstore;
-	/* the first folder stopped by the guard, for the pass's error */
-	char *guarded;
-	char *guard_text;
-};
-
-static void
-folders_free(struct pass *p)
+int
+imap_load_state(struct pass *p, const char *local, struct fm_state **st_r,
+                struct fm_error *err)
 {
-	for (size_t i = 0; i < p->n_folders; i++) {
-		free(p->folders[i].local);
-		free(p->folders[i].server);
-		free(p->folders[i].role);
-	}
-	free(p->folders);
-	p->folders = NULL;
-	p->n_folders = 0;
-}
-
-static struct folder *
-folder_by_local(struct pass *p, const char *local)
-{
-	for (size_t i = 0; i < p->n_folders; i++)
-		if (strcmp(p->folders[i].local, local) == 0)
-			return &p->folders[i];
-	return NULL;
-}
-
-static struct folder *
-folder_add(struct pass *p, const char *local)
-{
-	struct folder *f = folder_by_local(p, local);
-	if (f != NULL)
-		return f;
-	p->folders =
-	    xreallocarray(p->folders, p->n_folders + 1, sizeof(*p->folders));
-	f = &p->folders[p->n_folders++];
-	memset(f, 0, sizeof(*f));
-	f->local = xstrdup(local);
-	f->selectable = true;
-	return f;
-}
-
-static char *
-state_path(struct pass *p, const char *local)
-{
-	char *dir = fm_store_folder_dir(fm_store_data_dir(p->store),
-	                                p->acct->name, local);
-	char *path = fm_path_join(dir, STATE_FILE);
-	free(dir);
-	return path;
-}
-
-/* The Outbox and the "Local only" hierarchy never leave this machine. */
-static bool
-local_only(const char *local)
-{
-	size_t n = strlen(LOCAL_ONLY);
-	return strcmp(local, OUTBOX) == 0 ||
-	       (strncmp(local, LOCAL_ONLY, n) == 0 &&
-	        (local[n] == '\0' || local[n] == '/'));
-}
-
-/* `folders` patterns: '*' matches anything, '%' anything but '/'. */
-static bool
-glob(const char *pat, const char *s)
-{
-	if (*pat == '\0')
-		return *s == '\0';
-	if (*pat == '*' || *pat == '%') {
-		for (const char *t = s;; t++) {
-			if (glob(pat + 1, t))
-				return true;
-			if (*t == '\0' || (*pat == '%' && *t == '/'))
-				return false;
-		}
-	}
-	return *s != '\0' && *pat == *s && glob(pat + 1, s + 1);
-}
-
-static bool
-wanted(const struct fm_account *a, const char *local)
-{
-	bool any_positive = false, match = false;
-	for (size_t i = 0; i < a->n_folders; i++) {
-		const char *pat = a->folders[i];
-		if (pat[0] == '!') {
-			if (glob(pat + 1, local))
-				return false;
-			continue;
-		}
-		any_positive = true;
-		if (glob(pat, local))
-			match = true;
-	}
-	return match || !any_positive;
-}
-
-static const char *const ROLES[] = {"Sent",    "Drafts", "Trash",  "Junk",
-                                    "Archive", "All",    "Flagged"};
-
-/* LIST "" "*": the server's folders. */
-static int
-list_server(struct pass *p, struct fm_error *err)
-{
-	clist *list = NULL;
-	if (mailimap_list(p->s, "", "*", &list) != MAILIMAP_NO_ERROR)
-		return fm_imap_fail(p->imap, _("listing folders"), err);
-	int ret = 0;
-	for (clistiter *it = list != NULL ? clist_begin(list) : NULL;
-	     it != NULL; it = clist_next(it)) {
-		const struct mailimap_mailbox_list *mb = clist_content(it);
-		if (mb->mb_name == NULL)
-			continue;
-		bool selectable = true;
-		const char *role = NULL;
-		const struct mailimap_mbx_list_flags *fl = mb->mb_flag;
-		if (fl != NULL &&
-		    fl->mbf_type == MAILIMAP_MBX_LIST_FLAGS_SFLAG &&
-		    fl->mbf_sflag == MAILIMAP_MBX_LIST_SFLAG_NOSELECT)
-			selectable = false;
-		for (clistiter *o = fl != NULL && fl->mbf_oflags != NULL
-		                        ? clist_begin(fl->mbf_oflags)
-		                        : NULL;
-		     o != NULL; o = clist_next(o)) {
-			const struct mailimap_mbx_list_oflag *of =
-			    clist_content(o);
-			if (of->of_type != MAILIMAP_MBX_LIST_OFLAG_FLAG_EXT ||
-			    of->of_flag_ext == NULL)
-				continue;
-			const char *x = of->of_flag_ext;
-			x += x[0] == '\\';
-			if (fm_str_ieq(x, "NonExistent") ||
-			    fm_str_ieq(x, "Noselect"))
-				selectable = false;
-			for (size_t r = 0; r < FM_ARRAY_LEN(ROLES); r++)
-				if (fm_str_ieq(x, ROLES[r]))
-					role = ROLES[r];
-		}
-		char *utf8 = NULL, *local = NULL;
-		struct fm_error e2;
-		fm_error_clear(&e2);
-		if (fm_mutf7_to_utf8(mb->mb_name, &utf8, &e2) < 0 ||
-		    fm_maildir_folder_path(utf8, mb->mb_delimiter, &local,
-		                           &e2) < 0) {
-			char shown[128];
-			fm_str_printable(mb->mb_name, shown, sizeof(shown));
-			fm_log_warn(_("%s: skipping the server folder %s: %s"),
-			            p->acct->name, shown, e2.user);
-			free(utf8);
-			continue;
-		}
-		free(utf8);
-		if (local_only(local)) {
-			fm_log_warn(_("%s: the server folder %s is not synced: "
-			              "fulmar keeps local-only mail under that "
-			              "name"),
-			            p->acct->name, local);
-			free(local);
-			continue;
-		}
-		if (strcmp(local, "INBOX") == 0 || p->delim == '\0')
-			p->delim = mb->mb_delimiter;
-		struct folder *f = folder_add(p, local);
-		free(local);
-		if (f->on_server)
-			continue; /* listed twice */
-		f->on_server = true;
-		f->server = xstrdup(mb->mb_name);
-		f->delim = mb->mb_delimiter;
-		f->selectable = selectable;
-		f->role = role != NULL ? xstrdup(role) : NULL;
-	}
-	if (list != NULL)
-		mailimap_list_result_free(list);
-	return ret;
-}
-
-/* Local folders, and whether they were synced before. */
-static int
-list_local(struct pass *p, struct fm_error *err)
-{
-	char **names = NULL;
-	size_t n = 0;
-	if (fm_store_account_folders(p->store, p->acct->name, &names, &n, err) <
-	    0)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (!local_only(names[i]))
-			folder_add(p, names[i])->on_local = true;
-		free(names[i]);
-	}
-	free(names);
-	for (size_t i = 0; i < p->n_folders; i++) {
-		struct folder *f = &p->folders[i];
-		char *path = state_path(p, f->local);
-		f->has_state = f->on_local && access(path, F_OK) == 0;
-		free(path);
-	}
-	return 0;
-}
-
-/* Remembers which local folder has which special use, for the sending
- * side (the Sent copy) and the UI: mail/ACCOUNT/.fulmar/special-use. */
-static void
-save_roles(struct pass *p)
-{
-	struct fm_buf b;
-	fm_buf_init(&b, SIZE_MAX / 2);
-	for (size_t i = 0; i < p->n_folders; i++)
-		if (p->folders[i].role != NULL && p->folders[i].on_server)
-			fm_buf_printf(&b, "%s\t%s\n", p->folders[i].role,
-			              p->folders[i].local);
-	char *root = fm_store_mail_root(fm_store_data_dir(p->store));
-	char *path =
-	    xasprintf("%s/%s/.fulmar/special-use", root, p->acct->name);
-	struct fm_error e;
-	fm_error_clear(&e);
-	struct iovec iov = {.iov_base = b.data, .iov_len = b.len};
-	if (fm_file_replace(path, &iov, 1, &e) < 0)
-		fm_log_warn("%s", e.user);
-	free(path);
-	free(root);
-	fm_buf_free(&b);
-}
-
-/* The server name (modified UTF-7) for a local folder path. */
-static int
-server_name(struct pass *p, const char *local, char **name_r,
-            struct fm_error *err)
-{
-	return fm_imap_mailbox_name(local, p->delim != '\0' ? p->delim : '/',
-	                            name_r, err);
-}
-
-/* Step 2: folders missing on one side. */
-static int
-create_folders(struct pass *p, struct fm_error *err)
-{
-	for (size_t i = 0; i < p->n_folders; i++) {
-		struct folder *f = &p->folders[i];
-		if (!wanted(p->acct, f->local))
-			continue;
-		if (f->on_server && !f->on_local && f->selectable) {
-			if (fm_store_ensure_folder(p->store, p->acct->name,
-			                           f->local, err) < 0)
-				return -1;
-			f->on_local = true;
-			p->stats->created++;
-		} else if (!f->on_server && f->on_local && !f->has_state) {
-			char *name = NULL;
-			if (server_name(p, f->local, &name, err) < 0)
-				return -1;
-			if (mailimap_create(p->s, name) != MAILIMAP_NO_ERROR) {
-				free(name);
-				char what[512];
-				snprintf(what, sizeof(what),
-				         _("creating the folder %s"), f->local);
-				return fm_imap_fail(p->imap, what, err);
-			}
-			f->server = name;
-			f->delim = p->delim;
-			f->on_server = true;
-			p->stats->created++;
-		} else if (!f->on_server && f->on_local && f->has_state) {
-			fm_log_warn(_("%s: the folder %s is gone from the "
-			              "server; its local copy is kept and no "
-			              "longer synced"),
-			            p->acct->name, f->local);
-		}
-	}
-	return 0;
-}
-
-static int
-load_state(struct pass *p, const char *local, struct fm_state **st_r,
-           struct fm_error *err)
-{
-	char *path = state_path(p, local);
+	char *path = imap_state_path(p, local);
 	bool damaged = false;
 	int r = fm_state_load(path, FM_STATE_IMAP, st_r, &damaged, err);
 	free(path);
@@ -586,19 +82,19 @@ load_state(struct pass *p, const char *local, struct fm_state **st_r,
 	return r;
 }
 
-static int
-save_state(struct pass *p, const char *local, struct fm_state *st,
-           struct fm_error *err)
+int
+imap_save_state(struct pass *p, const char *local, struct fm_state *st,
+                struct fm_error *err)
 {
-	char *path = state_path(p, local);
+	char *path = imap_state_path(p, local);
 	int r = fm_state_save(st, path, err);
 	free(path);
 	return r;
 }
 
-static int
-select_folder(struct pass *p, const struct folder *f, uint64_t *modseq_r,
-              struct fm_error *err)
+int
+imap_select_folder(struct pass *p, const struct folder *f, uint64_t *modseq_r,
+                   struct fm_error *err)
 {
 	*modseq_r = 0;
 	int r = p->condstore
@@ -617,16 +113,14 @@ select_folder(struct pass *p, const struct folder *f, uint64_t *modseq_r,
 	return 0;
 }
 
-static char *key_of(uint32_t validity, uint32_t uid);
-
 /* The UIDs a download may have had without being recorded: from the
  * state's UIDNEXT (every UID below it was recorded by a finished pass) to
  * the server's. Bounded, so a hostile UIDNEXT cannot make it endless. */
 enum { TAG_SEARCH_MAX = 1000000 };
 
-static void
-tag_range(uint32_t state_next, uint32_t server_next, uint32_t *lo_r,
-          uint32_t *hi_r)
+void
+imap_tag_range(uint32_t state_next, uint32_t server_next, uint32_t *lo_r,
+               uint32_t *hi_r)
 {
 	uint32_t lo = state_next > 0 ? state_next : 1;
 	uint32_t hi = server_next > lo ? server_next : lo;
@@ -638,16 +132,16 @@ tag_range(uint32_t state_next, uint32_t server_next, uint32_t *lo_r,
 
 /* The UID in [lo, hi) whose delivery into folder under validity gave
  * base its tag, or 0. */
-static uint32_t
-uid_of_tag(const struct pass *p, const char *folder, uint32_t validity,
-           const char *base, uint32_t lo, uint32_t hi)
+uint32_t
+imap_uid_of_tag(const struct pass *p, const char *folder, uint32_t validity,
+                const char *base, uint32_t lo, uint32_t hi)
 {
 	size_t tl;
 	const char *t = fm_maildir_base_tag(base, &tl);
 	if (t == NULL || tl != 32)
 		return 0;
 	for (uint32_t u = lo; u < hi; u++) {
-		char *key = key_of(validity, u);
+		char *key = imap_key_of(validity, u);
 		char tag[33];
 		fm_store_key_tag(p->acct->name, folder, key, tag);
 		free(key);
@@ -655,310 +149,6 @@ uid_of_tag(const struct pass *p, const char *folder, uint32_t validity,
 			return u;
 	}
 	return 0;
-}
-
-/* ------------------------------------------------------------------------
- * LIST-STATUS (RFC 5819): every folder's counters in one command, so a
- * folder whose stamp still holds is skipped without a SELECT. libetpan
- * has no API for it: the command is written and its answer read by hand,
- * between two libetpan commands (its buffer is empty then). A folder
- * name sent as a literal, or anything unexpected, just leaves that
- * folder without a status: it is then SELECTed as usual.
- */
-
-/* Reads an IMAP astring (atom or quoted) at *pp into out; false if it is
- * not one (a literal, say). */
-static bool
-read_astring(const char **pp, char *out, size_t size)
-{
-	const char *p = *pp;
-	size_t n = 0;
-	if (*p == '"') {
-		for (p++; *p != '"'; p++) {
-			if (*p == '\0')
-				return false;
-			if (*p == '\\' && p[1] != '\0')
-				p++;
-			if (n + 1 >= size)
-				return false;
-			out[n++] = *p;
-		}
-		p++;
-	} else {
-		for (; *p != '\0' && *p != ' ' && *p != '(' && *p != '{'; p++) {
-			if (n + 1 >= size)
-				return false;
-			out[n++] = *p;
-		}
-		if (n == 0)
-			return false;
-	}
-	out[n] = '\0';
-	*pp = p;
-	return true;
-}
-
-/* "* STATUS name (MESSAGES n UIDNEXT n UIDVALIDITY n HIGHESTMODSEQ n)" */
-static void
-take_status(struct pass *p, const char *line)
-{
-	const char *q = line + strlen("* STATUS ");
-	char name[1024];
-	if (!read_astring(&q, name, sizeof(name)) || strncmp(q, " (", 2) != 0)
-		return;
-	q += 2;
-	uint64_t v[4] = {0, 0, 0, 0};
-	bool have[4] = {false, false, false, false};
-	static const char *const keys[4] = {"MESSAGES", "UIDNEXT",
-	                                    "UIDVALIDITY", "HIGHESTMODSEQ"};
-	while (*q != '\0' && *q != ')') {
-		size_t kl = strcspn(q, " )");
-		const char *num = q + kl;
-		if (*num != ' ')
-			return;
-		num++;
-		char *end;
-		errno = 0;
-		unsigned long long x = strtoull(num, &end, 10);
-		if (end == num || errno != 0)
-			return;
-		for (int k = 0; k < 4; k++)
-			if (strlen(keys[k]) == kl &&
-			    strncmp(q, keys[k], kl) == 0) {
-				v[k] = x;
-				have[k] = true;
-			}
-		q = end;
-		q += *q == ' ';
-	}
-	if (!have[0] || !have[1] || !have[2] || !have[3] || v[1] > UINT32_MAX ||
-	    v[2] > UINT32_MAX || v[0] > UINT32_MAX)
-		return;
-	for (size_t i = 0; i < p->n_folders; i++) {
-		struct folder *f = &p->folders[i];
-		if (f->server != NULL && strcmp(f->server, name) == 0) {
-			f->has_status = true;
-			f->st_messages = (uint32_t)v[0];
-			f->st_uidnext = (uint32_t)v[1];
-			f->st_validity = (uint32_t)v[2];
-			f->st_modseq = v[3];
-		}
-	}
-}
-
-static int
-list_status(struct pass *p, struct fm_error *err)
-{
-	if (!p->condstore || !fm_imap_has_cap(p->imap, "LIST-STATUS"))
-		return 0;
-	static const char tag[] = "fmls1";
-	static const char cmd[] = "fmls1 LIST \"\" \"*\" RETURN (STATUS "
-	                          "(MESSAGES UIDNEXT UIDVALIDITY "
-	                          "HIGHESTMODSEQ))\r\n";
-	struct fm_net_conn *conn = fm_imap_conn(p->imap);
-	mailstream *st = p->s->imap_stream;
-	if (st->read_buffer_len > 0)
-		return 0; /* not between two commands: leave it */
-	if (fm_net_write(conn, st, cmd, strlen(cmd), err) < 0)
-		return -1;
-	for (;;) {
-		char *line = fm_net_read_line(conn, st);
-		if (line == NULL)
-			return fm_net_error(conn, _("listing folder status"),
-			                    err);
-		bool done = strncmp(line, tag, strlen(tag)) == 0 &&
-		            line[strlen(tag)] == ' ';
-		if (done) {
-			if (strncmp(line + strlen(tag), " OK", 3) != 0)
-				for (size_t i = 0; i < p->n_folders; i++)
-					p->folders[i].has_status = false;
-			free(line);
-			return 0;
-		}
-		if (strncmp(line, "* STATUS ", 9) == 0)
-			take_status(p, line);
-		free(line);
-	}
-}
-
-/* ------------------------------------------------------------------------
- * Step 3: the journal's moves.
- */
-
-struct move {
-	uint64_t seq;
-	char *from, *to, *base;
-};
-
-struct moves {
-	struct move *v;
-	size_t n;
-	uint64_t last_seq;
-};
-
-static int
-collect_move(void *ctx, const struct fm_journal_record *r, struct fm_error *err)
-{
-	(void)err;
-	struct moves *m = ctx;
-	m->last_seq = r->seq;
-	if (r->op != FM_JOURNAL_MOVE)
-		return 0;
-	m->v = xreallocarray(m->v, m->n + 1, sizeof(*m->v));
-	m->v[m->n++] = (struct move){
-	    .seq = r->seq,
-	    .from = xstrdup(r->folder),
-	    .to = xstrdup(r->to_folder),
-	    .base = xstrdup(r->to_base != NULL ? r->to_base : r->base),
-	};
-	return 0;
-}
-
-/* The UID in dest (a COPYUID result): the single UID of the set. */
-static uint32_t
-single_uid(struct mailimap_set *set)
-{
-	if (set == NULL || clist_count(set->set_list) != 1)
-		return 0;
-	const struct mailimap_set_item *it =
-	    clist_content(clist_begin(set->set_list));
-	return it->set_first == it->set_last ? it->set_first : 0;
-}
-
-/* Replays one local move on the server. A move the server cannot make
- * any more (the message or a folder is gone) is dropped with a warning:
- * the folders' plans then upload the local copy where it is now, so
- * nothing is lost. */
-static int
-replay_move(struct pass *p, const struct move *m, struct fm_error *err)
-{
-	struct folder *from = folder_by_local(p, m->from);
-	struct folder *to = folder_by_local(p, m->to);
-	if (from == NULL || !from->on_server || !from->has_state)
-		return 0; /* never synced: the destination uploads it */
-	struct fm_state *src = NULL, *dst = NULL;
-	if (load_state(p, m->from, &src, err) < 0)
-		return -1;
-	const struct fm_state_entry *se = fm_state_find_base(src, m->base);
-	if (to == NULL || !to->on_server) {
-		fm_state_free(&src);
-		return 0;
-	}
-	uint32_t uid = se != NULL ? se->uid : 0;
-	uint32_t flags = se != NULL ? se->flags : 0;
-	char *kw =
-	    se != NULL && se->keywords != NULL ? xstrdup(se->keywords) : NULL;
-	int ret = -1;
-	uint64_t modseq;
-	if (select_folder(p, from, &modseq, err) < 0)
-		goto out;
-	const struct mailimap_selection_info *si = p->s->imap_selection_info;
-	if (si->sel_uidvalidity != fm_state_uidvalidity(src)) {
-		ret = 0; /* the UID is void; pairing takes over */
-		goto out;
-	}
-	if (uid == 0) {
-		/* Downloaded by a pass that ended before recording it: its
-		 * delivery tag still names the UID. Without this, the
-		 * server copy would come down again in the old folder. */
-		uint32_t lo, hi;
-		tag_range(fm_state_uidnext(src), si->sel_uidnext, &lo, &hi);
-		uid = uid_of_tag(p, m->from, si->sel_uidvalidity, m->base, lo,
-		                 hi);
-		if (uid == 0) {
-			ret = 0; /* a local message: the destination uploads */
-			goto out;
-		}
-	}
-	uint32_t one = uid;
-	struct mailimap_set *set = uid_set(&one, 1);
-	uint32_t dst_validity = 0;
-	struct mailimap_set *srcs = NULL, *dsts = NULL;
-	int r;
-	if (p->move)
-		r = mailimap_uidplus_uid_move(p->s, set, to->server,
-		                              &dst_validity, &srcs, &dsts);
-	else
-		r = mailimap_uidplus_uid_copy(p->s, set, to->server,
-		                              &dst_validity, &srcs, &dsts);
-	if (r == MAILIMAP_NO_ERROR && !p->move) {
-		struct mailimap_flag_list *fl =
-		    flag_list(FM_MAILDIR_TRASHED, NULL);
-		struct mailimap_store_att_flags *sa =
-		    mailimap_store_att_flags_new_add_flags_silent(fl);
-		r = mailimap_uid_store(p->s, set, sa);
-		mailimap_store_att_flags_free(sa);
-		if (r == MAILIMAP_NO_ERROR && p->uidplus)
-			r = mailimap_uid_expunge(p->s, set);
-	}
-	mailimap_set_free(set);
-	uint32_t new_uid = single_uid(dsts);
-	if (srcs != NULL)
-		mailimap_set_free(srcs);
-	if (dsts != NULL)
-		mailimap_set_free(dsts);
-	if (r != MAILIMAP_NO_ERROR) {
-		if (fm_net_failed(fm_imap_conn(p->imap)))
-			goto fail;
-		char text[256];
-		fm_str_printable(
-		    p->s->imap_response != NULL ? p->s->imap_response : "",
-		    text, sizeof(text));
-		fm_log_warn(_("%s: could not move a message from %s to %s "
-		              "on the server (%s); the local copy will be "
-		              "uploaded instead"),
-		            p->acct->name, m->from, m->to, text);
-	} else {
-		p->stats->moved++;
-		if (new_uid != 0 && load_state(p, m->to, &dst, err) == 0 &&
-		    fm_state_uidvalidity(dst) == dst_validity &&
-		    fm_state_find_uid(dst, new_uid) == NULL &&
-		    fm_state_find_base(dst, m->base) == NULL) {
-			struct fm_state_entry e = {.uid = new_uid,
-			                           .base = m->base,
-			                           .flags = flags,
-			                           .keywords = kw};
-			if (fm_state_put(dst, &e, err) < 0 ||
-			    save_state(p, m->to, dst, err) < 0)
-				goto out;
-		}
-		fm_error_clear(err);
-	}
-	fm_state_remove_uid(src, uid);
-	if (save_state(p, m->from, src, err) < 0)
-		goto out;
-	ret = 0;
-	goto out;
-fail:
-	fm_imap_fail(p->imap, _("moving a message"), err);
-out:
-	free(kw);
-	fm_state_free(&src);
-	fm_state_free(&dst);
-	return ret;
-}
-
-static int
-replay_moves(struct pass *p, struct fm_error *err)
-{
-	struct fm_journal *j = fm_store_journal(p->store, p->acct->name);
-	if (j == NULL || fm_journal_pending(j) == 0)
-		return 0;
-	struct moves m = {0};
-	int ret = fm_journal_replay(j, collect_move, &m, err);
-	for (size_t i = 0; ret == 0 && i < m.n; i++)
-		ret = replay_move(p, &m.v[i], err);
-	/* Flag changes, deletions and new messages need no replay: each
-	 * folder's plan sees them by comparing with the state. */
-	if (ret == 0 && m.last_seq > 0)
-		ret = fm_journal_ack(j, m.last_seq, err);
-	for (size_t i = 0; i < m.n; i++) {
-		free(m.v[i].from);
-		free(m.v[i].to);
-		free(m.v[i].base);
-	}
-	free(m.v);
-	return ret;
 }
 
 /* ------------------------------------------------------------------------
@@ -1137,111 +327,6 @@ remote_find(struct folder_run *fr, uint32_t uid)
 	return bsearch(&key, fr->rv, fr->rn, sizeof(*fr->rv), cmp_remote);
 }
 
-/* The Message-ID in a "Message-ID: <...>" header block, without its
- * brackets, or NULL. */
-static char *
-msgid_from_header(const char *h, size_t len)
-{
-	const char *lt = memchr(h, '<', len);
-	if (lt == NULL)
-		return NULL;
-	const char *gt = memchr(lt, '>', len - (size_t)(lt - h));
-	if (gt == NULL || gt - lt > 998)
-		return NULL;
-	for (const char *c = lt; c <= gt; c++)
-		if ((unsigned char)*c <= ' ')
-			return NULL;
-	/* As the store's summaries keep it: without the brackets. */
-	return gt > lt + 1 ? xstrndup(lt + 1, (size_t)(gt - lt) - 1) : NULL;
-}
-
-/* What one FETCH response says about one message. */
-struct fetched {
-	uint32_t uid;
-	bool have_flags;
-	uint32_t flags;
-	char *keywords;
-	uint64_t size;
-	bool have_size;
-	const char *body; /* borrowed from the response */
-	size_t body_len;
-	char *msgid;
-};
-
-static void
-parse_att(const struct mailimap_msg_att *att, struct fetched *out)
-{
-	memset(out, 0, sizeof(*out));
-	for (clistiter *it = clist_begin(att->att_list); it != NULL;
-	     it = clist_next(it)) {
-		const struct mailimap_msg_att_item *item = clist_content(it);
-		if (item->att_type == MAILIMAP_MSG_ATT_ITEM_DYNAMIC) {
-			out->have_flags = true;
-			free(out->keywords);
-			out->flags = flags_from_fetch(
-			    item->att_data.att_dyn->att_list, &out->keywords);
-			continue;
-		}
-		if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
-			continue;
-		const struct mailimap_msg_att_static *sa =
-		    item->att_data.att_static;
-		switch (sa->att_type) {
-		case MAILIMAP_MSG_ATT_UID:
-			out->uid = sa->att_data.att_uid;
-			break;
-		case MAILIMAP_MSG_ATT_RFC822_SIZE:
-			out->size = sa->att_data.att_rfc822_size;
-			out->have_size = true;
-			break;
-		case MAILIMAP_MSG_ATT_BODY_SECTION: {
-			const struct mailimap_msg_att_body_section *bs =
-			    sa->att_data.att_body_section;
-			out->body = bs->sec_body_part;
-			out->body_len = bs->sec_length;
-			if (bs->sec_section != NULL &&
-			    bs->sec_section->sec_spec != NULL &&
-			    bs->sec_body_part != NULL) {
-				free(out->msgid);
-				out->msgid = msgid_from_header(
-				    bs->sec_body_part, bs->sec_length);
-			}
-			break;
-		}
-		default:
-			break;
-		}
-	}
-}
-
-static struct mailimap_fetch_type *
-fetch_type(bool flags, bool identity, bool body)
-{
-	struct mailimap_fetch_type *ft =
-	    mailimap_fetch_type_new_fetch_att_list_empty();
-	mailimap_fetch_type_new_fetch_att_list_add(
-	    ft, mailimap_fetch_att_new_uid());
-	if (flags)
-		mailimap_fetch_type_new_fetch_att_list_add(
-		    ft, mailimap_fetch_att_new_flags());
-	if (identity) {
-		mailimap_fetch_type_new_fetch_att_list_add(
-		    ft, mailimap_fetch_att_new_rfc822_size());
-		clist *names = clist_new();
-		clist_append(names, xstrdup("MESSAGE-ID"));
-		struct mailimap_section *sec =
-		    mailimap_section_new_header_fields(
-		        mailimap_header_list_new(names));
-		mailimap_fetch_type_new_fetch_att_list_add(
-		    ft, mailimap_fetch_att_new_body_peek_section(sec));
-	}
-	if (body)
-		mailimap_fetch_type_new_fetch_att_list_add(
-		    ft, mailimap_fetch_att_new_body_peek_section(
-		            mailimap_section_new(NULL)));
-	return ft;
-}
-
 /* UID FETCH first:last (last 0: "*") of flags, and with identity also
  * size and Message-ID, into the remote list; only UIDs >= first count
  * (a range "N:*" past the end names the last message). With changedsince
@@ -1253,7 +338,7 @@ list_range(struct folder_run *fr, uint32_t first, uint32_t last, bool identity,
 	struct pass *p = fr->p;
 	struct mailimap_set *set =
 	    mailimap_set_new_interval(first, last); /* last 0 means '*' */
-	struct mailimap_fetch_type *ft = fetch_type(true, identity, false);
+	struct mailimap_fetch_type *ft = imap_fetch_type(true, identity, false);
 	clist *res = NULL;
 	int r = changedsince > 0 ? mailimap_uid_fetch_changedsince(
 	                               p->s, set, ft, changedsince, &res)
@@ -1268,8 +353,8 @@ list_range(struct folder_run *fr, uint32_t first, uint32_t last, bool identity,
 	}
 	for (clistiter *it = res != NULL ? clist_begin(res) : NULL; it != NULL;
 	     it = clist_next(it)) {
-		struct fetched fx;
-		parse_att(clist_content(it), &fx);
+		struct imap_fetched fx;
+		imap_parse_att(clist_content(it), &fx);
 		if (fx.uid == 0 || fx.uid < first ||
 		    (last != 0 && fx.uid > last)) {
 			free(fx.keywords);
@@ -1339,7 +424,7 @@ list_remote(struct folder_run *fr, struct fm_error *err)
 			struct remote *rm = remote_add(fr, e->uid);
 			rm->flags = e->flags;
 			bool had;
-			rm->keywords = kw_strip(e->keywords, &had);
+			rm->keywords = imap_kw_strip(e->keywords, &had);
 			rm->have_flags = true;
 		}
 	}
@@ -1426,8 +511,8 @@ folder_file(struct folder_run *fr, const char *file)
 	return path;
 }
 
-static char *
-key_of(uint32_t validity, uint32_t uid)
+char *
+imap_key_of(uint32_t validity, uint32_t uid)
 {
 	return xasprintf("imap:%u:%u", validity, uid);
 }
@@ -1449,7 +534,7 @@ maybe_save(struct folder_run *fr, bool force, struct fm_error *err)
 	uint64_t now = fm_now_ms();
 	if (!force && now - fr->saved_ms < SAVE_INTERVAL_MS)
 		return 0;
-	if (save_state(fr->p, fr->f->local, fr->st, err) < 0)
+	if (imap_save_state(fr->p, fr->f->local, fr->st, err) < 0)
 		return -1;
 	fr->saved_ms = now;
 	fr->state_dirty = false;
@@ -1469,7 +554,7 @@ record(struct folder_run *fr, uint32_t uid, const char *base, uint32_t flags,
 		bool had = false;
 		char *x = old != NULL && old->base != NULL && base != NULL &&
 		                  strcmp(old->base, base) == 0
-		              ? kw_strip(old->keywords, &had)
+		              ? imap_kw_strip(old->keywords, &had)
 		              : NULL;
 		free(x);
 		partial = had;
@@ -1501,7 +586,7 @@ static int
 store_flags(struct folder_run *fr, uint32_t *uids, size_t n, bool add,
             uint32_t bits, const char *keywords, struct fm_error *err)
 {
-	struct mailimap_flag_list *fl = flag_list(bits, keywords);
+	struct mailimap_flag_list *fl = imap_flag_list(bits, keywords);
 	if (fl == NULL || n == 0) {
 		if (fl != NULL)
 			mailimap_flag_list_free(fl);
@@ -1510,7 +595,7 @@ store_flags(struct folder_run *fr, uint32_t *uids, size_t n, bool add,
 	struct mailimap_store_att_flags *sa =
 	    add ? mailimap_store_att_flags_new_add_flags_silent(fl)
 	        : mailimap_store_att_flags_new_remove_flags_silent(fl);
-	struct mailimap_set *set = uid_set(uids, n);
+	struct mailimap_set *set = imap_uid_set(uids, n);
 	int r = mailimap_uid_store(fr->p->s, set, sa);
 	mailimap_set_free(set);
 	mailimap_store_att_flags_free(sa);
@@ -1609,7 +694,7 @@ expunge_remote(struct folder_run *fr, const struct fm_plan *plan,
 		ret = store_flags(fr, uids, n, true, FM_MAILDIR_TRASHED, NULL,
 		                  err);
 	if (ret == 0 && n > 0 && fr->p->uidplus) {
-		struct mailimap_set *set = uid_set(uids, n);
+		struct mailimap_set *set = imap_uid_set(uids, n);
 		if (mailimap_uid_expunge(fr->p->s, set) != MAILIMAP_NO_ERROR) {
 			char what[512];
 			snprintf(what, sizeof(what),
@@ -1654,35 +739,6 @@ local_find(struct folder_run *fr, const char *base)
 	return bsearch(&key, fr->lv, fr->ln, sizeof(*fr->lv), cmp_msg_base);
 }
 
-/* Reads a message file and gives it CRLF line ends for APPEND. */
-static int
-read_crlf(const char *path, char **data_r, size_t *len_r, struct fm_error *err)
-{
-	char *raw = NULL;
-	size_t len = 0;
-	int r = fm_record_read_file(path, SIZE_MAX / 4, &raw, &len, err);
-	if (r != 0) {
-		if (r > 0)
-			fm_error_set(err, FM_ERR_LOCAL,
-			             _("%s disappeared while it was uploaded"),
-			             path);
-		return -1;
-	}
-	struct fm_buf out;
-	fm_buf_init(&out, SIZE_MAX / 2);
-	char prev = '\0';
-	for (size_t i = 0; i < len; i++) {
-		if (raw[i] == '\n' && prev != '\r')
-			fm_buf_append_char(&out, '\r');
-		fm_buf_append_char(&out, raw[i]);
-		prev = raw[i];
-	}
-	free(raw);
-	*len_r = out.len;
-	*data_r = fm_buf_steal(&out);
-	return 0;
-}
-
 static int
 upload(struct folder_run *fr, const struct fm_plan_action *a,
        struct fm_error *err)
@@ -1693,11 +749,12 @@ upload(struct folder_run *fr, const struct fm_plan_action *a,
 	char *path = folder_file(fr, m->file);
 	char *data = NULL;
 	size_t len = 0;
-	int r = read_crlf(path, &data, &len, err);
+	int r = imap_read_crlf(path, &data, &len, err);
 	free(path);
 	if (r < 0)
 		return -1;
-	struct mailimap_flag_list *fl = flag_list(a->remote_add, a->keywords);
+	struct mailimap_flag_list *fl =
+	    imap_flag_list(a->remote_add, a->keywords);
 	if (fl == NULL)
 		fl = mailimap_flag_list_new_empty();
 	uint32_t validity = 0, uid = 0;
@@ -1738,27 +795,6 @@ upload(struct folder_run *fr, const struct fm_plan_action *a,
 	return 0;
 }
 
-/* CRLF -> LF into out (emptied first): maildir files use the local
- * convention. A CR not before LF stays. */
-static void
-to_lf(struct fm_buf *out, const char *s, size_t left)
-{
-	fm_buf_reset(out);
-	while (left > 0) {
-		const char *cr = memchr(s, '\r', left);
-		if (cr == NULL) {
-			fm_buf_append(out, s, left);
-			break;
-		}
-		size_t k = (size_t)(cr - s);
-		fm_buf_append(out, s, k);
-		if (!(k + 1 < left && cr[1] == '\n'))
-			fm_buf_append_char(out, '\r');
-		s = cr + 1;
-		left -= k + 1;
-	}
-}
-
 /* A download batch. */
 struct dl {
 	uint32_t uid;
@@ -1777,7 +813,7 @@ download_batch(struct folder_run *fr, struct dl *b, size_t n, bool whole,
 	size_t nw = 0;
 	for (size_t i = 0; i < n; i++) {
 		/* Stored before, not recorded (a crash): the tag says so. */
-		char *key = key_of(fr->validity, b[i].uid);
+		char *key = imap_key_of(fr->validity, b[i].uid);
 		b[i].base = fm_store_find_key(p->store, p->acct->name,
 		                              fr->f->local, key);
 		free(key);
@@ -1788,10 +824,10 @@ download_batch(struct folder_run *fr, struct dl *b, size_t n, bool whole,
 	int ret = 0;
 	clist *res = NULL;
 	if (nw > 0) {
-		struct mailimap_set *set = uid_set(want, nw);
+		struct mailimap_set *set = imap_uid_set(want, nw);
 		struct mailimap_fetch_type *ft =
-		    whole ? fetch_type(false, false, true)
-		          : fetch_type(false, false, false);
+		    whole ? imap_fetch_type(false, false, true)
+		          : imap_fetch_type(false, false, false);
 		if (!whole)
 			mailimap_fetch_type_new_fetch_att_list_add(
 			    ft, mailimap_fetch_att_new_body_peek_section(
@@ -1811,8 +847,8 @@ download_batch(struct folder_run *fr, struct dl *b, size_t n, bool whole,
 	fm_buf_init(&lf, SIZE_MAX / 2);
 	for (clistiter *it = res != NULL ? clist_begin(res) : NULL;
 	     ret == 0 && it != NULL; it = clist_next(it)) {
-		struct fetched fx;
-		parse_att(clist_content(it), &fx);
+		struct imap_fetched fx;
+		imap_parse_att(clist_content(it), &fx);
 		free(fx.keywords);
 		free(fx.msgid);
 		if (fx.uid == 0 || fx.body == NULL)
@@ -1823,8 +859,8 @@ download_batch(struct folder_run *fr, struct dl *b, size_t n, bool whole,
 				d = &b[i];
 		if (d == NULL)
 			continue;
-		to_lf(&lf, fx.body, fx.body_len);
-		char *key = key_of(fr->validity, d->uid);
+		imap_to_lf(&lf, fx.body, fx.body_len);
+		char *key = imap_key_of(fr->validity, d->uid);
 		ret = fm_store_deliver_staged(
 		    p->store, p->acct->name, fr->f->local, key,
 		    lf.data != NULL ? lf.data : "", lf.len,
@@ -2096,7 +1132,7 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 	char **kw_plain = NULL;
 	size_t ns = 0;
 	int ret = -1;
-	if (select_folder(p, f, &fr.modseq, err) < 0)
+	if (imap_select_folder(p, f, &fr.modseq, err) < 0)
 		return -1;
 	const struct mailimap_selection_info *si = p->s->imap_selection_info;
 	fr.validity = si->sel_uidvalidity;
@@ -2119,7 +1155,7 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 	}
 	/* From here on the folder may change: the stamp no longer holds. */
 	stamp_write(p, f->local, NULL);
-	if (load_state(p, f->local, &fr.st, err) < 0)
+	if (imap_load_state(p, f->local, &fr.st, err) < 0)
 		goto out;
 	if (list_remote(&fr, err) < 0)
 		goto out;
@@ -2145,7 +1181,7 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 	for (size_t i = 0; i < ns; i++) {
 		bool had;
 		synced[i] = *fm_state_entry_at(fr.st, i);
-		kw_plain[i] = kw_strip(synced[i].keywords, &had);
+		kw_plain[i] = imap_kw_strip(synced[i].keywords, &had);
 		synced[i].keywords = kw_plain[i];
 	}
 	in.synced = synced;
@@ -2204,8 +1240,8 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 		if (tn > 0) {
 			qsort(tv, tn, sizeof(*tv), cmp_tagged);
 			uint32_t lo, hi;
-			tag_range(fm_state_uidnext(fr.st), fr.uidnext, &lo,
-			          &hi);
+			imap_tag_range(fm_state_uidnext(fr.st), fr.uidnext, &lo,
+			               &hi);
 			for (size_t i = 0; i < fr.rn; i++)
 				if (fr.rv[i].uid >= hi)
 					hi = fr.rv[i].uid + 1;
@@ -2213,7 +1249,7 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 				if (fm_state_find_uid(fr.st, u) != NULL)
 					continue;
 				struct tagged key;
-				char *k = key_of(fr.validity, u);
+				char *k = imap_key_of(fr.validity, u);
 				fm_store_key_tag(p->acct->name, f->local, k,
 				                 key.tag);
 				free(k);
@@ -2274,7 +1310,7 @@ out:
 		/* Keep what was done. */
 		struct fm_error ignore;
 		fm_error_clear(&ignore);
-		save_state(p, f->local, fr.st, &ignore);
+		imap_save_state(p, f->local, fr.st, &ignore);
 	}
 	fm_plan_free(&plan);
 	for (size_t i = 0; kw_plain != NULL && i < ns; i++)
@@ -2321,26 +1357,26 @@ fm_imap_sync(const struct fm_account *acct, struct fm_store *store,
 	p.move = fm_imap_has_cap(p.imap, "MOVE");
 	p.condstore = fm_imap_has_cap(p.imap, "CONDSTORE") ||
 	              fm_imap_has_cap(p.imap, "QRESYNC");
-	if (list_server(&p, err) < 0 || list_local(&p, err) < 0)
+	if (imap_list_server(&p, err) < 0 || imap_list_local(&p, err) < 0)
 		goto out;
 	for (size_t i = 0; i < so->n_folders && so->folders != NULL; i++)
-		if (folder_by_local(&p, so->folders[i]) == NULL) {
+		if (imap_folder_by_local(&p, so->folders[i]) == NULL) {
 			fm_error_set(err, FM_ERR_USAGE,
 			             _("account %s has no folder %s, here or "
 			               "on the server"),
 			             acct->name, so->folders[i]);
 			goto out;
 		}
-	if (create_folders(&p, err) < 0)
+	if (imap_create_folders(&p, err) < 0)
 		goto out;
-	save_roles(&p);
-	if (replay_moves(&p, err) < 0 || list_status(&p, err) < 0)
+	imap_save_roles(&p);
+	if (imap_replay_moves(&p, err) < 0 || imap_list_status(&p, err) < 0)
 		goto out;
 	for (size_t i = 0; i < p.n_folders; i++) {
 		struct folder *f = &p.folders[i];
 		if (!f->on_server || !f->on_local || !f->selectable ||
 		    !requested(so, f->local) ||
-		    (so->folders == NULL && !wanted(acct, f->local)))
+		    (so->folders == NULL && !imap_wanted(acct, f->local)))
 			continue;
 		if (sync_folder(&p, f, err) < 0)
 			goto out;
@@ -2356,7 +1392,7 @@ out:
 	fm_imap_close(&p.imap);
 	free(p.guarded);
 	free(p.guard_text);
-	folders_free(&p);
+	imap_folders_free(&p);
 	return ret;
 }
 
@@ -2367,11 +1403,11 @@ fm_imap_fetch_body(const struct fm_account *acct, struct fm_store *store,
 {
 	struct pass p = {.acct = acct, .store = store};
 	struct fm_state *st = NULL;
-	if (load_state(&p, folder, &st, err) < 0)
+	if (imap_load_state(&p, folder, &st, err) < 0)
 		return -1;
 	const struct fm_state_entry *e = fm_state_find_base(st, base);
 	bool partial = false;
-	char *plain = e != NULL ? kw_strip(e->keywords, &partial) : NULL;
+	char *plain = e != NULL ? imap_kw_strip(e->keywords, &partial) : NULL;
 	free(plain);
 	if (e == NULL || !partial) {
 		fm_state_free(&st);
@@ -2405,8 +1441,8 @@ fm_imap_fetch_body(const struct fm_account *acct, struct fm_store *store,
 		goto out;
 	}
 	uint32_t one = uid;
-	struct mailimap_set *set = uid_set(&one, 1);
-	struct mailimap_fetch_type *ft = fetch_type(false, false, true);
+	struct mailimap_set *set = imap_uid_set(&one, 1);
+	struct mailimap_fetch_type *ft = imap_fetch_type(false, false, true);
 	int r = mailimap_uid_fetch(p.s, set, ft, &res);
 	mailimap_fetch_type_free(ft);
 	mailimap_set_free(set);
@@ -2419,8 +1455,8 @@ fm_imap_fetch_body(const struct fm_account *acct, struct fm_store *store,
 	size_t body_len = 0;
 	for (clistiter *it = res != NULL ? clist_begin(res) : NULL; it != NULL;
 	     it = clist_next(it)) {
-		struct fetched fx;
-		parse_att(clist_content(it), &fx);
+		struct imap_fetched fx;
+		imap_parse_att(clist_content(it), &fx);
 		free(fx.keywords);
 		free(fx.msgid);
 		if (fx.uid == uid && fx.body != NULL) {
@@ -2434,17 +1470,17 @@ fm_imap_fetch_body(const struct fm_account *acct, struct fm_store *store,
 		               "goes at the next sync"));
 		goto out;
 	}
-	to_lf(&lf, body, body_len);
+	imap_to_lf(&lf, body, body_len);
 	if (fm_store_replace(store, acct->name, folder, base, lf.data, lf.len,
 	                     err) < 0)
 		goto out;
 	/* Whole now: the entry loses its marker. */
 	struct fm_state_entry ne = *e;
-	plain = kw_strip(e->keywords, &partial);
+	plain = imap_kw_strip(e->keywords, &partial);
 	ne.keywords = plain;
 	r = fm_state_put(st, &ne, err);
 	free(plain);
-	if (r < 0 || save_state(&p, folder, st, err) < 0)
+	if (r < 0 || imap_save_state(&p, folder, st, err) < 0)
 		goto out;
 	ret = 0;
 out:

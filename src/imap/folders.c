@@ -1,0 +1,594 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Steps 1 to 3 of an IMAP pass (see sync.c): the folders on both sides
+ * (LIST, special use, the local maildirs), folders created where they are
+ * missing, LIST-STATUS, and the journal's moves replayed on the server. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "imap/imap_int.h"
+#include "log/log.h"
+#include "store/maildir.h"
+#include "sync/journal.h"
+
+#define OUTBOX "Outbox"
+/* The local-only hierarchy (e.g. "Local only/Sent" for save_sent = local). */
+#define LOCAL_ONLY "Local only"
+
+void
+imap_folders_free(struct pass *p)
+{
+	for (size_t i = 0; i < p->n_folders; i++) {
+		free(p->folders[i].local);
+		free(p->folders[i].server);
+		free(p->folders[i].role);
+	}
+	free(p->folders);
+	p->folders = NULL;
+	p->n_folders = 0;
+}
+
+struct folder *
+imap_folder_by_local(struct pass *p, const char *local)
+{
+	for (size_t i = 0; i < p->n_folders; i++)
+		if (strcmp(p->folders[i].local, local) == 0)
+			return &p->folders[i];
+	return NULL;
+}
+
+static struct folder *
+folder_add(struct pass *p, const char *local)
+{
+	struct folder *f = imap_folder_by_local(p, local);
+	if (f != NULL)
+		return f;
+	p->folders =
+	    xreallocarray(p->folders, p->n_folders + 1, sizeof(*p->folders));
+	f = &p->folders[p->n_folders++];
+	memset(f, 0, sizeof(*f));
+	f->local = xstrdup(local);
+	f->selectable = true;
+	return f;
+}
+
+char *
+imap_state_path(struct pass *p, const char *local)
+{
+	char *dir = fm_store_folder_dir(fm_store_data_dir(p->store),
+	                                p->acct->name, local);
+	char *path = fm_path_join(dir, STATE_FILE);
+	free(dir);
+	return path;
+}
+
+/* The Outbox and the "Local only" hierarchy never leave this machine. */
+static bool
+local_only(const char *local)
+{
+	size_t n = strlen(LOCAL_ONLY);
+	return strcmp(local, OUTBOX) == 0 ||
+	       (strncmp(local, LOCAL_ONLY, n) == 0 &&
+	        (local[n] == '\0' || local[n] == '/'));
+}
+
+/* `folders` patterns: '*' matches anything, '%' anything but '/'. */
+static bool
+glob(const char *pat, const char *s)
+{
+	if (*pat == '\0')
+		return *s == '\0';
+	if (*pat == '*' || *pat == '%') {
+		for (const char *t = s;; t++) {
+			if (glob(pat + 1, t))
+				return true;
+			if (*t == '\0' || (*pat == '%' && *t == '/'))
+				return false;
+		}
+	}
+	return *s != '\0' && *pat == *s && glob(pat + 1, s + 1);
+}
+
+bool
+imap_wanted(const struct fm_account *a, const char *local)
+{
+	bool any_positive = false, match = false;
+	for (size_t i = 0; i < a->n_folders; i++) {
+		const char *pat = a->folders[i];
+		if (pat[0] == '!') {
+			if (glob(pat + 1, local))
+				return false;
+			continue;
+		}
+		any_positive = true;
+		if (glob(pat, local))
+			match = true;
+	}
+	return match || !any_positive;
+}
+
+static const char *const ROLES[] = {"Sent",    "Drafts", "Trash",  "Junk",
+                                    "Archive", "All",    "Flagged"};
+
+/* LIST "" "*": the server's folders. */
+int
+imap_list_server(struct pass *p, struct fm_error *err)
+{
+	clist *list = NULL;
+	if (mailimap_list(p->s, "", "*", &list) != MAILIMAP_NO_ERROR)
+		return fm_imap_fail(p->imap, _("listing folders"), err);
+	int ret = 0;
+	for (clistiter *it = list != NULL ? clist_begin(list) : NULL;
+	     it != NULL; it = clist_next(it)) {
+		const struct mailimap_mailbox_list *mb = clist_content(it);
+		if (mb->mb_name == NULL)
+			continue;
+		bool selectable = true;
+		const char *role = NULL;
+		const struct mailimap_mbx_list_flags *fl = mb->mb_flag;
+		if (fl != NULL &&
+		    fl->mbf_type == MAILIMAP_MBX_LIST_FLAGS_SFLAG &&
+		    fl->mbf_sflag == MAILIMAP_MBX_LIST_SFLAG_NOSELECT)
+			selectable = false;
+		for (clistiter *o = fl != NULL && fl->mbf_oflags != NULL
+		                        ? clist_begin(fl->mbf_oflags)
+		                        : NULL;
+		     o != NULL; o = clist_next(o)) {
+			const struct mailimap_mbx_list_oflag *of =
+			    clist_content(o);
+			if (of->of_type != MAILIMAP_MBX_LIST_OFLAG_FLAG_EXT ||
+			    of->of_flag_ext == NULL)
+				continue;
+			const char *x = of->of_flag_ext;
+			x += x[0] == '\\';
+			if (fm_str_ieq(x, "NonExistent") ||
+			    fm_str_ieq(x, "Noselect"))
+				selectable = false;
+			for (size_t r = 0; r < FM_ARRAY_LEN(ROLES); r++)
+				if (fm_str_ieq(x, ROLES[r]))
+					role = ROLES[r];
+		}
+		char *utf8 = NULL, *local = NULL;
+		struct fm_error e2;
+		fm_error_clear(&e2);
+		if (fm_mutf7_to_utf8(mb->mb_name, &utf8, &e2) < 0 ||
+		    fm_maildir_folder_path(utf8, mb->mb_delimiter, &local,
+		                           &e2) < 0) {
+			char shown[128];
+			fm_str_printable(mb->mb_name, shown, sizeof(shown));
+			fm_log_warn(_("%s: skipping the server folder %s: %s"),
+			            p->acct->name, shown, e2.user);
+			free(utf8);
+			continue;
+		}
+		free(utf8);
+		if (local_only(local)) {
+			fm_log_warn(_("%s: the server folder %s is not synced: "
+			              "fulmar keeps local-only mail under that "
+			              "name"),
+			            p->acct->name, local);
+			free(local);
+			continue;
+		}
+		if (strcmp(local, "INBOX") == 0 || p->delim == '\0')
+			p->delim = mb->mb_delimiter;
+		struct folder *f = folder_add(p, local);
+		free(local);
+		if (f->on_server)
+			continue; /* listed twice */
+		f->on_server = true;
+		f->server = xstrdup(mb->mb_name);
+		f->delim = mb->mb_delimiter;
+		f->selectable = selectable;
+		f->role = role != NULL ? xstrdup(role) : NULL;
+	}
+	if (list != NULL)
+		mailimap_list_result_free(list);
+	return ret;
+}
+
+/* Local folders, and whether they were synced before. */
+int
+imap_list_local(struct pass *p, struct fm_error *err)
+{
+	char **names = NULL;
+	size_t n = 0;
+	if (fm_store_account_folders(p->store, p->acct->name, &names, &n, err) <
+	    0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (!local_only(names[i]))
+			folder_add(p, names[i])->on_local = true;
+		free(names[i]);
+	}
+	free(names);
+	for (size_t i = 0; i < p->n_folders; i++) {
+		struct folder *f = &p->folders[i];
+		char *path = imap_state_path(p, f->local);
+		f->has_state = f->on_local && access(path, F_OK) == 0;
+		free(path);
+	}
+	return 0;
+}
+
+/* Remembers which local folder has which special use, for the sending
+ * side (the Sent copy) and the UI: mail/ACCOUNT/.fulmar/special-use. */
+void
+imap_save_roles(struct pass *p)
+{
+	struct fm_buf b;
+	fm_buf_init(&b, SIZE_MAX / 2);
+	for (size_t i = 0; i < p->n_folders; i++)
+		if (p->folders[i].role != NULL && p->folders[i].on_server)
+			fm_buf_printf(&b, "%s\t%s\n", p->folders[i].role,
+			              p->folders[i].local);
+	char *root = fm_store_mail_root(fm_store_data_dir(p->store));
+	char *path =
+	    xasprintf("%s/%s/.fulmar/special-use", root, p->acct->name);
+	struct fm_error e;
+	fm_error_clear(&e);
+	struct iovec iov = {.iov_base = b.data, .iov_len = b.len};
+	if (fm_file_replace(path, &iov, 1, &e) < 0)
+		fm_log_warn("%s", e.user);
+	free(path);
+	free(root);
+	fm_buf_free(&b);
+}
+
+/* The server name (modified UTF-7) for a local folder path. */
+static int
+server_name(struct pass *p, const char *local, char **name_r,
+            struct fm_error *err)
+{
+	return fm_imap_mailbox_name(local, p->delim != '\0' ? p->delim : '/',
+	                            name_r, err);
+}
+
+/* Step 2: folders missing on one side. */
+int
+imap_create_folders(struct pass *p, struct fm_error *err)
+{
+	for (size_t i = 0; i < p->n_folders; i++) {
+		struct folder *f = &p->folders[i];
+		if (!imap_wanted(p->acct, f->local))
+			continue;
+		if (f->on_server && !f->on_local && f->selectable) {
+			if (fm_store_ensure_folder(p->store, p->acct->name,
+			                           f->local, err) < 0)
+				return -1;
+			f->on_local = true;
+			p->stats->created++;
+		} else if (!f->on_server && f->on_local && !f->has_state) {
+			char *name = NULL;
+			if (server_name(p, f->local, &name, err) < 0)
+				return -1;
+			if (mailimap_create(p->s, name) != MAILIMAP_NO_ERROR) {
+				free(name);
+				char what[512];
+				snprintf(what, sizeof(what),
+				         _("creating the folder %s"), f->local);
+				return fm_imap_fail(p->imap, what, err);
+			}
+			f->server = name;
+			f->delim = p->delim;
+			f->on_server = true;
+			p->stats->created++;
+		} else if (!f->on_server && f->on_local && f->has_state) {
+			fm_log_warn(_("%s: the folder %s is gone from the "
+			              "server; its local copy is kept and no "
+			              "longer synced"),
+			            p->acct->name, f->local);
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * LIST-STATUS (RFC 5819): every folder's counters in one command, so a
+ * folder whose stamp still holds is skipped without a SELECT. libetpan
+ * has no API for it: the command is written and its answer read by hand,
+ * between two libetpan commands (its buffer is empty then). A folder
+ * name sent as a literal, or anything unexpected, just leaves that
+ * folder without a status: it is then SELECTed as usual.
+ */
+
+/* Reads an IMAP astring (atom or quoted) at *pp into out; false if it is
+ * not one (a literal, say). */
+static bool
+read_astring(const char **pp, char *out, size_t size)
+{
+	const char *p = *pp;
+	size_t n = 0;
+	if (*p == '"') {
+		for (p++; *p != '"'; p++) {
+			if (*p == '\0')
+				return false;
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			if (n + 1 >= size)
+				return false;
+			out[n++] = *p;
+		}
+		p++;
+	} else {
+		for (; *p != '\0' && *p != ' ' && *p != '(' && *p != '{'; p++) {
+			if (n + 1 >= size)
+				return false;
+			out[n++] = *p;
+		}
+		if (n == 0)
+			return false;
+	}
+	out[n] = '\0';
+	*pp = p;
+	return true;
+}
+
+/* "* STATUS name (MESSAGES n UIDNEXT n UIDVALIDITY n HIGHESTMODSEQ n)" */
+static void
+take_status(struct pass *p, const char *line)
+{
+	const char *q = line + strlen("* STATUS ");
+	char name[1024];
+	if (!read_astring(&q, name, sizeof(name)) || strncmp(q, " (", 2) != 0)
+		return;
+	q += 2;
+	uint64_t v[4] = {0, 0, 0, 0};
+	bool have[4] = {false, false, false, false};
+	static const char *const keys[4] = {"MESSAGES", "UIDNEXT",
+	                                    "UIDVALIDITY", "HIGHESTMODSEQ"};
+	while (*q != '\0' && *q != ')') {
+		size_t kl = strcspn(q, " )");
+		const char *num = q + kl;
+		if (*num != ' ')
+			return;
+		num++;
+		char *end;
+		errno = 0;
+		unsigned long long x = strtoull(num, &end, 10);
+		if (end == num || errno != 0)
+			return;
+		for (int k = 0; k < 4; k++)
+			if (strlen(keys[k]) == kl &&
+			    strncmp(q, keys[k], kl) == 0) {
+				v[k] = x;
+				have[k] = true;
+			}
+		q = end;
+		q += *q == ' ';
+	}
+	if (!have[0] || !have[1] || !have[2] || !have[3] || v[1] > UINT32_MAX ||
+	    v[2] > UINT32_MAX || v[0] > UINT32_MAX)
+		return;
+	for (size_t i = 0; i < p->n_folders; i++) {
+		struct folder *f = &p->folders[i];
+		if (f->server != NULL && strcmp(f->server, name) == 0) {
+			f->has_status = true;
+			f->st_messages = (uint32_t)v[0];
+			f->st_uidnext = (uint32_t)v[1];
+			f->st_validity = (uint32_t)v[2];
+			f->st_modseq = v[3];
+		}
+	}
+}
+
+int
+imap_list_status(struct pass *p, struct fm_error *err)
+{
+	if (!p->condstore || !fm_imap_has_cap(p->imap, "LIST-STATUS"))
+		return 0;
+	static const char tag[] = "fmls1";
+	static const char cmd[] = "fmls1 LIST \"\" \"*\" RETURN (STATUS "
+	                          "(MESSAGES UIDNEXT UIDVALIDITY "
+	                          "HIGHESTMODSEQ))\r\n";
+	struct fm_net_conn *conn = fm_imap_conn(p->imap);
+	mailstream *st = p->s->imap_stream;
+	if (st->read_buffer_len > 0)
+		return 0; /* not between two commands: leave it */
+	if (fm_net_write(conn, st, cmd, strlen(cmd), err) < 0)
+		return -1;
+	for (;;) {
+		char *line = fm_net_read_line(conn, st);
+		if (line == NULL)
+			return fm_net_error(conn, _("listing folder status"),
+			                    err);
+		bool done = strncmp(line, tag, strlen(tag)) == 0 &&
+		            line[strlen(tag)] == ' ';
+		if (done) {
+			if (strncmp(line + strlen(tag), " OK", 3) != 0)
+				for (size_t i = 0; i < p->n_folders; i++)
+					p->folders[i].has_status = false;
+			free(line);
+			return 0;
+		}
+		if (strncmp(line, "* STATUS ", 9) == 0)
+			take_status(p, line);
+		free(line);
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Step 3: the journal's moves.
+ */
+
+struct move {
+	uint64_t seq;
+	char *from, *to, *base;
+};
+
+struct moves {
+	struct move *v;
+	size_t n;
+	uint64_t last_seq;
+};
+
+static int
+collect_move(void *ctx, const struct fm_journal_record *r, struct fm_error *err)
+{
+	(void)err;
+	struct moves *m = ctx;
+	m->last_seq = r->seq;
+	if (r->op != FM_JOURNAL_MOVE)
+		return 0;
+	m->v = xreallocarray(m->v, m->n + 1, sizeof(*m->v));
+	m->v[m->n++] = (struct move){
+	    .seq = r->seq,
+	    .from = xstrdup(r->folder),
+	    .to = xstrdup(r->to_folder),
+	    .base = xstrdup(r->to_base != NULL ? r->to_base : r->base),
+	};
+	return 0;
+}
+
+/* The UID in dest (a COPYUID result): the single UID of the set. */
+static uint32_t
+single_uid(struct mailimap_set *set)
+{
+	if (set == NULL || clist_count(set->set_list) != 1)
+		return 0;
+	const struct mailimap_set_item *it =
+	    clist_content(clist_begin(set->set_list));
+	return it->set_first == it->set_last ? it->set_first : 0;
+}
+
+/* Replays one local move on the server. A move the server cannot make
+ * any more (the message or a folder is gone) is dropped with a warning:
+ * the folders' plans then upload the local copy where it is now, so
+ * nothing is lost. */
+static int
+replay_move(struct pass *p, const struct move *m, struct fm_error *err)
+{
+	struct folder *from = imap_folder_by_local(p, m->from);
+	struct folder *to = imap_folder_by_local(p, m->to);
+	if (from == NULL || !from->on_server || !from->has_state)
+		return 0; /* never synced: the destination uploads it */
+	struct fm_state *src = NULL, *dst = NULL;
+	if (imap_load_state(p, m->from, &src, err) < 0)
+		return -1;
+	const struct fm_state_entry *se = fm_state_find_base(src, m->base);
+	if (to == NULL || !to->on_server) {
+		fm_state_free(&src);
+		return 0;
+	}
+	uint32_t uid = se != NULL ? se->uid : 0;
+	uint32_t flags = se != NULL ? se->flags : 0;
+	char *kw =
+	    se != NULL && se->keywords != NULL ? xstrdup(se->keywords) : NULL;
+	int ret = -1;
+	uint64_t modseq;
+	if (imap_select_folder(p, from, &modseq, err) < 0)
+		goto out;
+	const struct mailimap_selection_info *si = p->s->imap_selection_info;
+	if (si->sel_uidvalidity != fm_state_uidvalidity(src)) {
+		ret = 0; /* the UID is void; pairing takes over */
+		goto out;
+	}
+	if (uid == 0) {
+		/* Downloaded by a pass that ended before recording it: its
+		 * delivery tag still names the UID. Without this, the
+		 * server copy would come down again in the old folder. */
+		uint32_t lo, hi;
+		imap_tag_range(fm_state_uidnext(src), si->sel_uidnext, &lo,
+		               &hi);
+		uid = imap_uid_of_tag(p, m->from, si->sel_uidvalidity, m->base,
+		                      lo, hi);
+		if (uid == 0) {
+			ret = 0; /* a local message: the destination uploads */
+			goto out;
+		}
+	}
+	uint32_t one = uid;
+	struct mailimap_set *set = imap_uid_set(&one, 1);
+	uint32_t dst_validity = 0;
+	struct mailimap_set *srcs = NULL, *dsts = NULL;
+	int r;
+	if (p->move)
+		r = mailimap_uidplus_uid_move(p->s, set, to->server,
+		                              &dst_validity, &srcs, &dsts);
+	else
+		r = mailimap_uidplus_uid_copy(p->s, set, to->server,
+		                              &dst_validity, &srcs, &dsts);
+	if (r == MAILIMAP_NO_ERROR && !p->move) {
+		struct mailimap_flag_list *fl =
+		    imap_flag_list(FM_MAILDIR_TRASHED, NULL);
+		struct mailimap_store_att_flags *sa =
+		    mailimap_store_att_flags_new_add_flags_silent(fl);
+		r = mailimap_uid_store(p->s, set, sa);
+		mailimap_store_att_flags_free(sa);
+		if (r == MAILIMAP_NO_ERROR && p->uidplus)
+			r = mailimap_uid_expunge(p->s, set);
+	}
+	mailimap_set_free(set);
+	uint32_t new_uid = single_uid(dsts);
+	if (srcs != NULL)
+		mailimap_set_free(srcs);
+	if (dsts != NULL)
+		mailimap_set_free(dsts);
+	if (r != MAILIMAP_NO_ERROR) {
+		if (fm_net_failed(fm_imap_conn(p->imap)))
+			goto fail;
+		char text[256];
+		fm_str_printable(
+		    p->s->imap_response != NULL ? p->s->imap_response : "",
+		    text, sizeof(text));
+		fm_log_warn(_("%s: could not move a message from %s to %s "
+		              "on the server (%s); the local copy will be "
+		              "uploaded instead"),
+		            p->acct->name, m->from, m->to, text);
+	} else {
+		p->stats->moved++;
+		if (new_uid != 0 && imap_load_state(p, m->to, &dst, err) == 0 &&
+		    fm_state_uidvalidity(dst) == dst_validity &&
+		    fm_state_find_uid(dst, new_uid) == NULL &&
+		    fm_state_find_base(dst, m->base) == NULL) {
+			struct fm_state_entry e = {.uid = new_uid,
+			                           .base = m->base,
+			                           .flags = flags,
+			                           .keywords = kw};
+			if (fm_state_put(dst, &e, err) < 0 ||
+			    imap_save_state(p, m->to, dst, err) < 0)
+				goto out;
+		}
+		fm_error_clear(err);
+	}
+	fm_state_remove_uid(src, uid);
+	if (imap_save_state(p, m->from, src, err) < 0)
+		goto out;
+	ret = 0;
+	goto out;
+fail:
+	fm_imap_fail(p->imap, _("moving a message"), err);
+out:
+	free(kw);
+	fm_state_free(&src);
+	fm_state_free(&dst);
+	return ret;
+}
+
+int
+imap_replay_moves(struct pass *p, struct fm_error *err)
+{
+	struct fm_journal *j = fm_store_journal(p->store, p->acct->name);
+	if (j == NULL || fm_journal_pending(j) == 0)
+		return 0;
+	struct moves m = {0};
+	int ret = fm_journal_replay(j, collect_move, &m, err);
+	for (size_t i = 0; ret == 0 && i < m.n; i++)
+		ret = replay_move(p, &m.v[i], err);
+	/* Flag changes, deletions and new messages need no replay: each
+	 * folder's plan sees them by comparing with the state. */
+	if (ret == 0 && m.last_seq > 0)
+		ret = fm_journal_ack(j, m.last_seq, err);
+	for (size_t i = 0; i < m.n; i++) {
+		free(m.v[i].from);
+		free(m.v[i].to);
+		free(m.v[i].base);
+	}
+	free(m.v);
+	return ret;
+}

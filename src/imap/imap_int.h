@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Internal to imap/: what the sync pass (sync.c), its folder steps
+ * (folders.c) and the conversions between libetpan's structures and
+ * fulmar's (convert.c) share. */
+#ifndef FULMAR_IMAP_INT_H
+#define FULMAR_IMAP_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "imap/imap.h"
+#include "store/store.h"
+#include "sync/state.h"
+
+#define STATE_FILE ".fulmar-state"
+/* The state keyword of a message stored as headers only (download =
+ * headers, or max SIZE). It lives only in the local state: the planner
+ * never sees it, so it never reaches the server. */
+#define PARTIAL "fulmar:partial"
+
+/* A server or local folder. */
+struct folder {
+	char *local;  /* relative path in the store ("INBOX", "a/b") */
+	char *server; /* the server's name (modified UTF-7), or NULL */
+	char delim;
+	bool selectable;
+	bool on_server, on_local, has_state;
+	char *role; /* "Sent", "Drafts", ... (special use), or NULL */
+	/* The server's STATUS from LIST-STATUS, when it gave one. */
+	bool has_status;
+	uint32_t st_validity, st_uidnext, st_messages;
+	uint64_t st_modseq;
+};
+
+struct pass {
+	const struct fm_account *acct;
+	struct fm_store *store;
+	struct fm_imap *imap;
+	mailimap *s;
+	const struct fm_imap_sync_opts *so;
+	struct fm_imap_stats *stats;
+	struct folder *folders;
+	size_t n_folders;
+	char delim; /* the server's hierarchy delimiter */
+	bool uidplus, move, condstore;
+	/* the first folder stopped by the guard, for the pass's error */
+	char *guarded;
+	char *guard_text;
+};
+
+/* ------------------------------------------------------------------------
+ * convert.c
+ */
+
+/* What one FETCH response says about one message. */
+struct imap_fetched {
+	uint32_t uid;
+	bool have_flags;
+	uint32_t flags;
+	char *keywords;
+	uint64_t size;
+	bool have_size;
+	const char *body; /* borrowed from the response */
+	size_t body_len;
+	char *msgid;
+};
+
+/* keywords without PARTIAL (newly allocated, NULL when nothing is left);
+ * *had_r says whether it was there. */
+char *imap_kw_strip(const char *keywords, bool *had_r);
+/* An IMAP flag list for maildir bits and a space-separated keyword list;
+ * NULL when both are empty. */
+struct mailimap_flag_list *imap_flag_list(uint32_t bits, const char *keywords);
+/* A set of the n UIDs (sorted here), merged into ranges. */
+struct mailimap_set *imap_uid_set(uint32_t *uids, size_t n);
+/* What one FETCH response says; the strings in *out are the caller's to
+ * free (body is borrowed from the response). */
+void imap_parse_att(const struct mailimap_msg_att *att,
+                    struct imap_fetched *out);
+/* UID, and FLAGS, RFC822.SIZE + Message-ID (identity), BODY.PEEK[]. */
+struct mailimap_fetch_type *imap_fetch_type(bool flags, bool identity,
+                                            bool body);
+/* A message file with CRLF line ends, for APPEND. */
+int imap_read_crlf(const char *path, char **data_r, size_t *len_r,
+                   struct fm_error *err);
+/* CRLF -> LF into out (emptied first). */
+void imap_to_lf(struct fm_buf *out, const char *s, size_t left);
+
+/* ------------------------------------------------------------------------
+ * folders.c: steps 1 to 3 of a pass.
+ */
+
+void imap_folders_free(struct pass *p);
+struct folder *imap_folder_by_local(struct pass *p, const char *local);
+/* Whether the account's `folders` patterns select a local folder. */
+bool imap_wanted(const struct fm_account *a, const char *local);
+int imap_list_server(struct pass *p, struct fm_error *err);
+int imap_list_local(struct pass *p, struct fm_error *err);
+void imap_save_roles(struct pass *p);
+int imap_create_folders(struct pass *p, struct fm_error *err);
+/* LIST-STATUS, when offered: every folder's counters (has_status). */
+int imap_list_status(struct pass *p, struct fm_error *err);
+int imap_replay_moves(struct pass *p, struct fm_error *err);
+char *imap_state_path(struct pass *p, const char *local);
+
+/* ------------------------------------------------------------------------
+ * sync.c
+ */
+
+int imap_load_state(struct pass *p, const char *local, struct fm_state **st_r,
+                    struct fm_error *err);
+int imap_save_state(struct pass *p, const char *local, struct fm_state *st,
+                    struct fm_error *err);
+int imap_select_folder(struct pass *p, const struct folder *f,
+                       uint64_t *modseq_r, struct fm_error *err);
+/* The delivery key of a download: "imap:UIDVALIDITY:UID". */
+char *imap_key_of(uint32_t validity, uint32_t uid);
+/* The UIDs an unrecorded download may have: [*lo_r, *hi_r). */
+void imap_tag_range(uint32_t state_next, uint32_t server_next, uint32_t *lo_r,
+                    uint32_t *hi_r);
+/* The UID in [lo, hi) whose delivery into folder gave base its tag, or 0. */
+uint32_t imap_uid_of_tag(const struct pass *p, const char *folder,
+                         uint32_t validity, const char *base, uint32_t lo,
+                         uint32_t hi);
+
+#endif
