@@ -109,13 +109,6 @@ push_main(void *arg)
 	return NULL;
 }
 
-static bool
-watched_name(const char *folder)
-{
-	return strcmp(folder, "Outbox") != 0 &&
-	       strncmp(folder, "Local only", 10) != 0;
-}
-
 int
 fm_push_pool_start(const struct fm_config *cfg, const char *data_dir,
                    struct fm_workers *workers, struct fm_trace *trace,
@@ -154,7 +147,7 @@ fm_push_pool_start(const struct fm_config *cfg, const char *data_dir,
 			nf = 0;
 		for (size_t k = 0; k < nf && nn < PUSH_FOLDERS_MAX; k++)
 			if (strcmp(fv[k].folder, "INBOX") != 0 &&
-			    watched_name(fv[k].folder))
+			    !fm_store_local_only(fv[k].folder))
 				names[nn++] = fv[k].folder;
 		for (size_t k = 0; k < nn; k++) {
 			pool->v = xreallocarray(pool->v, pool->n + 1,

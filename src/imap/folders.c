@@ -16,10 +16,6 @@
 #include "store/maildir.h"
 #include "sync/journal.h"
 
-#define OUTBOX "Outbox"
-/* The local-only hierarchy (e.g. "Local only/Sent" for save_sent = local). */
-#define LOCAL_ONLY "Local only"
-
 void
 imap_folders_free(struct pass *p)
 {
@@ -65,16 +61,6 @@ imap_state_path(struct pass *p, const char *local)
 	char *path = fm_path_join(dir, STATE_FILE);
 	free(dir);
 	return path;
-}
-
-/* The Outbox and the "Local only" hierarchy never leave this machine. */
-static bool
-local_only(const char *local)
-{
-	size_t n = strlen(LOCAL_ONLY);
-	return strcmp(local, OUTBOX) == 0 ||
-	       (strncmp(local, LOCAL_ONLY, n) == 0 &&
-	        (local[n] == '\0' || local[n] == '/'));
 }
 
 /* `folders` patterns: '*' matches anything, '%' anything but '/'. */
@@ -167,7 +153,7 @@ imap_list_server(struct pass *p, struct fm_error *err)
 			continue;
 		}
 		free(utf8);
-		if (local_only(local)) {
+		if (fm_store_local_only(local)) {
 			fm_log_warn(_("%s: the server folder %s is not synced: "
 			              "fulmar keeps local-only mail under that "
 			              "name"),
@@ -202,7 +188,7 @@ imap_list_local(struct pass *p, struct fm_error *err)
 	    0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		if (!local_only(names[i]))
+		if (!fm_store_local_only(names[i]))
 			folder_add(p, names[i])->on_local = true;
 		free(names[i]);
 	}
@@ -217,27 +203,25 @@ imap_list_local(struct pass *p, struct fm_error *err)
 }
 
 /* Remembers which local folder has which special use, for the sending
- * side (the Sent copy) and the UI: mail/ACCOUNT/.fulmar/special-use. */
+ * side (the Sent copy) and the UI (fm_store_set_special_use). */
 void
 imap_save_roles(struct pass *p)
 {
-	struct fm_buf b;
-	fm_buf_init(&b, SIZE_MAX / 2);
+	const char **roles = xcalloc(p->n_folders + 1, sizeof(*roles));
+	const char **names = xcalloc(p->n_folders + 1, sizeof(*names));
+	size_t n = 0;
 	for (size_t i = 0; i < p->n_folders; i++)
-		if (p->folders[i].role != NULL && p->folders[i].on_server)
-			fm_buf_printf(&b, "%s\t%s\n", p->folders[i].role,
-			              p->folders[i].local);
-	char *root = fm_store_mail_root(fm_store_data_dir(p->store));
-	char *path =
-	    xasprintf("%s/%s/.fulmar/special-use", root, p->acct->name);
+		if (p->folders[i].role != NULL && p->folders[i].on_server) {
+			roles[n] = p->folders[i].role;
+			names[n++] = p->folders[i].local;
+		}
 	struct fm_error e;
 	fm_error_clear(&e);
-	struct iovec iov = {.iov_base = b.data, .iov_len = b.len};
-	if (fm_file_replace(path, &iov, 1, &e) < 0)
+	if (fm_store_set_special_use(fm_store_data_dir(p->store), p->acct->name,
+	                             roles, names, n, &e) < 0)
 		fm_log_warn("%s", e.user);
-	free(path);
-	free(root);
-	fm_buf_free(&b);
+	free(roles);
+	free(names);
 }
 
 /* The server name (modified UTF-7) for a local folder path. */

@@ -43,7 +43,7 @@
 #include "store/maildir.h"
 #include "store/store.h"
 
-#define OUTBOX "Outbox"
+#define OUTBOX FM_STORE_OUTBOX
 #define STATE_FILE ".fulmar-outbox"
 #define MAGIC "fulmar-outbox"
 #define STATE_VERSION 1
@@ -78,7 +78,7 @@ fm_smtp_sent_folder(const struct fm_account *acct, const char *data_dir)
 	if (acct->protocol != FM_PROTO_IMAP)
 		return xstrdup("Sent");
 	if (acct->save_sent == FM_SAVE_SENT_LOCAL)
-		return xstrdup("Local only/Sent");
+		return xstrdup(FM_STORE_LOCAL_ONLY "/Sent");
 	char *f = fm_store_special_use(data_dir, acct->name, "Sent");
 	return f != NULL ? f : xstrdup("Sent");
 }

@@ -5,9 +5,11 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "log/log.h"
@@ -229,14 +231,47 @@ store_list_folders(const char *account_dir, char ***folders_r, size_t *n_r,
 	return 0;
 }
 
-char *
-fm_store_special_use(const char *data_dir, const char *account,
-                     const char *role)
+bool
+fm_store_local_only(const char *folder)
+{
+	size_t n = strlen(FM_STORE_LOCAL_ONLY);
+	return strcmp(folder, FM_STORE_OUTBOX) == 0 ||
+	       (strncmp(folder, FM_STORE_LOCAL_ONLY, n) == 0 &&
+	        (folder[n] == '\0' || folder[n] == '/'));
+}
+
+static char *
+special_use_path(const char *data_dir, const char *account)
 {
 	char *root = fm_store_mail_root(data_dir);
 	char *path =
 	    xasprintf("%s/%s/%s/special-use", root, account, STORE_ACCOUNT_DIR);
 	free(root);
+	return path;
+}
+
+int
+fm_store_set_special_use(const char *data_dir, const char *account,
+                         const char *const *roles, const char *const *folders,
+                         size_t n, struct fm_error *err)
+{
+	struct fm_buf b;
+	fm_buf_init(&b, SIZE_MAX / 2);
+	for (size_t i = 0; i < n; i++)
+		fm_buf_printf(&b, "%s\t%s\n", roles[i], folders[i]);
+	char *path = special_use_path(data_dir, account);
+	struct iovec iov = {.iov_base = b.data, .iov_len = b.len};
+	int r = fm_file_replace(path, &iov, 1, err);
+	free(path);
+	fm_buf_free(&b);
+	return r;
+}
+
+char *
+fm_store_special_use(const char *data_dir, const char *account,
+                     const char *role)
+{
+	char *path = special_use_path(data_dir, account);
 	char *data = NULL;
 	size_t len = 0;
 	struct fm_error err;

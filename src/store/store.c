@@ -299,7 +299,7 @@ open_account(struct fm_store *s, struct account *a, const char *name,
 	char *meta = fm_path_join(a->dir, STORE_ACCOUNT_DIR);
 	char *lock = fm_path_join(meta, "lock");
 	char *journal = fm_path_join(meta, "journal");
-	char *outbox = fm_path_join(a->dir, "Outbox");
+	char *outbox = fm_path_join(a->dir, FM_STORE_OUTBOX);
 	int ret = -1;
 	if (fm_path_mkdirs(meta, 0700, err) < 0 ||
 	    fm_maildir_create(outbox, err) < 0)

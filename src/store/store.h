@@ -33,6 +33,14 @@
 #include "base/base.h"
 #include "conf/conf.h"
 
+/* Every account's folder for outgoing mail, created by fm_store_open. */
+#define FM_STORE_OUTBOX "Outbox"
+/* A hierarchy kept on this machine only (e.g. "Local only/Sent"). */
+#define FM_STORE_LOCAL_ONLY "Local only"
+/* Whether a folder never leaves this machine: the Outbox and the
+ * FM_STORE_LOCAL_ONLY hierarchy. Sync engines and push skip them. */
+bool fm_store_local_only(const char *folder);
+
 /* The data directory's parts. Newly allocated. */
 char *fm_store_mail_root(const char *data_dir);
 char *fm_store_index_dir(const char *data_dir);
@@ -197,6 +205,12 @@ int fm_store_account_folders(struct fm_store *store, const char *account,
  * NULL. Newly allocated. Any thread. */
 char *fm_store_special_use(const char *data_dir, const char *account,
                            const char *role);
+/* Records the special uses (roles[i] is folders[i]) an IMAP sync found,
+ * replacing the last record (atomically). */
+int fm_store_set_special_use(const char *data_dir, const char *account,
+                             const char *const *roles,
+                             const char *const *folders, size_t n,
+                             struct fm_error *err);
 
 /* Gives BASE exactly the maildir flags flags. */
 int fm_store_sync_flags(struct fm_store *store, const char *account,
