@@ -97,6 +97,17 @@ int fm_account_pass(const struct fm_account *acct, struct fm_store *store,
                     const struct fm_pass_hooks *hooks,
                     struct fm_pass_result *res, struct fm_error *err);
 
+/* If ACCOUNT/FOLDER/BASE is stored as headers only, downloads its body
+ * from the account's server and replaces the stub atomically: the one
+ * place that picks fm_pop3_fetch_body() or fm_imap_fetch_body(). Returns
+ * 0 when the message is whole now (or was, or has no server copy to
+ * complete it from); -1 with err when the body could not be fetched (the
+ * stub stays). store must hold the account; called on the thread that
+ * owns store. */
+int fm_account_fetch_body(const struct fm_account *acct, struct fm_store *store,
+                          const struct fm_session_opts *o, const char *folder,
+                          const char *base, struct fm_error *err);
+
 /* What `fulmar sync` may ask of one pass beyond the default. */
 struct fm_pass_opts {
 	const char *const *folders; /* IMAP: only these (NULL: all) */

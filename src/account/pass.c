@@ -123,6 +123,20 @@ describe_news(struct pass_ctx *p, struct fm_store *store)
 	p->n = 0;
 }
 
+int
+fm_account_fetch_body(const struct fm_account *acct, struct fm_store *store,
+                      const struct fm_session_opts *o, const char *folder,
+                      const char *base, struct fm_error *err)
+{
+	switch (acct->protocol) {
+	case FM_PROTO_POP3:
+		return fm_pop3_fetch_body(acct, store, o, folder, base, err);
+	case FM_PROTO_IMAP:
+		return fm_imap_fetch_body(acct, store, o, folder, base, err);
+	}
+	return 0;
+}
+
 static void
 on_imap_transfer(void *ctx, const char *folder, size_t done, size_t total,
                  uint64_t bytes)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <wchar.h>
 
+#include "account/account.h"
 #include "cli/cli.h"
 #include "mime/mime.h"
 #include "pop3/pop3.h"
@@ -352,7 +353,7 @@ split_message_path(const char *mail_root, const char *path, char **account_r,
 	return true;
 }
 
-/* Opening a header stub fetches its body (fm_mail_fetch_body). When that
+/* Opening a header stub fetches its body (fm_account_fetch_body). When that
  * cannot be done now, *note_r gets why (newly allocated), and the stub is
  * shown as it is. *path_r is updated if the file moved. */
 static void
@@ -399,7 +400,7 @@ fetch_stub_body(struct fm_cli_ctx *ctx, char **path_r, char **note_r)
 	    .creds = fm_creds_new(a),
 	};
 	fm_net_limits_from_config(&cfg->general, &o.limits);
-	if (fm_mail_fetch_body(a, store, &o, folder, base, &err) < 0) {
+	if (fm_account_fetch_body(a, store, &o, folder, base, &err) < 0) {
 		*note_r = xstrdup(err.user);
 	} else {
 		struct fm_store_info li;

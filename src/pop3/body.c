@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Opening a message whose body is still on the server: a header stub
  * (download = headers, or max SIZE) gets its body when it is opened.
- * fm_mail_fetch_body() is the protocol-neutral entry; the POP3 part finds
+ * fm_account_fetch_body() is the protocol-neutral entry; the POP3 part finds
  * the message by its UIDL (or its Message-ID key), checks that the server
  * still has the same message behind it, RETRs it and replaces the stub
  * atomically. */
@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "imap/imap.h"
 #include "log/log.h"
 #include "mime/mime.h"
 #include "pop3/pop3_int.h"
@@ -207,18 +206,4 @@ out:
 	free(stub_id);
 	free(state_path);
 	return ret;
-}
-
-int
-fm_mail_fetch_body(const struct fm_account *acct, struct fm_store *store,
-                   const struct fm_session_opts *o, const char *folder,
-                   const char *base, struct fm_error *err)
-{
-	switch (acct->protocol) {
-	case FM_PROTO_POP3:
-		return fm_pop3_fetch_body(acct, store, o, folder, base, err);
-	case FM_PROTO_IMAP:
-		return fm_imap_fetch_body(acct, store, o, folder, base, err);
-	}
-	return 0;
 }

@@ -65,7 +65,7 @@ struct fm_pop3_progress {
  * cut short deletes nothing. With download = headers the pass stores
  * every new message as headers first, then fetches the bodies of all
  * stubs (this pass's and older ones) before it ends; with max SIZE big
- * messages stay stubs until opened (fm_mail_fetch_body). A UIDL the
+ * messages stay stubs until opened (fm_account_fetch_body). A UIDL the
  * server reuses for another message (another size than when it was
  * downloaded) is taken as a new message. A server without UIDL is an
  * error (FM_ERR_PERMANENT) unless the account says pop3_no_uidl =
@@ -103,16 +103,5 @@ bool fm_mail_looks_partial(const char *data, size_t len);
  * files are replaced whole); false when there is none. Any thread. */
 bool fm_mail_is_partial(const char *data_dir, const struct fm_account *acct,
                         const char *folder, const char *base);
-
-/* If ACCOUNT/FOLDER/BASE is stored as headers only, downloads its body
- * from the account's server and replaces the stub atomically. Returns 0
- * when the message is whole now (or was, or has no server copy to
- * complete it from); -1 with err when the body could not be fetched (the
- * stub stays). POP3 here, IMAP through fm_imap_fetch_body(). store must
- * hold the account;
- * called on the thread that owns store. */
-int fm_mail_fetch_body(const struct fm_account *acct, struct fm_store *store,
-                       const struct fm_session_opts *o, const char *folder,
-                       const char *base, struct fm_error *err);
 
 #endif
