@@ -573,20 +573,6 @@ queue_as(const struct fm_account *acct, struct fm_store *store, char *id,
 {
 	if (id_r != NULL)
 		*id_r = NULL;
-	struct fm_error e2;
-	fm_error_clear(&e2);
-	struct fm_outbox_entry *have = NULL;
-	size_t n_have = 0;
-	if (fm_smtp_outbox_list(acct, store, &have, &n_have, &e2) == 0) {
-		bool dup = false;
-		for (size_t i = 0; i < n_have; i++)
-			dup |= strcmp(have[i].id, id) == 0;
-		fm_outbox_entries_free(have, n_have);
-		if (dup) {
-			free(id);
-			return 0;
-		}
-	}
 	int bad = 0;
 	if (n_rcpts == 0)
 		bad = fm_error_set(err, FM_ERR_USAGE,
@@ -609,6 +595,13 @@ queue_as(const struct fm_account *acct, struct fm_store *store, char *id,
 		free(id);
 		return -1;
 	}
+	for (size_t i = 0; i < ob.n; i++)
+		if (strcmp(ob.e[i].id, id) == 0) {
+			/* Queued already (an import run again). */
+			free(id);
+			outbox_free(&ob);
+			return 0;
+		}
 	struct fm_outbox_entry e = {
 	    .id = id,
 	    .state = FM_OUTBOX_QUEUED,
