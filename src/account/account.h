@@ -439,6 +439,14 @@ char *fm_control_format_reply(const char *account,
  * anything else. Free the reply with fm_control_reply_free(). */
 int fm_control_parse_reply(const char *line, struct fm_control_reply *r);
 void fm_control_reply_free(struct fm_control_reply *r);
+/* The next reply a running fulmar sends on fd: 0 and *r (free it with
+ * fm_control_reply_free), or 1 when there are no more (the end line, the
+ * peer closed, a read failed). in holds what was read ahead: an fm_buf
+ * with a maximum (a longer line ends the replies), kept between calls.
+ * Lines that are not replies are skipped. */
+int fm_control_next_reply(int fd, struct fm_buf *in,
+                          struct fm_control_reply *r);
+
 /* The request line for accounts (n 0: all); newly allocated. */
 char *fm_control_format_request(char *const *accounts, size_t n);
 /* Parses a request line in place: 0 and the account names (pointers into

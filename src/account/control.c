@@ -246,6 +246,30 @@ parse_size(const char *s, size_t *v)
 }
 
 int
+fm_control_next_reply(int fd, struct fm_buf *in, struct fm_control_reply *r)
+{
+	for (;;) {
+		char *nl = memchr(in->data, '\n', in->len);
+		if (nl == NULL) {
+			char chunk[4096];
+			ssize_t n = read(fd, chunk, sizeof(chunk));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0 || fm_buf_append(in, chunk, (size_t)n) < 0)
+				return 1;
+			continue;
+		}
+		*nl = '\0';
+		char *line = xstrdup(in->data);
+		fm_buf_consume(in, (size_t)(nl - in->data) + 1);
+		int k = fm_control_parse_reply(line, r);
+		free(line);
+		if (k >= 0)
+			return k;
+	}
+}
+
+int
 fm_control_parse_reply(const char *line, struct fm_control_reply *r)
 {
 	memset(r, 0, sizeof(*r));

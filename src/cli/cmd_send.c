@@ -334,30 +334,11 @@ hand_over(struct fm_cli_ctx *ctx, const struct send_opts *so,
 	int w = fm_write_all(fd, req, strlen(req));
 	free(req);
 	free(name);
-	struct fm_buf in, line;
+	struct fm_buf in;
 	fm_buf_init(&in, 1 << 16);
-	fm_buf_init(&line, 1 << 16);
 	bool answered = false;
-	while (w == 0 && !answered) {
-		char *nl = memchr(in.data, '\n', in.len);
-		if (nl == NULL) {
-			char chunk[4096];
-			ssize_t n = read(fd, chunk, sizeof(chunk));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0 || fm_buf_append(&in, chunk, (size_t)n) < 0)
-				break;
-			continue;
-		}
-		fm_buf_reset(&line);
-		fm_buf_append(&line, in.data, (size_t)(nl - in.data));
-		fm_buf_consume(&in, (size_t)(nl - in.data) + 1);
-		struct fm_control_reply r;
-		int pr = fm_control_parse_reply(line.data, &r);
-		if (pr == 1)
-			break;
-		if (pr < 0)
-			continue;
+	struct fm_control_reply r;
+	if (w == 0 && fm_control_next_reply(fd, &in, &r) == 0) {
 		answered = true;
 		if (!r.ok) {
 			if (ctx->verbosity >= 0 || so->wait)
@@ -379,7 +360,6 @@ hand_over(struct fm_cli_ctx *ctx, const struct send_opts *so,
 		          "running fulmar\n"),
 		        a->name, id);
 	fm_buf_free(&in);
-	fm_buf_free(&line);
 	close(fd);
 out:
 	free(id);

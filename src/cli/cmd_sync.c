@@ -77,28 +77,6 @@ print_error(const struct fm_cli_ctx *ctx, const char *account,
 	return fm_error_exit_status(err->cls);
 }
 
-/* Reads one line of at most REPLY_MAX bytes (without its newline) into
- * line; 0, or -1 at the end of the stream or on an error. */
-static int
-read_line(int fd, struct fm_buf *in, struct fm_buf *line)
-{
-	for (;;) {
-		char *nl = memchr(in->data, '\n', in->len);
-		if (nl != NULL) {
-			fm_buf_reset(line);
-			fm_buf_append(line, in->data, (size_t)(nl - in->data));
-			fm_buf_consume(in, (size_t)(nl - in->data) + 1);
-			return 0;
-		}
-		char chunk[4096];
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0 || fm_buf_append(in, chunk, (size_t)n) < 0)
-			return -1;
-	}
-}
-
 /* Hands the passes to the running fulmar on fd and prints what it says,
  * as if they had run here. The accounts it did not answer for (it was
  * stopping) are marked in *left (indexes into cfg->accounts), for the
@@ -120,17 +98,11 @@ forward(struct fm_cli_ctx *ctx, int fd, char **names, size_t n, bool *left)
 	free(req);
 	if (w < 0)
 		return 0;
-	struct fm_buf in, line;
+	struct fm_buf in;
 	fm_buf_init(&in, REPLY_MAX);
-	fm_buf_init(&line, REPLY_MAX);
 	int status = 0;
-	while (read_line(fd, &in, &line) == 0) {
-		struct fm_control_reply r;
-		int k = fm_control_parse_reply(line.data, &r);
-		if (k == 1)
-			break;
-		if (k < 0)
-			continue;
+	struct fm_control_reply r;
+	while (fm_control_next_reply(fd, &in, &r) == 0) {
 		const struct fm_account *a =
 		    fm_config_find_account(cfg, r.account);
 		bool cancelled = !r.ok && r.err.cls == FM_ERR_CANCELLED;
@@ -147,7 +119,6 @@ forward(struct fm_cli_ctx *ctx, int fd, char **names, size_t n, bool *left)
 		fm_control_reply_free(&r);
 	}
 	fm_buf_free(&in);
-	fm_buf_free(&line);
 	return status;
 }
 
