@@ -26,7 +26,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,36 +156,6 @@ imap_uid_of_tag(const struct pass *p, const char *folder, uint32_t validity,
 
 enum { ST_VALIDITY, ST_UIDNEXT, ST_MODSEQ, ST_EXISTS, ST_FILES, ST_HASH, ST_N };
 
-/* The number of files in cur/ and new/ and an order-independent hash of
- * their names (FNV-1a per name, summed): any delivery, rename (flag
- * change), move or removal changes it. */
-static bool
-maildir_fingerprint(const char *dir, uint64_t *files_r, uint64_t *hash_r)
-{
-	uint64_t files = 0, sum = 0;
-	for (int k = 0; k < 2; k++) {
-		char *sub = fm_path_join(dir, k == 0 ? "cur" : "new");
-		DIR *d = opendir(sub);
-		free(sub);
-		if (d == NULL)
-			return false;
-		struct dirent *de;
-		while ((de = readdir(d)) != NULL) {
-			if (de->d_name[0] == '.')
-				continue;
-			uint64_t h = 1469598103934665603ull ^ (uint64_t)k;
-			for (const char *c = de->d_name; *c != '\0'; c++)
-				h = (h ^ (unsigned char)*c) * 1099511628211ull;
-			sum += h;
-			files++;
-		}
-		closedir(d);
-	}
-	*files_r = files;
-	*hash_r = sum;
-	return true;
-}
-
 static char *
 stamp_path(struct pass *p, const char *local, char **dir_r)
 {
@@ -225,7 +194,7 @@ stamp_matches(struct pass *p, const char *local, const uint64_t now[ST_N])
 			       (i >= ST_FILES || v == now[i]);
 		if (same) {
 			uint64_t files, hash, want_files, want_hash;
-			same = maildir_fingerprint(dir, &files, &hash) &&
+			same = fm_maildir_fingerprint(dir, &files, &hash) &&
 			       fm_record_parse_u64(f[ST_FILES], 10, UINT64_MAX,
 			                           &want_files) == 0 &&
 			       fm_record_parse_u64(f[ST_HASH], 10, UINT64_MAX,
@@ -248,7 +217,8 @@ stamp_write(struct pass *p, const char *local, uint64_t v[ST_N])
 	char *path = stamp_path(p, local, &dir);
 	struct fm_error e;
 	fm_error_clear(&e);
-	if (v == NULL || !maildir_fingerprint(dir, &v[ST_FILES], &v[ST_HASH])) {
+	if (v == NULL ||
+	    !fm_maildir_fingerprint(dir, &v[ST_FILES], &v[ST_HASH])) {
 		if (unlink(path) < 0 && errno != ENOENT)
 			fm_log_warn("%s: %s", path, strerror(errno));
 	} else {

@@ -1045,3 +1045,33 @@ fm_maildir_batch_free(struct fm_maildir_batch **bp)
 	free(b);
 	*bp = NULL;
 }
+
+/* The number of files in cur/ and new/ and an order-independent hash of
+ * their names (FNV-1a per name, summed): any delivery, rename (flag
+ * change), move or removal changes it. */
+bool
+fm_maildir_fingerprint(const char *dir, uint64_t *files_r, uint64_t *hash_r)
+{
+	uint64_t files = 0, sum = 0;
+	for (int k = 0; k < 2; k++) {
+		char *sub = fm_path_join(dir, k == 0 ? "cur" : "new");
+		DIR *d = opendir(sub);
+		free(sub);
+		if (d == NULL)
+			return false;
+		struct dirent *de;
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.')
+				continue;
+			uint64_t h = 1469598103934665603ull ^ (uint64_t)k;
+			for (const char *c = de->d_name; *c != '\0'; c++)
+				h = (h ^ (unsigned char)*c) * 1099511628211ull;
+			sum += h;
+			files++;
+		}
+		closedir(d);
+	}
+	*files_r = files;
+	*hash_r = sum;
+	return true;
+}

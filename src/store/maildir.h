@@ -20,6 +20,7 @@
 #ifndef FULMAR_STORE_MAILDIR_H
 #define FULMAR_STORE_MAILDIR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -148,6 +149,12 @@ int fm_maildir_folder_path(const char *name, char delim, char **relpath_r,
  * fm_maildir_folder_path() would not produce. *name_r is newly allocated. */
 int fm_maildir_folder_name(const char *relpath, char delim, char **name_r,
                            struct fm_error *err);
+
+/* The number of files in folder's cur/ and new/ and an order-independent
+ * hash of their names: any delivery, rename (flag change), move or
+ * removal changes it. false if a directory cannot be read. */
+bool fm_maildir_fingerprint(const char *folder, uint64_t *files_r,
+                            uint64_t *hash_r);
 
 /* The longest delivery tag (hex digits). */
 #define FM_MAILDIR_TAG_MAX 32
