@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Benchmarks are run by hand (tests/bench/README), never by make check.
 EXTRA_DIST += \
+	tests/bench/lib.sh \
 	tests/bench/README \
 	tests/bench/gen-corpus.py \
 	tests/bench/neomutt-open.sh \

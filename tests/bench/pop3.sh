@@ -92,46 +92,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ------------------------------------------------------------- corpus ----
-# The same corpora as run.sh ($dir/corpus-N-sSEED, vouched for by the
-# .stamp file), so either script reuses what the other generated.
 
-gen_sum=$(md5sum <"$here/gen-corpus.py" | cut -d' ' -f1)
-corpus() {
-	local n=$1 c=$dir/corpus-$1-s$seed s=$dir/corpus-$1-s$seed.stamp
-	local want="gen-corpus.py $gen_sum count $n seed $seed"
-	if [[ -d $c && -f $s && $(head -n 1 "$s") == "$want" ]]; then
-		note "corpus $n: reusing $c" >&2
-		echo "$c"
-		return 0
-	fi
-	if [[ -e $c && ! -f $s ]]; then
-		echo "pop3.sh: $c exists but was not made by run.sh or pop3.sh (no $s); move it away" >&2
-		return 1
-	fi
-	if [[ -e $c ]]; then
-		note "corpus $n: generator or seed changed, regenerating" >&2
-		rm -rf "$c" "$dir/hcache-$n-s$seed" "$dir/home-$n-s$seed"
-	fi
-	rm -f "$s"
-	local need=$((n * 60)) avail
-	avail=$(df -Pk "$dir" | awk 'NR == 2 { print $4 }')
-	if ((avail < need)); then
-		echo "pop3.sh: corpus $n needs ~$((need / 1024)) MB, $dir has $((avail / 1024)) MB free" >&2
-		return 1
-	fi
-	note "corpus $n: generating into $c ..." >&2
-	local t0=$EPOCHREALTIME out
-	out=$(python3 "$here/gen-corpus.py" --quiet --count "$n" --seed "$seed" --out "$c") || return 1
-	{
-		echo "$want"
-		echo "$out"
-		echo "wall time: $(secs_since "$t0")"
-		echo "disk used: $(du -sh "$c" | cut -f1)"
-	} >"$s"
-	sed 1d "$s" | sed 's/^/  /' | tee -a "$log" >&2
-	echo "$c"
-}
-
+# shellcheck source=tests/bench/lib.sh
+. "$here/lib.sh"
 # ------------------------------------------------------------- fulmar ----
 
 # write_fulmar_config FILE: a config with one POP3 account, $account, for
@@ -166,21 +129,6 @@ stored() {
 
 # ------------------------------------------------------------- timing ----
 
-# timed OUT CMD...: runs CMD with stdout and stderr to OUT; prints
-# "MS RSS_KB CPU_MS STATUS". GNU time gives peak RSS, user and system time.
-timed() {
-	local out=$1 t0 t1 st
-	shift
-	t0=$EPOCHREALTIME
-	/usr/bin/time -f '%M %U %S' -o "$out.time" "$@" >"$out" 2>&1
-	st=$?
-	t1=$EPOCHREALTIME
-	awk -v a="$t0" -v b="$t1" -v st="$st" '
-		{ r = $1; c = ($2 + $3) * 1000 }
-		END { printf "%.1f %d %.1f %d\n", (b - a) * 1000, r, c, st }' \
-		<(tail -n 1 "$out.time")
-}
-
 # fetchmail_run IDFILE BSMTP OUT: one poll; prints timed's line.
 fetchmail_run() {
 	FETCHMAILHOME=$work/fetchmail timed "$3" \
@@ -194,16 +142,6 @@ fulmar_run() {
 	mkdir -p "$1"
 	eval "cmd=($FULMAR_SYNC_CMD)"
 	timed "$2" "${cmd[@]}"
-}
-
-# stats FILE COLUMN: "median min max" of a column of numbers.
-stats() {
-	awk -v c="$2" '{ print $c }' "$1" | sort -g | awk '
-		{ v[NR] = $1 }
-		END {
-			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-			printf "%.1f %.1f %.1f\n", m, v[1], v[NR]
-		}'
 }
 
 fail() {
@@ -224,7 +162,7 @@ else
 	note "fulmar side: not measured (set FULMAR_SYNC_CMD)"
 fi
 
-c=$(corpus "$count") || exit 1
+c=$(corpus "$count" "$seed") || exit 1
 work=$(mktemp -d "$dir/pop3-work.XXXXXX") || exit 1
 srv=$(mktemp -d /tmp/fm-bpop3.XXXXXX) || exit 1
 # Long runs must outlive servers.sh's watchdog (45 min by default).

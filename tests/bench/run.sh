@@ -72,56 +72,8 @@ if [[ -z ${FULMAR_CMD:-} ]]; then
 	note "fulmar side: not measured (fulmar list not built yet; set FULMAR_CMD)"
 fi
 
-# corpus N: make sure $dir/corpus-N-sSEED holds the corpus from this
-# generator; prints its path. A directory the stamp does not vouch for is
-# not ours: leave it alone.
-gen_sum=$(md5sum <"$here/gen-corpus.py" | cut -d' ' -f1)
-corpus() {
-	local n=$1 c=$dir/corpus-$1-s$seed s=$dir/corpus-$1-s$seed.stamp
-	local want="gen-corpus.py $gen_sum count $n seed $seed"
-	if [[ -d $c && -f $s && $(head -n 1 "$s") == "$want" ]]; then
-		note "corpus $n: reusing $c" >&2
-		echo "$c"
-		return 0
-	fi
-	if [[ -e $c && ! -f $s ]]; then
-		echo "run.sh: $c exists but was not made by run.sh (no $s); move it away" >&2
-		return 1
-	fi
-	if [[ -e $c ]]; then
-		note "corpus $n: generator or seed changed, regenerating" >&2
-		rm -rf "$c" "$dir/hcache-$n-s$seed" "$dir/home-$n-s$seed"
-	fi
-	rm -f "$s"
-	# ~45 KB a message; ask for 60 KB a message of headroom.
-	local need=$((n * 60)) avail
-	avail=$(df -Pk "$dir" | awk 'NR == 2 { print $4 }')
-	if ((avail < need)); then
-		echo "run.sh: corpus $n needs ~$((need / 1024)) MB, $dir has $((avail / 1024)) MB free" >&2
-		return 1
-	fi
-	note "corpus $n: generating into $c ..." >&2
-	local t0=$EPOCHREALTIME out
-	out=$(python3 "$here/gen-corpus.py" --quiet --count "$n" --seed "$seed" --out "$c") || return 1
-	{
-		echo "$want"
-		echo "$out"
-		echo "wall time: $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f s", b - a }')"
-		echo "disk used: $(du -sh "$c" | cut -f1)"
-	} >"$s"
-	sed 1d "$s" | sed 's/^/  /' | tee -a "$log" >&2
-	echo "$c"
-}
-
-# stats FILE COLUMN: "median min max" of a column of numbers.
-stats() {
-	awk -v c="$2" '{ print $c }' "$1" | sort -g | awk '
-		{ v[NR] = $1 }
-		END {
-			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-			printf "%.1f %.1f %.1f\n", m, v[1], v[NR]
-		}'
-}
+# shellcheck source=tests/bench/lib.sh
+. "$here/lib.sh"
 
 # fulmar_once OUT: runs FULMAR_CMD once; prints "MS RSS_KB CPU_MS". Call
 # it in a subshell ($(...)): `times` counts every child of the shell.
@@ -148,7 +100,7 @@ printf '%-8s %8s %4s %9s %8s %8s %8s %8s %8s\n' tool messages runs \
 	"median ms" "min ms" "max ms" "exit ms" "CPU ms" "RSS MB" >"$table"
 
 for n in $sizes; do
-	c=$(corpus "$n") || continue
+	c=$(corpus "$n" "$seed") || continue
 	export CORPUS=$c CORPUS_SIZE=$n
 	hc=$dir/hcache-$n-s$seed
 	mkdir -p "$hc"
