@@ -85,6 +85,10 @@ int
 imap_save_state(struct pass *p, const char *local, struct fm_state *st,
                 struct fm_error *err)
 {
+	/* What the state records must be on disk first: the renames of
+	 * fm_store_sync_flags() become durable here. */
+	if (fm_store_commit(p->store, err) < 0)
+		return -1;
 	char *path = imap_state_path(p, local);
 	int r = fm_state_save(st, path, err);
 	free(path);

@@ -301,7 +301,8 @@ fm_maildir_find(const char *folder, const char *base, char **relpath_r,
 
 int
 fm_maildir_set_flags(const char *folder, const char *relpath, uint32_t flags,
-                     char **relpath_r, struct fm_error *err)
+                     unsigned *unsynced_r, char **relpath_r,
+                     struct fm_error *err)
 {
 	*relpath_r = NULL;
 	size_t blen;
@@ -353,15 +354,12 @@ fm_maildir_set_flags(const char *folder, const char *relpath, uint32_t flags,
 		goto out;
 	}
 	if (rc == 1) {
-		char *dir = fm_path_join(folder, "cur");
-		rc = fm_fsync_dir(dir, err);
-		free(dir);
-		if (rc == 0 && strncmp(cur, "new/", 4) == 0) {
-			dir = fm_path_join(folder, "new");
-			rc = fm_fsync_dir(dir, err);
-			free(dir);
-		}
-		if (rc < 0)
+		unsigned dirs = FM_MAILDIR_DIR_CUR;
+		if (strncmp(cur, "new/", 4) == 0)
+			dirs |= FM_MAILDIR_DIR_NEW;
+		if (unsynced_r != NULL)
+			*unsynced_r |= dirs;
+		else if (fm_maildir_sync_dirs(folder, &dirs, err) < 0)
 			goto out;
 	}
 	*relpath_r = to_rel;
@@ -373,6 +371,26 @@ out:
 	free(cur);
 	free(to);
 	return rc;
+}
+
+int
+fm_maildir_sync_dirs(const char *folder, unsigned *dirs, struct fm_error *err)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} sub[] = {{FM_MAILDIR_DIR_CUR, "cur"}, {FM_MAILDIR_DIR_NEW, "new"}};
+	for (size_t i = 0; i < FM_ARRAY_LEN(sub); i++) {
+		if ((*dirs & sub[i].bit) == 0)
+			continue;
+		char *dir = fm_path_join(folder, sub[i].name);
+		int r = fm_fsync_dir(dir, err);
+		free(dir);
+		if (r < 0)
+			return -1;
+		*dirs &= ~sub[i].bit;
+	}
+	return 0;
 }
 
 int

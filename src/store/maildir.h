@@ -91,14 +91,24 @@ void fm_maildir_flags_format(uint32_t flags, char info[FM_MAILDIR_INFO_MAX]);
 int fm_maildir_find(const char *folder, const char *base, char **relpath_r,
                     struct fm_error *err);
 
+/* The directories of a folder a rename left to be fsynced. */
+enum fm_maildir_dirs { FM_MAILDIR_DIR_CUR = 1, FM_MAILDIR_DIR_NEW = 2 };
+
 /* Gives the message at folder/relpath the flags flags: renames it atomically
- * to cur/BASE:2,FLAGS (moving it from new/ to cur/ if needed) and fsyncs the
- * directories touched. If relpath no longer exists, the message is looked up
+ * to cur/BASE:2,FLAGS (moving it from new/ to cur/ if needed). With
+ * unsynced_r NULL the directories touched are fsynced; otherwise they are
+ * added to *unsynced_r (enum fm_maildir_dirs) and the caller fsyncs them
+ * (fm_maildir_sync_dirs) before it relies on the rename, so many renames
+ * share one flush. If relpath no longer exists, the message is looked up
  * by its base name first. On success *relpath_r is the new relative path
  * (the caller frees it; it may equal relpath if nothing changed). A message
  * that cannot be found at all is FM_ERR_LOCAL. Store thread. */
 int fm_maildir_set_flags(const char *folder, const char *relpath,
-                         uint32_t flags, char **relpath_r,
+                         uint32_t flags, unsigned *unsynced_r, char **relpath_r,
+                         struct fm_error *err);
+/* Fsyncs the directories of folder named in *dirs (enum fm_maildir_dirs)
+ * and clears them; those that failed stay set. */
+int fm_maildir_sync_dirs(const char *folder, unsigned *dirs,
                          struct fm_error *err);
 
 /* Moves the message at from_folder/relpath into to_folder/cur/, keeping its

@@ -37,6 +37,8 @@ struct folder {
 	struct fm_maildir_batch *batch;
 	char **staged;
 	size_t n_staged;
+	/* directories renames left to fsync (enum fm_maildir_dirs) */
+	unsigned unsynced;
 };
 
 struct account {
@@ -248,7 +250,8 @@ struct replay_ctx {
 };
 
 static int apply_flags(struct fm_store *s, struct folder *f, const char *base,
-                       uint32_t add, uint32_t del, struct fm_error *err);
+                       uint32_t add, uint32_t del, bool defer,
+                       struct fm_error *err);
 static int apply_move(struct fm_store *s, struct account *a, struct folder *f,
                       const char *base, const char *to, struct fm_error *err);
 static int apply_delete(struct fm_store *s, struct account *a, struct folder *f,
@@ -266,7 +269,7 @@ replay_one(void *ctx, const struct fm_journal_record *r, struct fm_error *err)
 	switch (r->op) {
 	case FM_JOURNAL_FLAGS:
 		return apply_flags(c->s, f, r->base, r->flags_add, r->flags_del,
-		                   err);
+		                   false, err);
 	case FM_JOURNAL_MOVE:
 		return apply_move(c->s, c->a, f, r->base, r->to_folder, err);
 	case FM_JOURNAL_DELETE:
@@ -383,6 +386,8 @@ fm_store_flush(struct fm_store *s, struct fm_error *err)
 		for (size_t k = 0; k < a->n_folders; k++) {
 			struct folder *f = a->folders[k];
 			rollback_staged(f);
+			if (fm_maildir_sync_dirs(f->dir, &f->unsynced, err) < 0)
+				ret = -1;
 			if (!f->dirty)
 				continue;
 			/* Our own writes changed cur/ and new/: look again
@@ -584,6 +589,8 @@ fm_store_commit(struct fm_store *s, struct fm_error *err)
 		struct account *a = &s->accounts[i];
 		for (size_t k = 0; k < a->n_folders; k++) {
 			struct folder *f = a->folders[k];
+			if (fm_maildir_sync_dirs(f->dir, &f->unsynced, err) < 0)
+				ret = -1;
 			if (f->n_staged == 0)
 				continue;
 			if (fm_maildir_batch_commit(f->batch, err) < 0) {
@@ -709,7 +716,7 @@ locate(struct fm_store *s, const char *account, const char *folder,
 
 static int
 apply_flags(struct fm_store *s, struct folder *f, const char *base,
-            uint32_t add, uint32_t del, struct fm_error *err)
+            uint32_t add, uint32_t del, bool defer, struct fm_error *err)
 {
 	const struct fm_summary_entry *e = fm_summary_find(f->sum, base);
 	if (e == NULL)
@@ -717,8 +724,13 @@ apply_flags(struct fm_store *s, struct folder *f, const char *base,
 	uint32_t flags = (e->flags | add) & ~del;
 	if (flags == e->flags && strncmp(e->file, "cur/", 4) == 0)
 		return 0;
+	/* defer: the directory is fsynced at the next commit or flush (a
+	 * sync records the change in its state only after
+	 * fm_store_commit()). A user's change is durable at once, so an
+	 * acknowledged journal record never outlives its rename. */
 	char *rel = NULL;
-	if (fm_maildir_set_flags(f->dir, e->file, flags, &rel, err) < 0)
+	if (fm_maildir_set_flags(f->dir, e->file, flags,
+	                         defer ? &f->unsynced : NULL, &rel, err) < 0)
 		return -1;
 	fm_summary_set_file(f->sum, base, rel, flags);
 	f->dirty = true;
@@ -753,7 +765,7 @@ fm_store_set_flags(struct fm_store *s, const char *account, const char *folder,
 	};
 	if (journal(a, &r, err) < 0)
 		return -1;
-	return apply_flags(s, f, base, add, del, err);
+	return apply_flags(s, f, base, add, del, false, err);
 }
 
 /* Remembers that the index knew a file that is going away. */
@@ -941,7 +953,7 @@ fm_store_sync_flags(struct fm_store *s, const char *account, const char *folder,
 	struct folder *f;
 	if (locate(s, account, folder, base, &a, &f, NULL, err) < 0)
 		return -1;
-	return apply_flags(s, f, base, flags, ~flags, err);
+	return apply_flags(s, f, base, flags, ~flags, true, err);
 }
 
 int

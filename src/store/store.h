@@ -92,7 +92,8 @@ int fm_store_deliver_staged(struct fm_store *store, const char *account,
                             const void *data, size_t len, uint32_t flags,
                             char **base_r, struct fm_error *err);
 /* Makes every staged message durable and visible (fm_maildir_batch_commit)
- * and updates the summaries; on failure nothing staged remains. */
+ * and updates the summaries; on failure nothing staged remains. Renames
+ * made since the last commit (fm_store_sync_flags) are durable too. */
 int fm_store_commit(struct fm_store *store, struct fm_error *err);
 
 /* The delivery tag of key delivered into ACCOUNT/FOLDER: the hex digits
@@ -212,7 +213,8 @@ int fm_store_set_special_use(const char *data_dir, const char *account,
                              const char *const *folders, size_t n,
                              struct fm_error *err);
 
-/* Gives BASE exactly the maildir flags flags. */
+/* Gives BASE exactly the maildir flags flags. The rename is durable once
+ * fm_store_commit() (or a flush) returns: record it only after that. */
 int fm_store_sync_flags(struct fm_store *store, const char *account,
                         const char *folder, const char *base, uint32_t flags,
                         struct fm_error *err);

@@ -329,7 +329,8 @@ test_set_flags_and_find(void **state)
 	/* new/ -> cur/ with flags. */
 	char *rel2 = NULL;
 	assert_int_equal(
-	    fm_maildir_set_flags(root, rel, FM_MAILDIR_SEEN, &rel2, &err), 0);
+	    fm_maildir_set_flags(root, rel, FM_MAILDIR_SEEN, NULL, &rel2, &err),
+	    0);
 	char *want = xasprintf("cur/%s:2,S", base);
 	assert_string_equal(rel2, want);
 	free(want);
@@ -343,18 +344,24 @@ test_set_flags_and_find(void **state)
 
 	/* The same flags again: nothing to do, same name. */
 	char *rel3 = NULL;
-	assert_int_equal(
-	    fm_maildir_set_flags(root, rel2, FM_MAILDIR_SEEN, &rel3, &err), 0);
+	assert_int_equal(fm_maildir_set_flags(root, rel2, FM_MAILDIR_SEEN, NULL,
+	                                      &rel3, &err),
+	                 0);
 	assert_string_equal(rel3, rel2);
 	free(rel3);
 
-	/* Flags change within cur/. */
+	/* Flags change within cur/, the directory left to the caller to
+	 * fsync. */
+	unsigned unsynced = 0;
 	assert_int_equal(fm_maildir_set_flags(root, rel2,
 	                                      FM_MAILDIR_SEEN |
 	                                          FM_MAILDIR_FLAGGED |
 	                                          FM_MAILDIR_KEYWORD('c'),
-	                                      &rel3, &err),
+	                                      &unsynced, &rel3, &err),
 	                 0);
+	assert_int_equal(unsynced, FM_MAILDIR_DIR_CUR);
+	assert_int_equal(fm_maildir_sync_dirs(root, &unsynced, &err), 0);
+	assert_int_equal(unsynced, 0);
 	want = xasprintf("cur/%s:2,FSc", base);
 	assert_string_equal(rel3, want);
 	free(want);
@@ -376,11 +383,18 @@ test_set_flags_and_find(void **state)
 
 	/* A stale path (the old new/ name) still works: found by base. */
 	char *rel4 = NULL;
-	assert_int_equal(
-	    fm_maildir_set_flags(root, rel, FM_MAILDIR_REPLIED, &rel4, &err),
-	    0);
+	assert_int_equal(fm_maildir_set_flags(root, rel, FM_MAILDIR_REPLIED,
+	                                      &unsynced, &rel4, &err),
+	                 0);
 	want = xasprintf("cur/%s:2,R", base);
 	assert_string_equal(rel4, want);
+	assert_int_equal(unsynced, FM_MAILDIR_DIR_CUR);
+	/* A directory that cannot be fsynced stays named. */
+	char *gone_dir = fm_path_join(root, "nowhere");
+	unsynced = FM_MAILDIR_DIR_CUR | FM_MAILDIR_DIR_NEW;
+	assert_int_equal(fm_maildir_sync_dirs(gone_dir, &unsynced, &err), -1);
+	assert_int_equal(unsynced, FM_MAILDIR_DIR_CUR | FM_MAILDIR_DIR_NEW);
+	free(gone_dir);
 	free(want);
 	assert_int_equal(count_dir(root, "cur"), 1);
 
@@ -395,8 +409,9 @@ test_set_flags_and_find(void **state)
 
 	/* Gone from root: set_flags names the message, find says NULL. */
 	char *rel5 = (char *)"x";
-	assert_int_equal(
-	    fm_maildir_set_flags(root, rel4, FM_MAILDIR_SEEN, &rel5, &err), -1);
+	assert_int_equal(fm_maildir_set_flags(root, rel4, FM_MAILDIR_SEEN, NULL,
+	                                      &rel5, &err),
+	                 -1);
 	assert_null(rel5);
 	assert_int_equal(err.cls, FM_ERR_LOCAL);
 	assert_non_null(strstr(err.user, base));

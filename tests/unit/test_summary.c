@@ -214,10 +214,10 @@ test_rescan_follows_the_maildir(void **state)
 	assert_int_equal(calls, 2);
 	/* Flags changed elsewhere (a rename), a message removed, one added:
 	 * only the new one is read. */
-	assert_int_equal(
-	    fm_maildir_set_flags(
-	        folder, p2, FM_MAILDIR_SEEN | FM_MAILDIR_FLAGGED, &p3, &err),
-	    0);
+	assert_int_equal(fm_maildir_set_flags(
+	                     folder, p2, FM_MAILDIR_SEEN | FM_MAILDIR_FLAGGED,
+	                     NULL, &p3, &err),
+	                 0);
 	char *full1 = fm_path_join(folder, p1);
 	assert_int_equal(unlink(full1), 0);
 	free(full1);
