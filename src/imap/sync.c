@@ -778,6 +778,59 @@ struct dl {
 	bool have;  /* stored before (found by its tag) */
 };
 
+/* One batch's download in progress: each message is staged as libetpan
+ * finishes parsing it (mailimap_set_msg_att_handler), so writing files
+ * overlaps the rest of the transfer and the parsed batch is never held
+ * whole. */
+struct dl_run {
+	struct folder_run *fr;
+	struct dl *b;
+	size_t n;
+	struct fm_buf lf; /* the message with LF line ends */
+	int ret;
+	struct fm_error err;
+};
+
+static void
+take_message(struct mailimap_msg_att *att, void *ctx)
+{
+	struct dl_run *r = ctx;
+	struct folder_run *fr = r->fr;
+	struct pass *p = fr->p;
+	struct imap_fetched fx;
+	imap_parse_att(att, &fx);
+	free(fx.keywords);
+	free(fx.msgid);
+	if (r->ret < 0 || fx.uid == 0 || fx.body == NULL)
+		return;
+	struct dl *d = NULL;
+	for (size_t i = 0; i < r->n && d == NULL; i++)
+		if (r->b[i].uid == fx.uid && r->b[i].base == NULL)
+			d = &r->b[i];
+	if (d == NULL)
+		return;
+	imap_to_lf(&r->lf, fx.body, fx.body_len);
+	char *key = imap_key_of(fr->validity, d->uid);
+	r->ret = fm_store_deliver_staged(
+	    p->store, p->acct->name, fr->f->local, key,
+	    r->lf.data != NULL ? r->lf.data : "", r->lf.len,
+	    d->flags & FM_MAILDIR_STANDARD_FLAGS, &d->base, &r->err);
+	free(key);
+	p->stats->downloaded++;
+	p->stats->bytes += fx.body_len;
+	fr->bytes += fx.body_len;
+}
+
+/* libetpan 1.9.4 calls a message handler only while a progress function
+ * is set as well (mailimap_parse_response). */
+static void
+no_progress(size_t current, size_t maximum, void *ctx)
+{
+	(void)current;
+	(void)maximum;
+	(void)ctx;
+}
+
 static int
 download_batch(struct folder_run *fr, struct dl *b, size_t n, bool whole,
                struct fm_error *err)
@@ -795,8 +848,10 @@ download_batch(struct folder_run *fr, struct dl *b, size_t n, bool whole,
 		if (b[i].base == NULL)
 			want[nw++] = b[i].uid;
 	}
+	struct dl_run run = {.fr = fr, .b = b, .n = n};
+	fm_buf_init(&run.lf, SIZE_MAX / 2);
+	fm_error_clear(&run.err);
 	int ret = 0;
-	clist *res = NULL;
 	if (nw > 0) {
 		struct mailimap_set *set = imap_uid_set(want, nw);
 		struct mailimap_fetch_type *ft =
@@ -806,47 +861,27 @@ download_batch(struct folder_run *fr, struct dl *b, size_t n, bool whole,
 			mailimap_fetch_type_new_fetch_att_list_add(
 			    ft, mailimap_fetch_att_new_body_peek_section(
 			            mailimap_section_new_header()));
+		clist *res = NULL;
+		mailimap_set_msg_att_handler(p->s, take_message, &run);
+		mailimap_set_progress_callback(p->s, no_progress, NULL, NULL);
 		int r = mailimap_uid_fetch(p->s, set, ft, &res);
+		mailimap_set_progress_callback(p->s, NULL, NULL, NULL);
+		mailimap_set_msg_att_handler(p->s, NULL, NULL);
 		mailimap_fetch_type_free(ft);
 		mailimap_set_free(set);
-		if (r != MAILIMAP_NO_ERROR) {
+		if (r == MAILIMAP_NO_ERROR)
+			mailimap_fetch_list_free(res);
+		if (run.ret < 0) {
+			*err = run.err;
+			ret = -1;
+		} else if (r != MAILIMAP_NO_ERROR) {
 			char what[512];
 			snprintf(what, sizeof(what),
 			         _("downloading messages of %s"), fr->f->local);
 			ret = fm_imap_fail(p->imap, what, err);
-			res = NULL;
 		}
 	}
-	struct fm_buf lf;
-	fm_buf_init(&lf, SIZE_MAX / 2);
-	for (clistiter *it = res != NULL ? clist_begin(res) : NULL;
-	     ret == 0 && it != NULL; it = clist_next(it)) {
-		struct imap_fetched fx;
-		imap_parse_att(clist_content(it), &fx);
-		free(fx.keywords);
-		free(fx.msgid);
-		if (fx.uid == 0 || fx.body == NULL)
-			continue;
-		struct dl *d = NULL;
-		for (size_t i = 0; i < n && d == NULL; i++)
-			if (b[i].uid == fx.uid && b[i].base == NULL)
-				d = &b[i];
-		if (d == NULL)
-			continue;
-		imap_to_lf(&lf, fx.body, fx.body_len);
-		char *key = imap_key_of(fr->validity, d->uid);
-		ret = fm_store_deliver_staged(
-		    p->store, p->acct->name, fr->f->local, key,
-		    lf.data != NULL ? lf.data : "", lf.len,
-		    d->flags & FM_MAILDIR_STANDARD_FLAGS, &d->base, err);
-		free(key);
-		p->stats->downloaded++;
-		p->stats->bytes += fx.body_len;
-		fr->bytes += fx.body_len;
-	}
-	fm_buf_free(&lf);
-	if (res != NULL)
-		mailimap_fetch_list_free(res);
+	fm_buf_free(&run.lf);
 	free(want);
 	/* Whatever was staged is whole: make it durable even when the
 	 * batch failed halfway, so the next pass need not fetch it again. */
