@@ -1048,7 +1048,11 @@ run_plan(struct folder_run *fr, const struct fm_plan *plan,
 			break; /* EXPUNGE_REMOTE done above, DOWNLOAD below */
 		}
 	}
-	if (maybe_save(fr, true, err) < 0)
+	/* Uploads are saved before the downloads start. Flags, links and
+	 * removals need not be: both sides agree on them already, so a crash
+	 * before the next save costs the next pass a comparison, never a
+	 * change (the state only lags). */
+	if (maybe_save(fr, sum->uploads > 0, err) < 0)
 		return -1;
 	return downloads(fr, plan, err);
 }
