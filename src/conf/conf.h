@@ -65,7 +65,12 @@ struct fm_account {
 	char *password_cmd; /* NULL if not set */
 	enum fm_auth_mech auth;
 	char *oauth_token_cmd; /* NULL if not set */
-	char **folders;        /* NULL-terminated patterns; default {"*"} */
+	/* `folders`: the word `subscribed` (the server's subscriptions,
+	 * INBOX and the special-use folders; the default) and patterns,
+	 * exclusions starting with '!'. folders is NULL-terminated; it may
+	 * be empty (n_folders 0) when folders_subscribed is set. */
+	bool folders_subscribed;
+	char **folders;
 	size_t n_folders;
 	struct fm_schedule schedule;
 	bool idle;

@@ -88,7 +88,7 @@ const struct conf_key conf_keys[] = {
     {"auth", ACC(auth), .type = CONF_T_ENUM, .names = auth_names,
      .def = "auto"},
     {"oauth_token_cmd", ACC(oauth_token_cmd), .type = CONF_T_STRING},
-    {"folders", ACC(folders), .type = CONF_T_CUSTOM, .def = "*",
+    {"folders", ACC(folders), .type = CONF_T_CUSTOM, .def = "subscribed",
      CUSTOM(folders), .release = release_folders},
     {"schedule", ACC(schedule), .type = CONF_T_CUSTOM,
      .def = "startup, every 10m", CUSTOM(schedule)},
@@ -459,8 +459,15 @@ format_fingerprint(const struct conf_key *key, const void *obj,
 }
 
 /* ------------------------------------------------------------------------
- * folders = INBOX, Lists/%, !Spam, "Sent Items"
+ * folders = subscribed, Lists/%, !Spam, "Sent Items"
+ *
+ * The bare word `subscribed` stands for what the server lists as
+ * subscribed (plus INBOX and the special-use folders, see the IMAP
+ * engine); a folder of that name is written quoted. Exclusions alone
+ * are taken from the default, `subscribed`.
  */
+
+#define FOLDERS_SUBSCRIBED "subscribed"
 
 static bool
 is_list_sep(char c)
@@ -472,6 +479,7 @@ static void
 release_folders(void *obj)
 {
 	struct fm_account *a = obj;
+	a->folders_subscribed = false;
 	if (a->folders == NULL)
 		return;
 	for (size_t i = 0; i < a->n_folders; i++)
@@ -493,9 +501,9 @@ static int
 parse_folders(const struct conf_key *key, void *obj, const char *value,
               const struct conf_report *r)
 {
-	char **list = NULL;
+	char **list = xcalloc(1, sizeof(*list));
 	size_t n = 0;
-	bool any_include = false;
+	bool any_include = false, subscribed = false;
 	const char *s = value;
 	for (;;) {
 		while (is_list_sep(*s))
@@ -505,8 +513,9 @@ parse_folders(const struct conf_key *key, void *obj, const char *value,
 		bool exclude = *s == '!';
 		if (exclude)
 			s++;
+		bool quoted = *s == '"';
 		const char *start = s, *end;
-		if (*s == '"') {
+		if (quoted) {
 			start = ++s;
 			end = strchr(s, '"');
 			if (end == NULL) {
@@ -540,24 +549,38 @@ parse_folders(const struct conf_key *key, void *obj, const char *value,
 			                   "after it, like !Spam")
 			               : _("empty folder name"));
 		}
+		bool word =
+		    !quoted &&
+		    (size_t)(end - start) == strlen(FOLDERS_SUBSCRIBED) &&
+		    memcmp(start, FOLDERS_SUBSCRIBED, (size_t)(end - start)) ==
+		        0;
+		if (word && exclude) {
+			free_list(list, n);
+			return conf_report_error(
+			    r, _("!subscribed excludes nothing: leave "
+			         "subscribed out, or write !\"subscribed\" "
+			         "for a folder of that name"));
+		}
+		if (word) {
+			subscribed = true;
+			continue;
+		}
 		any_include |= !exclude;
 		list = xreallocarray(list, n + 2, sizeof(*list));
 		list[n++] = xasprintf("%s%.*s", exclude ? "!" : "",
 		                      (int)(end - start), start);
 		list[n] = NULL;
 	}
-	if (n == 0)
+	if (n == 0 && !subscribed) {
+		free_list(list, n);
 		return conf_report_error(
-		    r, _("no folder patterns; use * for all folders"));
-	if (!any_include) {
-		/* Only exclusions: they are taken from everything. */
-		list = xreallocarray(list, n + 2, sizeof(*list));
-		memmove(list + 1, list, (n + 1) * sizeof(*list));
-		list[0] = xstrdup("*");
-		n++;
+		    r, _("no folder patterns; use subscribed for the "
+		         "subscribed folders or * for all folders"));
 	}
 	struct fm_account *a = obj;
 	release_folders(a);
+	/* Only exclusions: they are taken from the default. */
+	a->folders_subscribed = subscribed || !any_include;
 	a->folders = list;
 	a->n_folders = n;
 	return 0;
@@ -567,13 +590,16 @@ static void
 format_folders(const struct conf_key *key, const void *obj, struct fm_buf *out)
 {
 	const struct fm_account *a = obj;
+	if (a->folders_subscribed)
+		fm_buf_append_str(out, FOLDERS_SUBSCRIBED);
 	for (size_t i = 0; i < a->n_folders; i++) {
 		const char *p = a->folders[i];
-		if (i > 0)
+		if (i > 0 || a->folders_subscribed)
 			fm_buf_append_str(out, ", ");
 		if (*p == '!')
 			fm_buf_append_char(out, *p++);
-		if (strpbrk(p, " \t,") != NULL)
+		if (strpbrk(p, " \t,") != NULL ||
+		    strcmp(p, FOLDERS_SUBSCRIBED) == 0)
 			fm_buf_printf(out, "\"%s\"", p);
 		else
 			fm_buf_append_str(out, p);

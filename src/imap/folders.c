@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Steps 1 to 3 of an IMAP pass (see sync.c): the folders on both sides
- * (LIST, special use, the local maildirs), folders created where they are
- * missing, LIST-STATUS, and the journal's moves replayed on the server. */
+ * (LIST, special use, subscriptions, the local maildirs) and which of them
+ * the pass takes, folders created where they are missing and subscribed,
+ * LIST-STATUS, and the journal's moves replayed on the server. */
 #include "config.h"
 
 #include <errno.h>
@@ -80,41 +81,202 @@ glob(const char *pat, const char *s)
 	return *s != '\0' && *pat == *s && glob(pat + 1, s + 1);
 }
 
-bool
-imap_wanted(const struct fm_account *a, const char *local)
+enum verdict { PATTERN_NONE, PATTERN_MATCH, PATTERN_EXCLUDED };
+
+/* What the account's `folders` patterns say about a local folder: an
+ * exclusion wins over any pattern that matches. */
+static enum verdict
+patterns(const struct fm_account *a, const char *local)
 {
-	bool any_positive = false, match = false;
+	bool match = false;
 	for (size_t i = 0; i < a->n_folders; i++) {
 		const char *pat = a->folders[i];
 		if (pat[0] == '!') {
 			if (glob(pat + 1, local))
-				return false;
-			continue;
-		}
-		any_positive = true;
-		if (glob(pat, local))
+				return PATTERN_EXCLUDED;
+		} else if (glob(pat, local)) {
 			match = true;
+		}
 	}
-	return match || !any_positive;
+	return match ? PATTERN_MATCH : PATTERN_NONE;
 }
 
 static const char *const ROLES[] = {"Sent",    "Drafts", "Trash",  "Junk",
                                     "Archive", "All",    "Flagged"};
+/* The first N_FILING_ROLES are the special uses `subscribed` always
+ * takes: folders fulmar files mail into. All and Flagged are views of
+ * mail kept elsewhere. */
+enum { N_FILING_ROLES = 5 };
 
-/* LIST "" "*": the server's folders. */
+static bool
+filing_role(const char *role)
+{
+	for (size_t r = 0; role != NULL && r < N_FILING_ROLES; r++)
+		if (strcmp(role, ROLES[r]) == 0)
+			return true;
+	return false;
+}
+
+static bool
+role_listed(const struct pass *p, const char *role)
+{
+	for (size_t i = 0; i < p->n_folders; i++)
+		if (p->folders[i].on_server && p->folders[i].role != NULL &&
+		    strcmp(p->folders[i].role, role) == 0)
+			return true;
+	return false;
+}
+
+/* Whether `subscribed` takes the folder: INBOX; what the server lists as
+ * subscribed; the special-use folders fulmar files into (for a use the
+ * server marks on no folder, the folder of that name, where fulmar files
+ * then); and a local folder never synced: one made here, which step 2
+ * creates on the server if need be and subscribes. A synced folder gone
+ * from the server is taken too, for step 2's warning. */
+static bool
+in_subscribed(const struct pass *p, const struct folder *f)
+{
+	if (strcmp(f->local, "INBOX") == 0)
+		return true;
+	if (f->on_local && (!f->on_server || !f->has_state))
+		return true;
+	if (!f->on_server)
+		return false;
+	if (f->subscribed || filing_role(f->role))
+		return true;
+	for (size_t r = 0; r < N_FILING_ROLES; r++)
+		if (strcmp(f->local, ROLES[r]) == 0 &&
+		    !role_listed(p, ROLES[r]))
+			return true;
+	return false;
+}
+
+static bool
+requested(const struct fm_imap_sync_opts *so, const char *local)
+{
+	for (size_t i = 0; i < so->n_folders; i++)
+		if (strcmp(so->folders[i], local) == 0)
+			return true;
+	return false;
+}
+
+void
+imap_choose_folders(struct pass *p)
+{
+	for (size_t i = 0; i < p->n_folders; i++) {
+		struct folder *f = &p->folders[i];
+		if (p->so->folders != NULL) {
+			/* Named on the command line: subscribed or not. */
+			f->wanted = requested(p->so, f->local);
+			continue;
+		}
+		enum verdict v = patterns(p->acct, f->local);
+		f->wanted = v == PATTERN_MATCH ||
+		            (v == PATTERN_NONE && p->acct->folders_subscribed &&
+		             in_subscribed(p, f));
+	}
+}
+
+/* Sends a command libetpan cannot send (written here after the tag, CRLF
+ * included) and has libetpan parse the answer: the untagged data lands in
+ * p->s->imap_response_info as for its own commands. *resp_r is the
+ * caller's (mailimap_response_free). */
+static int
+raw_command(struct pass *p, const char *cmd, const char *what,
+            struct mailimap_response **resp_r, struct fm_error *err)
+{
+	*resp_r = NULL;
+	struct fm_net_conn *conn = fm_imap_conn(p->imap);
+	if (mailimap_send_current_tag(p->s) != MAILIMAP_NO_ERROR)
+		return fm_net_error(conn, what, err);
+	if (fm_net_write(conn, p->s->imap_stream, cmd, strlen(cmd), err) < 0)
+		return -1;
+	if (mailimap_read_line(p->s) == NULL ||
+	    mailimap_parse_response(p->s, resp_r) != MAILIMAP_NO_ERROR) {
+		*resp_r = NULL;
+		return fm_net_error(conn, what, err);
+	}
+	return 0;
+}
+
+/* LIST "" "*" RETURN (SUBSCRIBED SPECIAL-USE) (RFC 5258, 6154): every
+ * folder and whether it is subscribed, in the one round trip a plain LIST
+ * takes. libetpan has no API for return options, but its LIST parser
+ * takes \Subscribed like any other flag. Subscribed folders that do not
+ * exist are not listed (there is no SUBSCRIBED selection option). */
+static int
+list_extended(struct pass *p, clist **list_r, struct fm_error *err)
+{
+	*list_r = NULL;
+	char cmd[64];
+	snprintf(cmd, sizeof(cmd), "LIST \"\" \"*\" RETURN (SUBSCRIBED%s)\r\n",
+	         fm_imap_has_cap(p->imap, "SPECIAL-USE") ? " SPECIAL-USE" : "");
+	struct mailimap_response *resp = NULL;
+	if (raw_command(p, cmd, _("listing folders"), &resp, err) < 0)
+		return -1;
+	clist *list = p->s->imap_response_info->rsp_mailbox_list;
+	p->s->imap_response_info->rsp_mailbox_list = NULL;
+	const struct mailimap_response_done *done = resp->rsp_resp_done;
+	bool ok = done->rsp_type == MAILIMAP_RESP_DONE_TYPE_TAGGED &&
+	          done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type ==
+	              MAILIMAP_RESP_COND_STATE_OK;
+	mailimap_response_free(resp);
+	if (!ok) {
+		if (list != NULL)
+			mailimap_list_result_free(list);
+		return fm_imap_fail(p->imap, _("listing folders"), err);
+	}
+	*list_r = list;
+	return 0;
+}
+
+/* Without LIST-EXTENDED: LSUB "" "*" marks the listed folders that are
+ * subscribed. LSUB also names subscriptions of folders that do not
+ * exist: they change nothing. */
+static int
+list_subscribed(struct pass *p, struct fm_error *err)
+{
+	clist *list = NULL;
+	if (mailimap_lsub(p->s, "", "*", &list) != MAILIMAP_NO_ERROR)
+		return fm_imap_fail(p->imap, _("listing subscribed folders"),
+		                    err);
+	for (clistiter *it = list != NULL ? clist_begin(list) : NULL;
+	     it != NULL; it = clist_next(it)) {
+		const struct mailimap_mailbox_list *mb = clist_content(it);
+		for (size_t i = 0; mb->mb_name != NULL && i < p->n_folders;
+		     i++) {
+			struct folder *f = &p->folders[i];
+			if (f->server != NULL &&
+			    strcmp(f->server, mb->mb_name) == 0)
+				f->subscribed = true;
+		}
+	}
+	if (list != NULL)
+		mailimap_list_result_free(list);
+	p->subs_known = true;
+	return 0;
+}
+
+/* Step 1: the server's folders, with their special use and, when the
+ * server can tell in the same command or the account's `folders` needs
+ * it, their subscription. */
 int
 imap_list_server(struct pass *p, struct fm_error *err)
 {
 	clist *list = NULL;
-	if (mailimap_list(p->s, "", "*", &list) != MAILIMAP_NO_ERROR)
+	if (fm_imap_has_cap(p->imap, "LIST-EXTENDED")) {
+		if (list_extended(p, &list, err) < 0)
+			return -1;
+		p->subs_known = true;
+	} else if (mailimap_list(p->s, "", "*", &list) != MAILIMAP_NO_ERROR) {
 		return fm_imap_fail(p->imap, _("listing folders"), err);
-	int ret = 0;
+	}
 	for (clistiter *it = list != NULL ? clist_begin(list) : NULL;
 	     it != NULL; it = clist_next(it)) {
 		const struct mailimap_mailbox_list *mb = clist_content(it);
 		if (mb->mb_name == NULL)
 			continue;
-		bool selectable = true;
+		bool selectable = true, subscribed = false;
 		const char *role = NULL;
 		const struct mailimap_mbx_list_flags *fl = mb->mb_flag;
 		if (fl != NULL &&
@@ -135,6 +297,8 @@ imap_list_server(struct pass *p, struct fm_error *err)
 			if (fm_str_ieq(x, "NonExistent") ||
 			    fm_str_ieq(x, "Noselect"))
 				selectable = false;
+			if (fm_str_ieq(x, "Subscribed"))
+				subscribed = true;
 			for (size_t r = 0; r < FM_ARRAY_LEN(ROLES); r++)
 				if (fm_str_ieq(x, ROLES[r]))
 					role = ROLES[r];
@@ -171,11 +335,17 @@ imap_list_server(struct pass *p, struct fm_error *err)
 		f->server = xstrdup(mb->mb_name);
 		f->delim = mb->mb_delimiter;
 		f->selectable = selectable;
+		f->subscribed = subscribed;
 		f->role = role != NULL ? xstrdup(role) : NULL;
 	}
 	if (list != NULL)
 		mailimap_list_result_free(list);
-	return ret;
+	/* Subscriptions matter only to `subscribed`, and not when the
+	 * folders to sync were named. */
+	if (!p->subs_known && p->acct->folders_subscribed &&
+	    p->so->folders == NULL)
+		return list_subscribed(p, err);
+	return 0;
 }
 
 /* Local folders, and whether they were synced before. */
@@ -233,14 +403,47 @@ server_name(struct pass *p, const char *local, char **name_r,
 	                            name_r, err);
 }
 
-/* Step 2: folders missing on one side. */
+/* SUBSCRIBE: a folder made here keeps being synced under `subscribed`,
+ * and other clients show it. A refusal is only a warning: the folder is
+ * synced now all the same. */
+static int
+subscribe(struct pass *p, struct folder *f, struct fm_error *err)
+{
+	if (mailimap_subscribe(p->s, f->server) == MAILIMAP_NO_ERROR) {
+		f->subscribed = true;
+		return 0;
+	}
+	if (fm_net_failed(fm_imap_conn(p->imap))) {
+		char what[512];
+		snprintf(what, sizeof(what), _("subscribing to the folder %s"),
+		         f->local);
+		return fm_imap_fail(p->imap, what, err);
+	}
+	char text[256];
+	fm_str_printable(p->s->imap_response != NULL ? p->s->imap_response : "",
+	                 text, sizeof(text));
+	fm_log_warn(_("%s: the server refused to subscribe to %s (%s); "
+	              "with folders = subscribed, later passes leave it "
+	              "out"),
+	            p->acct->name, f->local, text);
+	return 0;
+}
+
+/* Step 2: folders missing on one side; folders made here subscribed. */
 int
 imap_create_folders(struct pass *p, struct fm_error *err)
 {
 	for (size_t i = 0; i < p->n_folders; i++) {
 		struct folder *f = &p->folders[i];
-		if (!imap_wanted(p->acct, f->local))
+		if (!f->wanted) {
+			if (f->on_server && f->on_local && f->has_state &&
+			    p->so->folders == NULL)
+				fm_log_info(_("%s: the folders setting leaves "
+				              "out %s now; its local copy is "
+				              "kept as it is"),
+				            p->acct->name, f->local);
 			continue;
+		}
 		if (f->on_server && !f->on_local && f->selectable) {
 			if (fm_store_ensure_folder(p->store, p->acct->name,
 			                           f->local, err) < 0)
@@ -262,6 +465,15 @@ imap_create_folders(struct pass *p, struct fm_error *err)
 			f->delim = p->delim;
 			f->on_server = true;
 			p->stats->created++;
+			if (subscribe(p, f, err) < 0)
+				return -1;
+		} else if (f->on_server && f->on_local && !f->has_state &&
+		           f->selectable && !f->subscribed &&
+		           strcmp(f->local, "INBOX") != 0) {
+			/* Made here under a name the server has: ours now
+			 * (INBOX needs no subscription to be taken). */
+			if (subscribe(p, f, err) < 0)
+				return -1;
 		} else if (!f->on_server && f->on_local && f->has_state) {
 			fm_log_warn(_("%s: the folder %s is gone from the "
 			              "server; its local copy is kept and no "

@@ -27,7 +27,9 @@ struct folder {
 	char delim;
 	bool selectable;
 	bool on_server, on_local, has_state;
-	char *role; /* "Sent", "Drafts", ... (special use), or NULL */
+	bool subscribed; /* the server lists it as subscribed */
+	bool wanted;     /* this pass syncs it (imap_choose_folders) */
+	char *role;      /* "Sent", "Drafts", ... (special use), or NULL */
 	/* The server's STATUS from LIST-STATUS, when it gave one. */
 	bool has_status;
 	uint32_t st_validity, st_uidnext, st_messages;
@@ -45,6 +47,7 @@ struct pass {
 	size_t n_folders;
 	char delim; /* the server's hierarchy delimiter */
 	bool uidplus, move, condstore;
+	bool subs_known; /* the folders' `subscribed` came from the server */
 	/* the first folder stopped by the guard, for the pass's error */
 	char *guarded;
 	char *guard_text;
@@ -94,10 +97,13 @@ void imap_to_lf(struct fm_buf *out, const char *s, size_t left);
 
 void imap_folders_free(struct pass *p);
 struct folder *imap_folder_by_local(struct pass *p, const char *local);
-/* Whether the account's `folders` patterns select a local folder. */
-bool imap_wanted(const struct fm_account *a, const char *local);
+/* LIST (with the subscriptions when the account's `folders` needs them:
+ * LIST-EXTENDED's RETURN (SUBSCRIBED), else LSUB). */
 int imap_list_server(struct pass *p, struct fm_error *err);
 int imap_list_local(struct pass *p, struct fm_error *err);
+/* Sets each folder's wanted: the folders the pass was asked for, else
+ * those the account's `folders` selects. After both listings. */
+void imap_choose_folders(struct pass *p);
 void imap_save_roles(struct pass *p);
 int imap_create_folders(struct pass *p, struct fm_error *err);
 /* LIST-STATUS, when offered: every folder's counters (has_status). */

@@ -3,10 +3,13 @@
  * agreement with the local store, both ways.
  *
  * The pass, in order:
- *   1. LIST: the server's folders, their delimiter and special use.
- *   2. Folders missing on one side are created there (a local folder that
- *      was synced before and is gone from the server is kept, not
- *      recreated: somebody deleted it on purpose).
+ *   1. LIST: the server's folders, their delimiter, special use and
+ *      subscription; the folders the pass takes (`folders`, or those
+ *      named on the command line).
+ *   2. Folders missing on one side are created there, and those made
+ *      here subscribed (a local folder that was synced before and is gone
+ *      from the server is kept, not recreated: somebody deleted it on
+ *      purpose).
  *   3. The journal's moves are replayed as server moves (UID MOVE, or
  *      COPY + \Deleted + UID EXPUNGE), so a message moved offline is never
  *      downloaded or uploaded again; the other journal records need no
@@ -1342,17 +1345,6 @@ out:
 	return ret;
 }
 
-static bool
-requested(const struct fm_imap_sync_opts *so, const char *local)
-{
-	if (so->folders == NULL)
-		return true;
-	for (size_t i = 0; i < so->n_folders; i++)
-		if (strcmp(so->folders[i], local) == 0)
-			return true;
-	return false;
-}
-
 int
 fm_imap_sync(const struct fm_account *acct, struct fm_store *store,
              const struct fm_session_opts *o,
@@ -1380,6 +1372,7 @@ fm_imap_sync(const struct fm_account *acct, struct fm_store *store,
 			             acct->name, so->folders[i]);
 			goto out;
 		}
+	imap_choose_folders(&p);
 	if (imap_create_folders(&p, err) < 0)
 		goto out;
 	imap_save_roles(&p);
@@ -1388,8 +1381,7 @@ fm_imap_sync(const struct fm_account *acct, struct fm_store *store,
 	for (size_t i = 0; i < p.n_folders; i++) {
 		struct folder *f = &p.folders[i];
 		if (!f->on_server || !f->on_local || !f->selectable ||
-		    !requested(so, f->local) ||
-		    (so->folders == NULL && !imap_wanted(acct, f->local)))
+		    !f->wanted)
 			continue;
 		if (sync_folder(&p, f, err) < 0)
 			goto out;

@@ -91,24 +91,30 @@ need_servers() {
 # user of its own on the suite's Dovecot, so scenarios (and test files run
 # in parallel) never see each other's mail.
 
-# new_mail_users PREFIX...: adds a fresh user PREFIX-N@fulmar.test with the
-# password PREFIX-N-pw for each PREFIX to the running Dovecot and prints
-# their addresses, one a line, in order. Dovecot looks at its passwd-file
-# again at most once a second (when its mtime or size changed), so this
-# waits a second before the users can log in: add them all at once.
+# new_mail_users PREFIX[:FIELD]...: adds a fresh user PREFIX-N@fulmar.test
+# with the password PREFIX-N-pw for each PREFIX to the running Dovecot and
+# prints their addresses, one a line, in order. FIELD is an extra field of
+# the user's passwd-file line without spaces, e.g.
+# old:userdb_imap_capability=IMAP4rev1 (a server of RFC 3501 alone, as
+# far as the capabilities after login go). Dovecot looks at its
+# passwd-file again at most once a second (when its mtime or size
+# changed), so this waits a second before the users can log in: add them
+# all at once.
 new_mail_users() {
-	local uid gid name names=() p=$FM_SERVERS_DIR/passwd
+	local uid gid arg name i names=() extra=() p=$FM_SERVERS_DIR/passwd
 	uid=$(stat -c %u "$FM_MAILDIR1") gid=$(stat -c %g "$FM_MAILDIR1")
-	for name in "$@"; do
-		name=$name-$$-$RANDOM
+	for arg in "$@"; do
+		name=${arg%%:*}-$$-$RANDOM
 		install -d -m 0700 -o "$uid" -g "$gid" "$FM_SERVERS_DIR/home/$name" || return 1
 		names+=("$name")
+		if [[ $arg == *:* ]]; then extra+=("${arg#*:}"); else extra+=(""); fi
 	done
 	(
 		flock 9 || exit 1
-		for name in "${names[@]}"; do
-			printf '%s@fulmar.test:{PLAIN}%s-pw:%s:%s::%s::\n' "$name" "$name" \
-				"$uid" "$gid" "$FM_SERVERS_DIR/home/$name"
+		for i in "${!names[@]}"; do
+			name=${names[i]}
+			printf '%s@fulmar.test:{PLAIN}%s-pw:%s:%s::%s::%s\n' "$name" "$name" \
+				"$uid" "$gid" "$FM_SERVERS_DIR/home/$name" "${extra[i]}"
 		done >>"$p"
 	) 9>"$p.lock" || return 1
 	sleep 1.1
@@ -135,7 +141,10 @@ imap_config() {
 # by Message-ID without <>. Flags are written as maildir letters mapped
 # to IMAP (S \Seen, R \Answered, F \Flagged, D \Draft, T \Deleted,
 # P $Forwarded) plus keywords as words, e.g. "+SF work" or "-S".
-#   create F | delete F          create or delete a mailbox
+#   create F | delete F          create (and subscribe, as mail clients do)
+#                                or delete a mailbox
+#   subscribe F | unsubscribe F  change a subscription
+#   subscribed                   the subscribed folders, one a line, sorted
 #   gen F N PREFIX [FLAGS]       append N varied messages <PREFIX-i@fulmar.test>
 #   append F FILE [FLAGS]        append a message file (line ends made CRLF)
 #   flag F MSGID... (+|-)FLAGS   STORE on each message
@@ -331,6 +340,21 @@ class Server:
         out = sys.stdout
         if op == "create":
             self.ok(self.m.create(q(a[0])))
+            self.ok(self.m.subscribe(q(a[0])))
+        elif op == "subscribe":
+            self.ok(self.m.subscribe(q(a[0])))
+        elif op == "unsubscribe":
+            self.ok(self.m.unsubscribe(q(a[0])))
+        elif op == "subscribed":
+            names = []
+            for line in self.ok(self.m.lsub('""', "*")):
+                m = re.match(rb'\(([^)]*)\) (?:"."|NIL) (.*)$', line)
+                if m:
+                    n = m.group(2).decode()
+                    if n.startswith('"'):
+                        n = n[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+                    names.append(dec(n))
+            out.write("".join(f + "\n" for f in sorted(names)))
         elif op == "delete":
             if self.cur == a[0]:
                 self.m.close()

@@ -8,6 +8,7 @@ INTEGRATION_TESTS = \
 	tests/integration/check.test \
 	tests/integration/cli.test \
 	tests/integration/imap-crash.test \
+	tests/integration/imap-folders.test \
 	tests/integration/imap-push.test \
 	tests/integration/imap-sync.test \
 	tests/integration/mail.test \

@@ -176,9 +176,9 @@ test_defaults(void **state)
 	assert_null(a->password_cmd);
 	assert_int_equal(a->auth, FM_AUTH_AUTO);
 	assert_null(a->oauth_token_cmd);
-	assert_int_equal(a->n_folders, 1);
-	assert_string_equal(a->folders[0], "*");
-	assert_null(a->folders[1]);
+	assert_true(a->folders_subscribed);
+	assert_int_equal(a->n_folders, 0);
+	assert_null(a->folders[0]);
 	assert_true(a->schedule.startup);
 	assert_int_equal(a->schedule.every_seconds, 600);
 	assert_true(a->idle);
@@ -393,6 +393,7 @@ test_full_imap(void **state)
 	assert_string_equal(a->password_cmd, "pass show work");
 	assert_int_equal(a->auth, FM_AUTH_XOAUTH2);
 	assert_string_equal(a->oauth_token_cmd, "oauth2 work");
+	assert_false(a->folders_subscribed);
 	assert_int_equal(a->n_folders, 4);
 	assert_string_equal(a->folders[0], "INBOX");
 	assert_string_equal(a->folders[1], "Lists/*");
@@ -512,8 +513,13 @@ test_value_forms(void **state)
 	    {"download = max 100", "max", 100},
 	    {"download = MAX 3 M", "max", 3 * 1024 * 1024},
 	    {"download = Full", "full", 0},
-	    {"folders = !Spam, !Trash", "folders", 3},
+	    {"folders = !Spam, !Trash", "folders", 2},
 	    {"folders = INBOX", "folders", 1},
+	    {"folders = *", "folders", 1},
+	    {"folders = subscribed", "folders", 0},
+	    {"folders = Lists/% subscribed", "folders", 1},
+	    {"folders = \"subscribed\"", "folders", 1},
+	    {"folders = subscribed, subscribed, !\"subscribed\"", "folders", 1},
 	    {"port = 65535", "port", 65535},
 	    {"port = 1", "port", 1},
 	    {"Port = 2", "port", 2},
@@ -556,13 +562,45 @@ test_value_forms(void **state)
 		result_free(&r);
 		free(text);
 	}
-	/* Only exclusions are taken from everything. */
+	/* Only exclusions are taken from the default, subscribed. */
 	struct result r;
 	load(&r, ACCT "folders = !Spam, !Trash\n");
-	assert_string_equal(account_at(&r, 0)->folders[0], "*");
-	assert_string_equal(account_at(&r, 0)->folders[1], "!Spam");
-	assert_string_equal(account_at(&r, 0)->folders[2], "!Trash");
+	const struct fm_account *a = account_at(&r, 0);
+	assert_true(a->folders_subscribed);
+	assert_string_equal(a->folders[0], "!Spam");
+	assert_string_equal(a->folders[1], "!Trash");
+	assert_null(a->folders[2]);
 	result_free(&r);
+	/* The bare word is the subscriptions, wherever it stands; quoted,
+	 * a folder of that name. */
+	static const struct {
+		const char *line;
+		bool subscribed;
+		const char *first;
+	} words[] = {
+	    {"folders = subscribed", true, NULL},
+	    {"folders = Lists/%, subscribed", true, "Lists/%"},
+	    {"folders = \"subscribed\"", false, "subscribed"},
+	    {"folders = Subscribed", false, "Subscribed"},
+	    {"folders = subscribed/x", false, "subscribed/x"},
+	    {"folders = !\"subscribed\"", true, "!subscribed"},
+	    {"folders = *", false, "*"},
+	};
+	for (size_t i = 0; i < FM_ARRAY_LEN(words); i++) {
+		char *text = xasprintf(ACCT "%s\n", words[i].line);
+		load(&r, text);
+		expect_counts(&r, 0, 0);
+		a = account_at(&r, 0);
+		if (a->folders_subscribed != words[i].subscribed)
+			fail_msg("%s: subscribed is %d", words[i].line,
+			         a->folders_subscribed);
+		if (words[i].first == NULL)
+			assert_null(a->folders[0]);
+		else
+			assert_string_equal(a->folders[0], words[i].first);
+		result_free(&r);
+		free(text);
+	}
 }
 
 /* ------------------------------------------------------------------------
@@ -645,7 +683,13 @@ static const struct bad_case bad_account[] = {
     {"auth = cram-md5", "auth",
      "expected auto, plain, login, xoauth2 or oauthbearer, got 'cram-md5'"},
     {"oauth_token_cmd =", "oauth_token_cmd", "empty value"},
-    {"folders = ,", "folders", "no folder patterns; use * for all folders"},
+    {"folders = ,", "folders",
+     "no folder patterns; use subscribed for the subscribed folders or * "
+     "for all folders"},
+    {"folders = !subscribed", "folders",
+     "!subscribed excludes nothing: leave subscribed out, or write "
+     "!\"subscribed\" for a folder of that name"},
+    {"folders = INBOX, !subscribed", "folders", "!subscribed excludes"},
     {"folders =", "folders", "empty value"},
     {"folders = INBOX, !", "folders", "'!' needs a folder pattern"},
     {"folders = \"Sent Items", "folders", "has no closing '\"'"},
@@ -1386,7 +1430,8 @@ test_write(void **state)
 	              "tls_fingerprint = sha256:" FP_PLAIN "\n"
 	              "download = max 10240K\n"
 	              "schedule = every 90s, startup\n"
-	              "folders = INBOX \"Sent Items\" !Junk\n");
+	              "folders = INBOX \"Sent Items\" !Junk subscribed "
+	              "\"subscribed\"\n");
 	expect_counts(&r, 0, 0);
 	char *out = write_config(r.cfg);
 	static const char *const want[] = {
@@ -1403,7 +1448,8 @@ test_write(void **state)
 	    "0a:0b:0c:0d:0e:0f:10:11:12:13:14:15:16:17:18:19:1a:1b:fe:ff\n",
 	    "user = me@example.com  # default\n",
 	    "# password = <set, hidden>\n",
-	    "folders = INBOX, \"Sent Items\", !Junk\n",
+	    "folders = subscribed, INBOX, \"Sent Items\", !Junk, "
+	    "\"subscribed\"\n",
 	    "schedule = startup, every 90s\n",
 	    "download = max 10M\n",
 	    "# keep_on_server = yes  # ignored: POP3 only\n",
@@ -1431,6 +1477,13 @@ test_write(void **state)
 		free(a);
 		free(c);
 	}
+	free(out);
+	result_free(&r);
+	/* The effective default. */
+	load(&r, ACCT);
+	out = write_config(r.cfg);
+	if (strstr(out, "\nfolders = subscribed  # default\n") == NULL)
+		fail_msg("no default folders line in:\n%s", out);
 	free(out);
 	result_free(&r);
 }
