@@ -209,6 +209,30 @@ void fm_record_digest(const void *data, size_t len, char out[65]);
 int fm_record_read_file(const char *path, size_t max, char **data_r,
                         size_t *len_r, struct fm_error *err);
 
+/* Change logs. A large record file that changes a little at a time is not
+ * rewritten whole: its owner appends the changed records to PATH.log, in
+ * checksummed chunks, and writes a new snapshot (fm_file_replace, then
+ * fm_reclog_remove) once the log has grown. The log's first line names the
+ * snapshot it follows (ID, e.g. the snapshot's header fields): a log
+ * that follows another snapshot (a crash between a new snapshot's rename
+ * and the log's removal) is stale and ignored. A chunk a crash cut short,
+ * and anything after it, is ignored too, and the next append writes over
+ * it. Records are the owner's; a reader applies them in order. */
+/* Reads PATH.log if it follows the snapshot id: *data_r receives the valid
+ * chunks' records (NUL-terminated, caller frees; NULL when there is no
+ * usable log), *end_r the length of the log's valid part (0: none; pass it
+ * to the next append). -1 with FM_ERR_LOCAL if it cannot be read. */
+int fm_reclog_read(const char *path, const char *id, size_t max, char **data_r,
+                   size_t *len_r, size_t *end_r, struct fm_error *err);
+/* Appends one chunk of records (body, len) to PATH.log at *end (0: starts
+ * a new log following the snapshot id), makes it durable (fdatasync; the
+ * directory too when new) and moves *end past it. FM_ERR_LOCAL on
+ * failure, and *end stays. */
+int fm_reclog_append(const char *path, const char *id, size_t *end,
+                     const void *body, size_t len, struct fm_error *err);
+/* Removes PATH.log: after a new snapshot took its changes in. */
+void fm_reclog_remove(const char *path);
+
 /* Replaces path atomically with the bytes of iov: writes PATH.tmp, fsyncs
  * it, renames it over path and fsyncs the directory. After a crash, path
  * holds the old bytes or the new ones, never a mix; a stray PATH.tmp may

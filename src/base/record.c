@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Checksummed record files: the shared grammar of fulmar's state and
  * summary files. A header line names the format, its version, the entry
- * count, the body's length and its SHA-256; the body is one record per
+ * count, the body's length and its CRC-32; the body is one record per
  * line, fields separated by single spaces, each field escaped so it holds
  * no space, control byte or '%' of its own. Anything a writer would not
  * have produced is refused, so truncation and damage are detected. */
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <zlib.h>
@@ -209,4 +210,128 @@ fm_record_read_file(const char *path, size_t max, char **data_r, size_t *len_r,
 	*data_r = data;
 	*len_r = got;
 	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Change logs (PATH.log): "fulmar-log 1 ID\n", then chunks, each
+ * "chunk BYTES CRC\n" and BYTES bytes of records.
+ */
+
+#define RECLOG_MAGIC "fulmar-log 1 "
+
+static char *
+reclog_path(const char *path)
+{
+	return xasprintf("%s.log", path);
+}
+
+int
+fm_reclog_read(const char *path, const char *id, size_t max, char **data_r,
+               size_t *len_r, size_t *end_r, struct fm_error *err)
+{
+	*data_r = NULL;
+	*len_r = 0;
+	*end_r = 0;
+	char *lpath = reclog_path(path);
+	char *data = NULL;
+	size_t len = 0;
+	int r = fm_record_read_file(lpath, max, &data, &len, err);
+	free(lpath);
+	if (r != 0)
+		return r < 0 ? -1 : 0;
+	size_t ml = strlen(RECLOG_MAGIC), il = strlen(id);
+	if (len < ml + il + 1 || memcmp(data, RECLOG_MAGIC, ml) != 0 ||
+	    memcmp(data + ml, id, il) != 0 || data[ml + il] != '\n') {
+		free(data); /* follows another snapshot: stale */
+		return 0;
+	}
+	size_t pos = ml + il + 1, out = 0;
+	for (;;) {
+		char *nl = memchr(data + pos, '\n', len - pos);
+		if (nl == NULL)
+			break;
+		*nl = '\0';
+		char *f[3];
+		uint64_t bytes;
+		char digest[65];
+		size_t body = (size_t)(nl - data) + 1;
+		if (fm_record_split(data + pos, f, 3) < 0 ||
+		    strcmp(f[0], "chunk") != 0 ||
+		    fm_record_parse_u64(f[1], 10, len, &bytes) < 0 ||
+		    bytes > len - body)
+			break;
+		fm_record_digest(data + body, (size_t)bytes, digest);
+		if (strcmp(digest, f[2]) != 0 ||
+		    memchr(data + body, '\0', (size_t)bytes) != NULL)
+			break;
+		/* The bodies, gathered at the front of the buffer. */
+		memmove(data + out, data + body, (size_t)bytes);
+		out += (size_t)bytes;
+		pos = body + (size_t)bytes;
+	}
+	data[out] = '\0';
+	*data_r = data;
+	*len_r = out;
+	*end_r = pos;
+	return 0;
+}
+
+int
+fm_reclog_append(const char *path, const char *id, size_t *end,
+                 const void *body, size_t len, struct fm_error *err)
+{
+	char *lpath = reclog_path(path);
+	bool fresh = *end == 0;
+	int fd =
+	    open(lpath, O_WRONLY | O_CREAT | O_CLOEXEC | (fresh ? O_TRUNC : 0),
+	         0600);
+	char head[128], chunk[128], digest[65];
+	fm_record_digest(body, len, digest);
+	int hl = fresh
+	             ? snprintf(head, sizeof(head), "%s%s\n", RECLOG_MAGIC, id)
+	             : 0;
+	int cl = snprintf(chunk, sizeof(chunk), "chunk %zu %s\n", len, digest);
+	int rc = fd < 0 || hl < 0 || (size_t)hl >= sizeof(head) ? -1 : 0;
+	int e = fd < 0 ? errno : EOVERFLOW;
+	/* A chunk a crash cut short goes; the new one takes its place. */
+	off_t at = (off_t)*end;
+	if (rc == 0 && !fresh && ftruncate(fd, at) < 0) {
+		rc = -1;
+		e = errno;
+	}
+	struct iovec iov[3] = {
+	    {head, (size_t)hl}, {chunk, (size_t)cl}, {(void *)body, len}};
+	size_t want = (size_t)hl + (size_t)cl + len;
+	if (rc == 0) {
+		ssize_t n = pwritev(fd, iov, 3, at);
+		if (n < 0 || (size_t)n != want) {
+			rc = -1;
+			e = n < 0 ? errno : EIO;
+		}
+	}
+	if (rc == 0 && fdatasync(fd) < 0) {
+		rc = -1;
+		e = errno;
+	}
+	if (fd >= 0 && close(fd) < 0 && rc == 0) {
+		rc = -1;
+		e = errno;
+	}
+	if (rc == 0 && fresh)
+		rc = fm_fsync_parent(lpath, err);
+	else if (rc < 0)
+		fm_error_errno(err, FM_ERR_LOCAL, e,
+		               _("Cannot write the file %s"), lpath);
+	free(lpath);
+	if (rc == 0)
+		*end = (size_t)at + want;
+	return rc;
+}
+
+void
+fm_reclog_remove(const char *path)
+{
+	char *lpath = reclog_path(path);
+	unlink(lpath);
+	free(lpath);
 }

@@ -21,13 +21,22 @@
 
 struct entry {
 	struct fm_summary_entry e;
-	bool owned; /* strings malloc'ed (else they live in s->buf) */
+	bool owned; /* strings malloc'ed (else they live in s->buf or logbuf) */
+	bool dirty; /* changed since the file was last written */
 };
 
 struct fm_summary {
 	struct entry *v;
 	size_t n, cap;
-	char *buf; /* the loaded file; loaded entries point into it */
+	char *buf;    /* the loaded file; loaded entries point into it */
+	char *logbuf; /* the records of its change log, likewise */
+	/* The snapshot on disk ("COUNT BYTES DIGEST" of its header; NULL:
+	 * none known) and its change log (see base.h): its valid length, and
+	 * the entries removed since the last write. */
+	char *snap_id;
+	size_t snap_bytes, log_end;
+	char **removed;
+	size_t n_removed;
 	/* base name -> index + 1; 0 empty, TOMBSTONE deleted. */
 	uint32_t *slots;
 	size_t nslots, used; /* used: live + tombstones */
@@ -126,6 +135,11 @@ fm_summary_free(struct fm_summary **sp)
 		entry_free(&s->v[i]);
 	free(s->v);
 	free(s->buf);
+	free(s->logbuf);
+	free(s->snap_id);
+	for (size_t i = 0; i < s->n_removed; i++)
+		free(s->removed[i]);
+	free(s->removed);
 	free(s->slots);
 	free(s);
 	*sp = NULL;
@@ -159,7 +173,7 @@ dup_or_null(const char *str)
 void
 fm_summary_put(struct fm_summary *s, const struct fm_summary_entry *in)
 {
-	struct entry en = {.e = *in, .owned = true};
+	struct entry en = {.e = *in, .owned = true, .dirty = true};
 	en.e.base = xstrdup(in->base);
 	en.e.file = xstrdup(in->file);
 	en.e.indexed = dup_or_null(in->indexed);
@@ -193,6 +207,9 @@ fm_summary_remove(struct fm_summary *s, const char *base)
 		return false;
 	size_t i = s->slots[k] - 1;
 	s->slots[k] = TOMBSTONE;
+	s->removed =
+	    xreallocarray(s->removed, s->n_removed + 1, sizeof(*s->removed));
+	s->removed[s->n_removed++] = xstrdup(base);
 	entry_free(&s->v[i]);
 	size_t last = s->n - 1;
 	if (i != last) {
@@ -218,6 +235,7 @@ fm_summary_set_file(struct fm_summary *s, const char *base, const char *file,
 	if (en->owned) {
 		free((char *)en->e.file);
 		en->e.file = xstrdup(file);
+		en->dirty = true;
 	} else {
 		/* Strings in the load buffer stay; take copies of all so the
 		 * entry owns a consistent set. */
@@ -247,6 +265,7 @@ fm_summary_set_indexed(struct fm_summary *s, const char *base,
 	}
 	free((char *)en->e.indexed);
 	en->e.indexed = dup_or_null(indexed_file);
+	en->dirty = true;
 }
 
 static int
@@ -274,43 +293,99 @@ fm_summary_by_date(const struct fm_summary *s)
  * Files.
  */
 
+/* Appends e as one record line. */
+static void
+put_record(struct fm_buf *b, const struct fm_summary_entry *e)
+{
+	fm_record_put(b, e->base);
+	fm_buf_append_char(b, ' ');
+	fm_record_put(b, e->file);
+	fm_buf_append_char(b, ' ');
+	fm_record_put_u64(b, e->flags, 16);
+	fm_buf_append_char(b, ' ');
+	fm_record_put_u64(b, (uint64_t)(e->date > 0 ? e->date : 0), 10);
+	fm_buf_append_char(b, ' ');
+	fm_record_put_u64(b, e->size, 10);
+	fm_buf_append_char(b, ' ');
+	fm_record_put(b, e->indexed);
+	fm_buf_append_char(b, ' ');
+	const char *strs[] = {e->from,       e->to,          e->subject,
+	                      e->message_id, e->in_reply_to, e->references};
+	for (size_t k = 0; k < FM_ARRAY_LEN(strs); k++) {
+		if (k > 0)
+			fm_buf_append_char(b, ' ');
+		fm_record_put(b, strs[k]);
+	}
+	fm_buf_append_char(b, '\n');
+}
+
+/* Everything is on disk now. */
+static void
+written(struct fm_summary *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		s->v[i].dirty = false;
+	for (size_t i = 0; i < s->n_removed; i++)
+		free(s->removed[i]);
+	free(s->removed);
+	s->removed = NULL;
+	s->n_removed = 0;
+}
+
+/* Appends what changed since the last write to the change log, while the
+ * log stays under a quarter of the snapshot: 1 when it did, 0 when a new
+ * snapshot is due instead. */
+static int
+save_changes(struct fm_summary *s, const char *path, struct fm_error *err)
+{
+	if (s->snap_id == NULL)
+		return 0;
+	struct fm_buf chunk;
+	fm_buf_init(&chunk, SUMMARY_FILE_MAX);
+	fm_buf_printf(&chunk, "stamp %lld %lld\n", (long long)s->stamp_cur,
+	              (long long)s->stamp_new);
+	for (size_t i = 0; i < s->n_removed; i++) {
+		fm_buf_append(&chunk, "- ", 2);
+		fm_record_put(&chunk, s->removed[i]);
+		fm_buf_append_char(&chunk, '\n');
+	}
+	for (size_t i = 0; i < s->n; i++) {
+		if (!s->v[i].dirty)
+			continue;
+		fm_buf_append(&chunk, "+ ", 2);
+		put_record(&chunk, &s->v[i].e);
+	}
+	int r = 0;
+	if (s->log_end + chunk.len <= s->snap_bytes / 4) {
+		r = fm_reclog_append(path, s->snap_id, &s->log_end, chunk.data,
+		                     chunk.len, err) < 0
+		        ? -1
+		        : 1;
+		if (r == 1)
+			written(s);
+	}
+	fm_buf_free(&chunk);
+	return r;
+}
+
 int
 fm_summary_save(struct fm_summary *s, const char *path, struct fm_error *err)
 {
+	int r = save_changes(s, path, err);
+	if (r != 0)
+		return r < 0 ? -1 : 0;
 	struct fm_buf body;
 	fm_buf_init(&body, SUMMARY_FILE_MAX);
 	fm_buf_printf(&body, "stamp %lld %lld\n", (long long)s->stamp_cur,
 	              (long long)s->stamp_new);
-	for (size_t i = 0; i < s->n; i++) {
-		const struct fm_summary_entry *e = &s->v[i].e;
-		fm_record_put(&body, e->base);
-		fm_buf_append_char(&body, ' ');
-		fm_record_put(&body, e->file);
-		fm_buf_append_char(&body, ' ');
-		fm_record_put_u64(&body, e->flags, 16);
-		fm_buf_append_char(&body, ' ');
-		fm_record_put_u64(&body, (uint64_t)(e->date > 0 ? e->date : 0),
-		                  10);
-		fm_buf_append_char(&body, ' ');
-		fm_record_put_u64(&body, e->size, 10);
-		fm_buf_append_char(&body, ' ');
-		fm_record_put(&body, e->indexed);
-		fm_buf_append_char(&body, ' ');
-		const char *strs[] = {e->from,        e->to,
-		                      e->subject,     e->message_id,
-		                      e->in_reply_to, e->references};
-		for (size_t k = 0; k < FM_ARRAY_LEN(strs); k++) {
-			if (k > 0)
-				fm_buf_append_char(&body, ' ');
-			fm_record_put(&body, strs[k]);
-		}
-		if (fm_buf_append_char(&body, '\n') < 0) {
-			fm_buf_free(&body);
-			return fm_error_set(
-			    err, FM_ERR_LOCAL,
-			    _("the summary for %s is too large"), path);
-		}
+	for (size_t i = 0; i < s->n; i++)
+		put_record(&body, &s->v[i].e);
+	if (fm_buf_append_char(&body, '\n') < 0) {
+		fm_buf_free(&body);
+		return fm_error_set(err, FM_ERR_LOCAL,
+		                    _("the summary for %s is too large"), path);
 	}
+	body.len--; /* the probe */
 	char digest[65], header[256];
 	fm_record_digest(body.data, body.len, digest);
 	int hl =
@@ -318,6 +393,15 @@ fm_summary_save(struct fm_summary *s, const char *path, struct fm_error *err)
 	             SUMMARY_MAGIC, SUMMARY_VERSION, s->n, body.len, digest);
 	struct iovec iov[2] = {{header, (size_t)hl}, {body.data, body.len}};
 	int ret = fm_file_replace(path, iov, 2, err);
+	if (ret == 0) {
+		/* The log's changes are in the new snapshot. */
+		fm_reclog_remove(path);
+		free(s->snap_id);
+		s->snap_id = xasprintf("%zu %zu %s", s->n, body.len, digest);
+		s->snap_bytes = body.len;
+		s->log_end = 0;
+		written(s);
+	}
 	fm_buf_free(&body);
 	return ret;
 }
@@ -332,6 +416,61 @@ damaged(const char *path, const char *why, size_t line, struct fm_error *err)
 	return fm_error_detail(err, "%s: %s (line %zu)", path, why, line);
 }
 
+/* Parses one record line (NUL-terminated, in place) into en, whose
+ * strings then point into it. */
+static int
+parse_record(char *p, struct entry *en)
+{
+	char *f[SUMMARY_FIELDS];
+	uint64_t flags, date, size;
+	char *str[8], *indexed;
+	if (fm_record_split(p, f, SUMMARY_FIELDS) < 0 ||
+	    fm_record_unescape(f[0], &str[0]) < 0 || str[0] == NULL ||
+	    fm_record_unescape(f[1], &str[1]) < 0 || str[1] == NULL ||
+	    fm_record_parse_u64(f[2], 16, UINT32_MAX, &flags) < 0 ||
+	    fm_record_parse_u64(f[3], 10, INT64_MAX, &date) < 0 ||
+	    fm_record_parse_u64(f[4], 10, INT64_MAX, &size) < 0 ||
+	    fm_record_unescape(f[5], &indexed) < 0)
+		return -1;
+	for (int k = 0; k < 6; k++)
+		if (fm_record_unescape(f[6 + k], &str[2 + k]) < 0)
+			return -1;
+	*en = (struct entry){
+	    .e =
+	        {
+	            .base = str[0],
+	            .file = str[1],
+	            .flags = (uint32_t)flags,
+	            .date = (int64_t)date,
+	            .size = size,
+	            .indexed = indexed,
+	            .from = str[2],
+	            .to = str[3],
+	            .subject = str[4],
+	            .message_id = str[5],
+	            .in_reply_to = str[6],
+	            .references = str[7],
+	        },
+	    .owned = false,
+	};
+	return 0;
+}
+
+/* Parses a "stamp CUR NEW" line (in place). */
+static int
+parse_stamp(char *p, struct fm_summary *s)
+{
+	char *f[3];
+	uint64_t a, b;
+	if (fm_record_split(p, f, 3) < 0 || strcmp(f[0], "stamp") != 0 ||
+	    fm_record_parse_u64(f[1], 10, INT64_MAX, &a) < 0 ||
+	    fm_record_parse_u64(f[2], 10, INT64_MAX, &b) < 0)
+		return -1;
+	s->stamp_cur = (int64_t)a;
+	s->stamp_new = (int64_t)b;
+	return 0;
+}
+
 /* Parses the body (NUL-terminated, in s->buf) into entries that point
  * into it. */
 static int
@@ -340,17 +479,11 @@ parse_body(struct fm_summary *s, char *p, size_t count, const char *path,
 {
 	size_t lineno = 1;
 	char *nl = strchr(p, '\n');
-	char *f[SUMMARY_FIELDS];
-	uint64_t a, b;
 	if (nl == NULL)
 		return damaged(path, "no stamp", lineno, err);
 	*nl = '\0';
-	if (fm_record_split(p, f, 3) < 0 || strcmp(f[0], "stamp") != 0 ||
-	    fm_record_parse_u64(f[1], 10, INT64_MAX, &a) < 0 ||
-	    fm_record_parse_u64(f[2], 10, INT64_MAX, &b) < 0)
+	if (parse_stamp(p, s) < 0)
 		return damaged(path, "bad stamp", lineno, err);
-	s->stamp_cur = (int64_t)a;
-	s->stamp_new = (int64_t)b;
 	p = nl + 1;
 	s->cap = count ? count : 1;
 	s->v = xcalloc(s->cap, sizeof(*s->v));
@@ -360,35 +493,9 @@ parse_body(struct fm_summary *s, char *p, size_t count, const char *path,
 		if (nl == NULL)
 			return damaged(path, "unterminated line", lineno, err);
 		*nl = '\0';
-		uint64_t flags, date, size;
-		struct entry en = {.owned = false};
-		char *str[8], *indexed;
-		if (s->n >= count ||
-		    fm_record_split(p, f, SUMMARY_FIELDS) < 0 ||
-		    fm_record_unescape(f[0], &str[0]) < 0 || str[0] == NULL ||
-		    fm_record_unescape(f[1], &str[1]) < 0 || str[1] == NULL ||
-		    fm_record_parse_u64(f[2], 16, UINT32_MAX, &flags) < 0 ||
-		    fm_record_parse_u64(f[3], 10, INT64_MAX, &date) < 0 ||
-		    fm_record_parse_u64(f[4], 10, INT64_MAX, &size) < 0 ||
-		    fm_record_unescape(f[5], &indexed) < 0)
+		struct entry en;
+		if (s->n >= count || parse_record(p, &en) < 0)
 			return damaged(path, "bad record", lineno, err);
-		for (int k = 0; k < 6; k++)
-			if (fm_record_unescape(f[6 + k], &str[2 + k]) < 0)
-				return damaged(path, "bad field", lineno, err);
-		en.e = (struct fm_summary_entry){
-		    .base = str[0],
-		    .file = str[1],
-		    .flags = (uint32_t)flags,
-		    .date = (int64_t)date,
-		    .size = size,
-		    .indexed = indexed,
-		    .from = str[2],
-		    .to = str[3],
-		    .subject = str[4],
-		    .message_id = str[5],
-		    .in_reply_to = str[6],
-		    .references = str[7],
-		};
 		if (slot_of(s, en.e.base) != SIZE_MAX)
 			return damaged(path, "duplicate entry", lineno, err);
 		s->v[s->n] = en;
@@ -398,6 +505,55 @@ parse_body(struct fm_summary *s, char *p, size_t count, const char *path,
 	}
 	if (s->n != count)
 		return damaged(path, "entry count", lineno, err);
+	return 0;
+}
+
+/* Applies the change log's records (NUL-terminated, in s->logbuf). */
+static int
+apply_log(struct fm_summary *s, char *p, const char *path, struct fm_error *err)
+{
+	size_t lineno = 0;
+	while (*p != '\0') {
+		lineno++;
+		char *nl = strchr(p, '\n');
+		if (nl == NULL)
+			return damaged(path, "log: unterminated line", lineno,
+			               err);
+		*nl = '\0';
+		if (p[0] == '-' && p[1] == ' ') {
+			char *base;
+			if (fm_record_unescape(p + 2, &base) < 0 ||
+			    base == NULL)
+				return damaged(path, "log: bad removal", lineno,
+				               err);
+			fm_summary_remove(s, base);
+		} else if (p[0] == '+' && p[1] == ' ') {
+			struct entry en;
+			if (parse_record(p + 2, &en) < 0)
+				return damaged(path, "log: bad record", lineno,
+				               err);
+			size_t k = slot_of(s, en.e.base);
+			if (k != SIZE_MAX) {
+				struct entry *old = &s->v[s->slots[k] - 1];
+				entry_free(old);
+				*old = en;
+			} else {
+				if (s->n == s->cap) {
+					s->cap = s->cap ? 2 * s->cap : 64;
+					s->v = xreallocarray(s->v, s->cap,
+					                     sizeof(*s->v));
+				}
+				s->v[s->n] = en;
+				slot_add(s, s->n);
+				s->n++;
+			}
+		} else if (parse_stamp(p, s) < 0) {
+			return damaged(path, "log: bad line", lineno, err);
+		}
+		p = nl + 1;
+	}
+	/* What the log holds is on disk. */
+	written(s);
 	return 0;
 }
 
@@ -450,6 +606,16 @@ fm_summary_load(const char *path, struct fm_summary **s_r, struct fm_error *err)
 		goto out;
 	}
 	ret = parse_body(s, body, (size_t)count, path, err);
+	if (ret == 0) {
+		s->snap_id =
+		    xasprintf("%zu %zu %s", (size_t)count, body_len, digest);
+		s->snap_bytes = body_len;
+		size_t log_len;
+		ret = fm_reclog_read(path, s->snap_id, SUMMARY_FILE_MAX,
+		                     &s->logbuf, &log_len, &s->log_end, err);
+		if (ret == 0 && s->logbuf != NULL)
+			ret = apply_log(s, s->logbuf, path, err);
+	}
 out:
 	if (ret < 0) {
 		fm_summary_free(&s);

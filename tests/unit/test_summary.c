@@ -154,6 +154,136 @@ test_every_truncation_and_flip(void **state)
 	free(dir);
 }
 
+static char *
+slurp_file(const char *path, size_t *len_r)
+{
+	struct fm_error err;
+	char *data = NULL;
+	if (fm_record_read_file(path, 1 << 24, &data, len_r, &err) != 0)
+		return NULL;
+	return data;
+}
+
+static void
+spit_file(const char *path, const char *data, size_t len)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* Small changes go to the change log; the snapshot stays as it was. */
+static void
+test_change_log(void **state)
+{
+	char *dir = tmpdir();
+	char *path = fm_path_join(dir, "summary");
+	char *log = fm_path_join(dir, "summary.log");
+	struct fm_error err;
+	fm_error_clear(&err);
+	struct fm_summary *s = fm_summary_new();
+	char base[32];
+	for (int i = 0; i < 200; i++) {
+		snprintf(base, sizeof(base), "m%03d", i);
+		put(s, base, i, "a subject long enough to make records count");
+	}
+	assert_int_equal(fm_summary_save(s, path, &err), 0);
+	assert_int_equal(access(log, F_OK), -1);
+	size_t snap_len;
+	char *snap = slurp_file(path, &snap_len);
+	assert_non_null(snap);
+
+	/* Chunk 1: a rename, a removal, a new entry. */
+	assert_true(fm_summary_set_file(s, "m005", "cur/m005:2,FS",
+	                                FM_MAILDIR_SEEN | FM_MAILDIR_FLAGGED));
+	assert_true(fm_summary_remove(s, "m007"));
+	put(s, "n001", 999, "new one");
+	assert_int_equal(fm_summary_save(s, path, &err), 0);
+	assert_int_equal(access(log, F_OK), 0);
+	size_t len;
+	char *now = slurp_file(path, &len);
+	assert_int_equal(len, snap_len);
+	assert_memory_equal(now, snap, len);
+	free(now);
+	size_t log1_len;
+	char *log1 = slurp_file(log, &log1_len);
+	fm_summary_free(&s);
+
+	/* Loaded back: snapshot plus log. Chunk 2 from the loaded copy:
+	 * the new entry goes again, an old one changes. */
+	assert_int_equal(fm_summary_load(path, &s, &err), 0);
+	assert_int_equal(fm_summary_count(s), 200);
+	assert_string_equal(fm_summary_find(s, "m005")->file, "cur/m005:2,FS");
+	assert_null(fm_summary_find(s, "m007"));
+	assert_string_equal(fm_summary_find(s, "n001")->subject, "new one");
+	assert_true(fm_summary_remove(s, "n001"));
+	fm_summary_set_indexed(s, "m010", "cur/m010:2,S");
+	assert_int_equal(fm_summary_save(s, path, &err), 0);
+	fm_summary_free(&s);
+	size_t log2_len;
+	char *log2 = slurp_file(log, &log2_len);
+	assert_true(log2_len > log1_len);
+	assert_memory_equal(log2, log1, log1_len);
+	assert_int_equal(fm_summary_load(path, &s, &err), 0);
+	assert_int_equal(fm_summary_count(s), 199);
+	assert_null(fm_summary_find(s, "n001"));
+	assert_string_equal(fm_summary_find(s, "m010")->indexed,
+	                    "cur/m010:2,S");
+	fm_summary_free(&s);
+
+	/* A log cut anywhere loads: whole chunks count, a torn one not. */
+	for (size_t n = 0; n <= log2_len; n++) {
+		spit_file(log, log2, n);
+		fm_error_clear(&err);
+		if (fm_summary_load(path, &s, &err) != 0)
+			fail_msg("a log cut at %zu of %zu: %s", n, log2_len,
+			         err.user);
+		size_t want = n < log1_len ? 200 : n < log2_len ? 200 : 199;
+		assert_int_equal(fm_summary_count(s), want);
+		bool chunk1 = fm_summary_find(s, "n001") != NULL;
+		assert_true(chunk1 == (n >= log1_len && n < log2_len));
+		fm_summary_free(&s);
+	}
+	/* A torn second chunk is written over by the next save. */
+	spit_file(log, log2, log1_len + (log2_len - log1_len) / 2);
+	assert_int_equal(fm_summary_load(path, &s, &err), 0);
+	assert_non_null(fm_summary_find(s, "n001"));
+	put(s, "n002", 5, "after the tear");
+	assert_int_equal(fm_summary_save(s, path, &err), 0);
+	fm_summary_free(&s);
+	assert_int_equal(fm_summary_load(path, &s, &err), 0);
+	assert_non_null(fm_summary_find(s, "n001"));
+	assert_string_equal(fm_summary_find(s, "n002")->subject,
+	                    "after the tear");
+	assert_int_equal(fm_summary_count(s), 201);
+
+	/* Many changes: a new snapshot, and the log goes. */
+	for (int i = 0; i < 150; i++) {
+		snprintf(base, sizeof(base), "m%03d", i);
+		fm_summary_set_indexed(s, base, "cur/x");
+	}
+	assert_int_equal(fm_summary_save(s, path, &err), 0);
+	assert_int_equal(access(log, F_OK), -1);
+	fm_summary_free(&s);
+	/* A log of an older snapshot (a crash before its removal) is
+	 * ignored. */
+	spit_file(log, log2, log2_len);
+	assert_int_equal(fm_summary_load(path, &s, &err), 0);
+	assert_int_equal(fm_summary_count(s), 201);
+	assert_string_equal(fm_summary_find(s, "m100")->indexed, "cur/x");
+	assert_non_null(fm_summary_find(s, "n001"));
+	fm_summary_free(&s);
+
+	free(log1);
+	free(log2);
+	free(snap);
+	free(log);
+	free(path);
+	rmrf(dir);
+	free(dir);
+}
+
 /* A stand-in header reader: the Subject line, the date from the file. */
 static int
 parse_stub(void *ctx, const char *path, struct fm_summary_entry *e)
@@ -276,6 +406,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_round_trip),
 	    cmocka_unit_test(test_every_truncation_and_flip),
+	    cmocka_unit_test(test_change_log),
 	    cmocka_unit_test(test_rescan_follows_the_maildir),
 	    cmocka_unit_test(test_many),
 	};
