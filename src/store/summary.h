@@ -9,7 +9,10 @@
  *
  * File: a header line "fulmar-summary 1 COUNT BYTES CRC32", then a line
  * "stamp CUR NEW" (the maildir's cur/ and new/ change times it matches),
- * then one record per message (see base.h's record grammar).
+ * then one record per message (see base.h's record grammar). A save that
+ * changes little appends to the change log FILE.log instead (base.h):
+ * "stamp CUR NEW", then "- BASE" per entry removed and "+ RECORD" per
+ * entry added or changed, until the log outgrows a quarter of the file.
  *
  * A struct fm_summary belongs to one thread at a time.
  */

@@ -35,6 +35,15 @@ struct fm_state {
 	uint32_t *by_key; /* nslots each */
 	uint32_t *by_base;
 	size_t nslots; /* a power of two, at least 2 * n */
+	/* The snapshot on disk ("KIND COUNT BYTES DIGEST" of its header;
+	 * NULL: none, or a new one is due) and the valid length of its change
+	 * log (base.h), and the keys put or removed since the last write:
+	 * UIDs (IMAP) or UIDLs (POP3). */
+	char *snap_id;
+	size_t snap_bytes, log_end;
+	uint32_t *chg_uid;
+	char **chg_uidl;
+	size_t n_chg;
 };
 
 /* ------------------------------------------------------------------------
@@ -164,6 +173,41 @@ find_key(const struct fm_state *s, uint32_t uid, const char *uidl)
  * Life cycle and accessors.
  */
 
+/* Remembers that the entry with this key changed. Past a quarter of the
+ * entries a new snapshot is cheaper than a log: stop counting. */
+static void
+changed(struct fm_state *s, uint32_t uid, const char *uidl)
+{
+	if (s->snap_id == NULL)
+		return;
+	if (s->n_chg > s->n / 4 + 64) {
+		free(s->snap_id);
+		s->snap_id = NULL;
+		return;
+	}
+	if (s->kind == FM_STATE_IMAP) {
+		s->chg_uid = xreallocarray(s->chg_uid, s->n_chg + 1,
+		                           sizeof(*s->chg_uid));
+		s->chg_uid[s->n_chg++] = uid;
+	} else {
+		s->chg_uidl = xreallocarray(s->chg_uidl, s->n_chg + 1,
+		                            sizeof(*s->chg_uidl));
+		s->chg_uidl[s->n_chg++] = xstrdup(uidl);
+	}
+}
+
+static void
+changes_clear(struct fm_state *s)
+{
+	for (size_t i = 0; s->chg_uidl != NULL && i < s->n_chg; i++)
+		free(s->chg_uidl[i]);
+	free(s->chg_uidl);
+	free(s->chg_uid);
+	s->chg_uidl = NULL;
+	s->chg_uid = NULL;
+	s->n_chg = 0;
+}
+
 struct fm_state *
 fm_state_new(enum fm_state_kind kind)
 {
@@ -189,6 +233,10 @@ fm_state_clear(struct fm_state *s)
 		entry_free_strings(&s->v[i]);
 	s->n = 0;
 	s->sorted = true;
+	/* Everything changed: the next save writes a snapshot. */
+	free(s->snap_id);
+	s->snap_id = NULL;
+	changes_clear(s);
 	memset(s->by_key, 0, s->nslots * sizeof(*s->by_key));
 	memset(s->by_base, 0, s->nslots * sizeof(*s->by_base));
 }
@@ -307,6 +355,19 @@ string_ok(const char *str)
 	return str == NULL || strlen(str) <= FM_STATE_STRING_MAX;
 }
 
+/* Strings as an entry keeps them: NULL for none or empty. */
+static const char *
+dup_check(const char *str)
+{
+	return str != NULL && str[0] != '\0' ? str : NULL;
+}
+
+static bool
+str_same(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
 static char *
 dup_or_null(const char *str)
 {
@@ -333,6 +394,10 @@ fm_state_put(struct fm_state *s, const struct fm_state_entry *in_,
 	const char *base =
 	    in->base != NULL && in->base[0] != '\0' ? in->base : NULL;
 	struct fm_state_entry *old = find_key(s, in->uid, in->uidl);
+	if (old == NULL || old->flags != in->flags ||
+	    old->first_seen != in->first_seen || !str_same(old->base, base) ||
+	    !str_same(old->keywords, dup_check(in->keywords)))
+		changed(s, in->uid, in->uidl);
 	const struct fm_state_entry *owner = fm_state_find_base(s, base);
 	if (owner != NULL && owner != old) {
 		fm_error_set(err, FM_ERR_LOCAL,
@@ -390,6 +455,7 @@ remove_entry(struct fm_state *s, struct fm_state_entry *e)
 {
 	if (e == NULL)
 		return false;
+	changed(s, e->uid, e->uidl);
 	size_t idx = (size_t)(e - s->v), last = s->n - 1;
 	table_delete(s, s->by_key, key_hash(s, e), idx, slot_key_hash);
 	if (e->base != NULL)
@@ -446,14 +512,112 @@ fm_state_entry_at(struct fm_state *s, size_t i)
  * Saving.
  */
 
+static void
+put_counters(struct fm_buf *b, const struct fm_state *s)
+{
+	fm_buf_printf(b, "uidvalidity %u\nuidnext %u\nhighestmodseq %llu\n",
+	              (unsigned)s->uidvalidity, (unsigned)s->uidnext,
+	              (unsigned long long)s->highestmodseq);
+}
+
+static void
+put_key(struct fm_buf *b, const struct fm_state *s, uint32_t uid,
+        const char *uidl)
+{
+	if (s->kind == FM_STATE_IMAP)
+		fm_record_put_u64(b, uid, 10);
+	else
+		fm_record_put(b, uidl);
+}
+
+static void
+put_entry(struct fm_buf *b, const struct fm_state *s,
+          const struct fm_state_entry *e)
+{
+	put_key(b, s, e->uid, e->uidl);
+	if (e->first_seen >= 0) {
+		fm_buf_append_char(b, ' ');
+		fm_record_put_u64(b, (uint64_t)e->first_seen, 10);
+		fm_buf_append_char(b, ' ');
+	} else {
+		fm_buf_printf(b, " %lld ", (long long)e->first_seen);
+	}
+	fm_record_put_u64(b, e->flags, 16);
+	fm_buf_append_char(b, ' ');
+	fm_record_put(b, e->base);
+	fm_buf_append_char(b, ' ');
+	fm_record_put(b, e->keywords);
+	fm_buf_append_char(b, '\n');
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int
+cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Appends the changed entries (each key once, as it is now: "+ ENTRY" or
+ * "- KEY") after the counters to the change log, while the log stays
+ * under a quarter of the snapshot: 1 when it did, 0 when a new snapshot
+ * is due. */
+static int
+save_changes(struct fm_state *s, const char *path, struct fm_error *err)
+{
+	if (s->snap_id == NULL)
+		return 0;
+	bool imap = s->kind == FM_STATE_IMAP;
+	if (s->n_chg > 0 && imap)
+		qsort(s->chg_uid, s->n_chg, sizeof(*s->chg_uid), cmp_u32);
+	else if (s->n_chg > 0)
+		qsort(s->chg_uidl, s->n_chg, sizeof(*s->chg_uidl), cmp_strp);
+	struct fm_buf chunk;
+	fm_buf_init(&chunk, STATE_FILE_MAX);
+	put_counters(&chunk, s);
+	for (size_t i = 0; i < s->n_chg; i++) {
+		uint32_t uid = imap ? s->chg_uid[i] : 0;
+		const char *uidl = imap ? NULL : s->chg_uidl[i];
+		if (i > 0 && (imap ? uid == s->chg_uid[i - 1]
+		                   : strcmp(uidl, s->chg_uidl[i - 1]) == 0))
+			continue;
+		const struct fm_state_entry *e = find_key(s, uid, uidl);
+		if (e != NULL) {
+			fm_buf_append(&chunk, "+ ", 2);
+			put_entry(&chunk, s, e);
+		} else {
+			fm_buf_append(&chunk, "- ", 2);
+			put_key(&chunk, s, uid, uidl);
+			fm_buf_append_char(&chunk, '\n');
+		}
+	}
+	int r = 0;
+	if (s->log_end + chunk.len <= s->snap_bytes / 4) {
+		r = fm_reclog_append(path, s->snap_id, &s->log_end, chunk.data,
+		                     chunk.len, err) < 0
+		        ? -1
+		        : 1;
+		if (r == 1)
+			changes_clear(s);
+	}
+	fm_buf_free(&chunk);
+	return r;
+}
+
 int
 fm_state_save(struct fm_state *s, const char *path, struct fm_error *err)
 {
+	int r = save_changes(s, path, err);
+	if (r != 0)
+		return r < 0 ? -1 : 0;
 	struct fm_buf body;
 	fm_buf_init(&body, STATE_FILE_MAX);
-	fm_buf_printf(&body, "uidvalidity %u\nuidnext %u\nhighestmodseq %llu\n",
-	              (unsigned)s->uidvalidity, (unsigned)s->uidnext,
-	              (unsigned long long)s->highestmodseq);
+	put_counters(&body, s);
 	for (size_t i = 0; i < s->n; i++) {
 		/* An entry takes at most 3 escaped strings and 3 numbers. */
 		if (body.len + 9 * FM_STATE_STRING_MAX + 64 > body.max) {
@@ -463,38 +627,30 @@ fm_state_save(struct fm_state *s, const char *path, struct fm_error *err)
 			                      "large"),
 			                    path);
 		}
-		const struct fm_state_entry *e = fm_state_entry_at(s, i);
-		if (s->kind == FM_STATE_IMAP)
-			fm_record_put_u64(&body, e->uid, 10);
-		else
-			fm_record_put(&body, e->uidl);
-		if (e->first_seen >= 0) {
-			fm_buf_append_char(&body, ' ');
-			fm_record_put_u64(&body, (uint64_t)e->first_seen, 10);
-			fm_buf_append_char(&body, ' ');
-		} else {
-			fm_buf_printf(&body, " %lld ",
-			              (long long)e->first_seen);
-		}
-		fm_record_put_u64(&body, e->flags, 16);
-		fm_buf_append_char(&body, ' ');
-		fm_record_put(&body, e->base);
-		fm_buf_append_char(&body, ' ');
-		fm_record_put(&body, e->keywords);
-		fm_buf_append_char(&body, '\n');
+		put_entry(&body, s, fm_state_entry_at(s, i));
 	}
 	char digest[65];
 	fm_record_digest(body.data, body.len, digest);
+	const char *kind = s->kind == FM_STATE_IMAP ? "imap" : "pop3";
 	char header[HEADER_MAX];
-	int hlen = snprintf(header, sizeof(header), "%s %d %s %zu %zu %s\n",
-	                    STATE_MAGIC, STATE_VERSION,
-	                    s->kind == FM_STATE_IMAP ? "imap" : "pop3", s->n,
-	                    body.len, digest);
+	int hlen =
+	    snprintf(header, sizeof(header), "%s %d %s %zu %zu %s\n",
+	             STATE_MAGIC, STATE_VERSION, kind, s->n, body.len, digest);
 	struct iovec iov[2] = {
 	    {.iov_base = header, .iov_len = (size_t)hlen},
 	    {.iov_base = body.data, .iov_len = body.len},
 	};
 	int rc = fm_file_replace(path, iov, 2, err);
+	if (rc == 0) {
+		/* The log's changes are in the new snapshot. */
+		fm_reclog_remove(path);
+		free(s->snap_id);
+		s->snap_id =
+		    xasprintf("%s %zu %zu %s", kind, s->n, body.len, digest);
+		s->snap_bytes = body.len;
+		s->log_end = 0;
+		changes_clear(s);
+	}
 	fm_buf_free(&body);
 	return rc;
 }
@@ -516,13 +672,52 @@ damaged(const char *path, struct fm_error *err, const char *why, size_t line)
 	return fm_error_detail(err, "%s: %s", path, why);
 }
 
+/* Parses one entry line (in place; e's strings point into it). */
+static int
+parse_entry(const struct fm_state *s, char *line, struct fm_state_entry *e)
+{
+	char *f[5];
+	uint64_t uid = 0, flags, seen;
+	char *uidl = NULL, *base, *keywords;
+	if (fm_record_split(line, f, 5) < 0 ||
+	    (s->kind == FM_STATE_IMAP
+	         ? fm_record_parse_u64(f[0], 10, UINT32_MAX, &uid) < 0
+	         : fm_record_unescape(f[0], &uidl) < 0 || uidl == NULL) ||
+	    fm_record_parse_u64(f[1], 10, INT64_MAX, &seen) < 0 ||
+	    fm_record_parse_u64(f[2], 16, UINT32_MAX, &flags) < 0 ||
+	    fm_record_unescape(f[3], &base) < 0 ||
+	    fm_record_unescape(f[4], &keywords) < 0)
+		return -1;
+	*e = (struct fm_state_entry){
+	    .uid = (uint32_t)uid,
+	    .uidl = uidl,
+	    .first_seen = (int64_t)seen,
+	    .base = base,
+	    .flags = (uint32_t)flags,
+	    .keywords = keywords,
+	};
+	return 0;
+}
+
+/* Parses "NAME N" into *v (at most max). */
+static int
+parse_counter(char *line, const char *name, uint64_t max, uint64_t *v)
+{
+	char *f[2];
+	return fm_record_split(line, f, 2) < 0 || strcmp(f[0], name) != 0 ||
+	               fm_record_parse_u64(f[1], 10, max, v) < 0
+	           ? -1
+	           : 0;
+}
+
+static const char *const counter_names[] = {"uidvalidity", "uidnext",
+                                            "highestmodseq"};
+static const uint64_t counter_maxes[] = {UINT32_MAX, UINT32_MAX, INT64_MAX};
+
 static int
 parse_body(struct fm_state *s, char *body, size_t len, size_t count,
            const char *path, struct fm_error *err)
 {
-	static const char *const counters[] = {"uidvalidity", "uidnext",
-	                                       "highestmodseq"};
-	static const uint64_t maxes[] = {UINT32_MAX, UINT32_MAX, INT64_MAX};
 	uint64_t values[3];
 	char *p = body, *end = body + len;
 	size_t lineno = 0, entries = 0;
@@ -537,36 +732,17 @@ parse_body(struct fm_state *s, char *body, size_t len, size_t count,
 		char *line = p;
 		p = nl + 1;
 		lineno++;
-		char *f[5];
 		if (lineno <= 3) {
-			if (fm_record_split(line, f, 2) < 0 ||
-			    strcmp(f[0], counters[lineno - 1]) != 0 ||
-			    fm_record_parse_u64(f[1], 10, maxes[lineno - 1],
-			                        &values[lineno - 1]) < 0)
+			if (parse_counter(line, counter_names[lineno - 1],
+			                  counter_maxes[lineno - 1],
+			                  &values[lineno - 1]) < 0)
 				return damaged(path, err, "bad counter",
 				               lineno);
 			continue;
 		}
-		uint64_t uid = 0, flags, seen;
-		char *uidl = NULL, *base, *keywords;
-		if (fm_record_split(line, f, 5) < 0 ||
-		    (s->kind == FM_STATE_IMAP
-		         ? fm_record_parse_u64(f[0], 10, UINT32_MAX, &uid) < 0
-		         : fm_record_unescape(f[0], &uidl) < 0 ||
-		               uidl == NULL) ||
-		    fm_record_parse_u64(f[1], 10, INT64_MAX, &seen) < 0 ||
-		    fm_record_parse_u64(f[2], 16, UINT32_MAX, &flags) < 0 ||
-		    fm_record_unescape(f[3], &base) < 0 ||
-		    fm_record_unescape(f[4], &keywords) < 0)
+		struct fm_state_entry e;
+		if (parse_entry(s, line, &e) < 0)
 			return damaged(path, err, "bad entry", lineno);
-		struct fm_state_entry e = {
-		    .uid = (uint32_t)uid,
-		    .uidl = uidl,
-		    .first_seen = (int64_t)seen,
-		    .base = base,
-		    .flags = (uint32_t)flags,
-		    .keywords = keywords,
-		};
 		if (fm_state_put(s, &e, NULL) < 0)
 			return damaged(path, err, "invalid or duplicate entry",
 			               lineno);
@@ -578,6 +754,90 @@ parse_body(struct fm_state *s, char *body, size_t len, size_t count,
 	s->uidnext = (uint32_t)values[1];
 	s->highestmodseq = values[2];
 	return 0;
+}
+
+/* Applies one chunk of the change log: its counters, then its entries
+ * (each key once): every old version goes first, so entries that traded
+ * base names cannot collide. */
+static int
+apply_chunk(struct fm_state *s, char **lines, size_t n)
+{
+	uint64_t values[3];
+	if (n < 3)
+		return -1;
+	for (size_t i = 0; i < 3; i++)
+		if (parse_counter(lines[i], counter_names[i], counter_maxes[i],
+		                  &values[i]) < 0)
+			return -1;
+	s->uidvalidity = (uint32_t)values[0];
+	s->uidnext = (uint32_t)values[1];
+	s->highestmodseq = values[2];
+	struct fm_state_entry *put = xcalloc(n, sizeof(*put));
+	size_t np = 0;
+	int ret = 0;
+	for (size_t i = 3; i < n && ret == 0; i++) {
+		char *l = lines[i];
+		if (l[0] == '+' && l[1] == ' ' &&
+		    parse_entry(s, l + 2, &put[np]) == 0) {
+			remove_entry(s, find_key(s, put[np].uid, put[np].uidl));
+			np++;
+		} else if (l[0] == '-' && l[1] == ' ') {
+			uint64_t uid = 0;
+			char *uidl = NULL;
+			if (s->kind == FM_STATE_IMAP
+			        ? fm_record_parse_u64(l + 2, 10, UINT32_MAX,
+			                              &uid) < 0
+			        : fm_record_unescape(l + 2, &uidl) < 0 ||
+			              uidl == NULL)
+				ret = -1;
+			else
+				remove_entry(s,
+				             find_key(s, (uint32_t)uid, uidl));
+		} else {
+			ret = -1;
+		}
+	}
+	for (size_t i = 0; i < np && ret == 0; i++)
+		if (fm_state_put(s, &put[i], NULL) < 0)
+			ret = -1;
+	free(put);
+	return ret;
+}
+
+/* Applies the change log's records (NUL-terminated; chunks begin with
+ * their uidvalidity line). */
+static int
+apply_log(struct fm_state *s, char *p, const char *path, struct fm_error *err)
+{
+	char **lines = NULL;
+	size_t n = 0, cap = 0, chunks = 0;
+	int ret = 0;
+	while (*p != '\0' && ret == 0) {
+		char *nl = strchr(p, '\n');
+		if (nl == NULL) {
+			ret = damaged(path, err, "change log line unterminated",
+			              0);
+			break;
+		}
+		*nl = '\0';
+		if (strncmp(p, "uidvalidity ", 12) == 0 && n > 0) {
+			if (apply_chunk(s, lines, n) < 0)
+				ret = damaged(path, err, "bad change log chunk",
+				              chunks + 1);
+			chunks++;
+			n = 0;
+		}
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			lines = xreallocarray(lines, cap, sizeof(*lines));
+		}
+		lines[n++] = p;
+		p = nl + 1;
+	}
+	if (ret == 0 && n > 0 && apply_chunk(s, lines, n) < 0)
+		ret = damaged(path, err, "bad change log chunk", chunks + 1);
+	free(lines);
+	return ret;
 }
 
 int
@@ -641,6 +901,22 @@ fm_state_load(const char *path, enum fm_state_kind kind,
 	}
 	if (parse_body(s, body, have, (size_t)count, path, err) < 0)
 		goto out;
+	char *snap_id = xasprintf("%s %llu %zu %s", f[2],
+	                          (unsigned long long)count, have, digest);
+	char *log = NULL;
+	size_t log_len, log_end;
+	int lr = fm_reclog_read(path, snap_id, STATE_FILE_MAX, &log, &log_len,
+	                        &log_end, err);
+	if (lr == 0 && log != NULL)
+		lr = apply_log(s, log, path, err);
+	free(log);
+	if (lr < 0) {
+		free(snap_id);
+		goto out;
+	}
+	s->snap_id = snap_id;
+	s->snap_bytes = have;
+	s->log_end = log_end;
 	rc = 0;
 	*state_r = s;
 	s = NULL;

@@ -9,8 +9,12 @@
  *
  * The file is the truth the next sync starts from, so it is never torn:
  * it is written whole to FILE.tmp, fsynced and renamed over FILE, and it
- * carries its own length and SHA-256, so a truncated or damaged file is
+ * carries its own length and CRC-32, so a truncated or damaged file is
  * detected on load and reported with its path instead of being half-read.
+ * A save that changes few entries appends them to FILE.log instead (the
+ * change log of base.h: "+ ENTRY" for an entry as it now is, "- KEY" for
+ * one removed, after the three counter lines), until the log outgrows a
+ * quarter of FILE; then FILE is written whole and the log removed.
  *
  * File format, version 1 (text, one header line, then the body):
  *

@@ -479,6 +479,137 @@ test_atomic_write(void **state)
 	free(a);
 }
 
+/* The state as text, for comparing two of them. */
+static char *
+dump(struct fm_state *s)
+{
+	struct fm_buf b;
+	fm_buf_init(&b, SIZE_MAX / 2);
+	fm_buf_printf(&b, "%u %u %llu\n", fm_state_uidvalidity(s),
+	              fm_state_uidnext(s),
+	              (unsigned long long)fm_state_highestmodseq(s));
+	for (size_t i = 0; i < fm_state_count(s); i++) {
+		const struct fm_state_entry *e = fm_state_entry_at(s, i);
+		fm_buf_printf(&b, "%u %s %lld %x %s %s\n", e->uid,
+		              e->uidl ? e->uidl : "-", (long long)e->first_seen,
+		              e->flags, e->base ? e->base : "-",
+		              e->keywords ? e->keywords : "-");
+	}
+	return b.data;
+}
+
+static char *
+dump_loaded(const char *path)
+{
+	struct fm_state *s = NULL;
+	struct fm_error err;
+	fm_error_clear(&err);
+	bool dmg;
+	if (fm_state_load(path, FM_STATE_IMAP, &s, &dmg, &err) != 0)
+		fail_msg("load: %s", err.user);
+	char *d = dump(s);
+	fm_state_free(&s);
+	return d;
+}
+
+/* Small changes go to the change log, which a crash may cut anywhere:
+ * the state loads as it was after some whole number of saves. */
+static void
+test_change_log(void **state)
+{
+	struct fixture *f = *state;
+	char *log = xasprintf("%s.log", f->path);
+	struct fm_error err;
+	fm_error_clear(&err);
+	struct fm_state *s = fm_state_new(FM_STATE_IMAP);
+	fm_state_set_uidvalidity(s, 7);
+	fm_state_set_uidnext(s, 1001);
+	char base[32];
+	for (uint32_t u = 1; u <= 1000; u++) {
+		snprintf(base, sizeof(base), "b%u", u);
+		put_ok(s, u, NULL, base, 0, u % 10 == 0 ? "$Junk" : NULL);
+	}
+	assert_int_equal(fm_state_save(s, f->path, &err), 0);
+	assert_int_equal(access(log, F_OK), -1);
+	size_t snap_len, len;
+	char *snap = read_all(f->path, &snap_len);
+	char *d0 = dump(s);
+
+	/* Save 1: flags, a removal, a new entry, counters. */
+	put_ok(s, 5, NULL, "b5", 1, NULL);
+	assert_true(fm_state_remove_uid(s, 6));
+	put_ok(s, 1001, NULL, "b1001", 2, "x y");
+	fm_state_set_uidnext(s, 1002);
+	fm_state_set_highestmodseq(s, 99);
+	assert_int_equal(fm_state_save(s, f->path, &err), 0);
+	char *now = read_all(f->path, &len);
+	assert_int_equal(len, snap_len);
+	assert_memory_equal(now, snap, len);
+	free(now);
+	char *d1 = dump(s);
+	size_t log1_len;
+	char *log1 = read_all(log, &log1_len);
+	/* Save 2: two entries trade base names, and one changes back. */
+	assert_true(fm_state_remove_uid(s, 8));
+	assert_true(fm_state_remove_uid(s, 9));
+	put_ok(s, 8, NULL, "b9", 0, NULL);
+	put_ok(s, 9, NULL, "b8", 0, NULL);
+	put_ok(s, 5, NULL, "b5", 0, NULL);
+	assert_int_equal(fm_state_save(s, f->path, &err), 0);
+	char *d2 = dump(s);
+	size_t log2_len;
+	char *log2 = read_all(log, &log2_len);
+	assert_true(log2_len > log1_len);
+	fm_state_free(&s);
+	char *got = dump_loaded(f->path);
+	assert_string_equal(got, d2);
+	free(got);
+
+	for (size_t n = 0; n <= log2_len; n++) {
+		write_all(log, log2, n);
+		got = dump_loaded(f->path);
+		const char *want = n < log1_len ? d0 : n < log2_len ? d1 : d2;
+		if (strcmp(got, want) != 0)
+			fail_msg("a log cut at %zu of %zu loads wrongly", n,
+			         log2_len);
+		free(got);
+	}
+	/* A save after a torn chunk writes over it. */
+	write_all(log, log2, log1_len + 5);
+	bool dmg;
+	assert_int_equal(fm_state_load(f->path, FM_STATE_IMAP, &s, &dmg, &err),
+	                 0);
+	put_ok(s, 2000, NULL, "b2000", 0, NULL);
+	char *d3 = dump(s);
+	assert_int_equal(fm_state_save(s, f->path, &err), 0);
+	got = dump_loaded(f->path);
+	assert_string_equal(got, d3);
+	free(got);
+	/* A cleared state (a new UIDVALIDITY) is written whole. */
+	fm_state_clear(s);
+	put_ok(s, 1, NULL, "b1", 0, NULL);
+	assert_int_equal(fm_state_save(s, f->path, &err), 0);
+	assert_int_equal(access(log, F_OK), -1);
+	char *d4 = dump(s);
+	fm_state_free(&s);
+	/* A log of an older snapshot is ignored. */
+	write_all(log, log2, log2_len);
+	got = dump_loaded(f->path);
+	assert_string_equal(got, d4);
+	free(got);
+	unlink(log);
+
+	free(d0);
+	free(d1);
+	free(d2);
+	free(d3);
+	free(d4);
+	free(log1);
+	free(log2);
+	free(snap);
+	free(log);
+}
+
 int
 main(void)
 {
@@ -496,6 +627,7 @@ main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_versions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_atomic_write, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_change_log, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
