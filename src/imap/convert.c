@@ -192,6 +192,29 @@ cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* uids (sorted here) as a sequence set: "3:7,9". */
+char *
+imap_uid_set_text(uint32_t *uids, size_t n)
+{
+	qsort(uids, n, sizeof(*uids), cmp_u32);
+	struct fm_buf b;
+	fm_buf_init(&b, SIZE_MAX / 2);
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j + 1 < n && uids[j + 1] <= uids[j] + 1)
+			j++;
+		if (i > 0)
+			fm_buf_append_char(&b, ',');
+		if (uids[i] == uids[j])
+			fm_buf_printf(&b, "%u", (unsigned)uids[i]);
+		else
+			fm_buf_printf(&b, "%u:%u", (unsigned)uids[i],
+			              (unsigned)uids[j]);
+		i = j + 1;
+	}
+	return b.data;
+}
+
 /* A set of the n UIDs (sorted here), merged into ranges. */
 struct mailimap_set *
 imap_uid_set(uint32_t *uids, size_t n)

@@ -78,6 +78,8 @@ char *imap_kw_strip(const char *keywords, bool *had_r);
 struct mailimap_flag_list *imap_flag_list(uint32_t bits, const char *keywords);
 /* A set of the n UIDs (sorted here), merged into ranges. */
 struct mailimap_set *imap_uid_set(uint32_t *uids, size_t n);
+/* The same as text ("3:7,9"), for a command sent by hand. */
+char *imap_uid_set_text(uint32_t *uids, size_t n);
 /* What one FETCH response says; the strings in *out are the caller's to
  * free (body is borrowed from the response). */
 void imap_parse_att(const struct mailimap_msg_att *att,
