@@ -37,6 +37,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <time.h>
 
 #include "imap/imap_int.h"
 #include "log/log.h"
@@ -55,10 +56,11 @@ enum {
 };
 
 /* What a folder looked like after a sync that left both sides in
- * agreement: the server's counters and a fingerprint of the maildir's
- * file names. When both are the same at the next pass, the folder is
- * skipped without loading its state or summary. A cache: missing or
- * damaged, the folder is simply synced in full. */
+ * agreement: the server's counters, a fingerprint of the maildir's file
+ * names and the change times of cur/ and new/. When both are the same at
+ * the next pass, the folder is skipped without loading its state or
+ * summary. A cache: missing or damaged, the folder is simply synced in
+ * full. */
 #define STAMP_FILE ".fulmar-unchanged"
 
 /* ------------------------------------------------------------------------
@@ -161,7 +163,19 @@ imap_uid_of_tag(const struct pass *p, const char *folder, uint32_t validity,
  * The unchanged-folder stamp.
  */
 
-enum { ST_VALIDITY, ST_UIDNEXT, ST_MODSEQ, ST_EXISTS, ST_FILES, ST_HASH, ST_N };
+enum {
+	ST_VALIDITY,
+	ST_UIDNEXT,
+	ST_MODSEQ,
+	ST_EXISTS,
+	ST_FILES, /* the maildir's names: how many, and their hash */
+	ST_HASH,
+	ST_CUR, /* cur/ and new/ change times (ns) */
+	ST_NEW,
+	ST_TRUST, /* 1: the times alone tell a change (see stamp_write) */
+	ST_N
+};
+#define STAMP_MAGIC "fulmar-unchanged 2 "
 
 static char *
 stamp_path(struct pass *p, const char *local, char **dir_r)
@@ -176,9 +190,34 @@ stamp_path(struct pass *p, const char *local, char **dir_r)
 	return path;
 }
 
-/* Whether the folder is exactly as the stamp says. */
+static void stamp_write(struct pass *p, const char *local, uint64_t v[ST_N]);
+
+/* The change times of dir/cur and dir/new, in ns; false if unreadable. */
 static bool
-stamp_matches(struct pass *p, const char *local, const uint64_t now[ST_N])
+dir_times(const char *dir, uint64_t *cur_r, uint64_t *new_r)
+{
+	const char *subs[2] = {"cur", "new"};
+	uint64_t *out[2] = {cur_r, new_r};
+	for (int k = 0; k < 2; k++) {
+		char *sub = fm_path_join(dir, subs[k]);
+		struct stat st;
+		int r = stat(sub, &st);
+		free(sub);
+		if (r < 0)
+			return false;
+		*out[k] = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
+		          (uint64_t)st.st_mtim.tv_nsec;
+	}
+	return true;
+}
+
+/* Whether the folder is exactly as the stamp says: the server's counters
+ * (now, the first ST_FILES values), and the maildir's names, told by the
+ * directories' change times when the stamp trusts them, else listed. A
+ * listing that agrees renews the stamp, so the next pass need not list.
+ */
+static bool
+stamp_matches(struct pass *p, const char *local, uint64_t now[ST_N])
 {
 	char *dir = NULL;
 	char *path = stamp_path(p, local, &dir);
@@ -186,60 +225,82 @@ stamp_matches(struct pass *p, const char *local, const uint64_t now[ST_N])
 	size_t len = 0;
 	struct fm_error e;
 	fm_error_clear(&e);
-	bool same = false;
+	bool same = false, listed = false;
 	if (fm_record_read_file(path, 4096, &data, &len, &e) == 0) {
-		char *f[ST_N + 1];
-		uint64_t v;
+		char *f[ST_N];
+		uint64_t v[ST_N];
 		char *nl = memchr(data, '\n', len);
 		if (nl != NULL)
 			*nl = '\0';
-		same = strncmp(data, "fulmar-unchanged 1 ", 19) == 0 &&
-		       fm_record_split(data + 19, f, ST_N) == 0;
+		size_t ml = strlen(STAMP_MAGIC);
+		same = strncmp(data, STAMP_MAGIC, ml) == 0 &&
+		       fm_record_split(data + ml, f, ST_N) == 0;
 		for (int i = 0; same && i < ST_N; i++)
-			same = fm_record_parse_u64(f[i], 10, UINT64_MAX, &v) ==
-			           0 &&
-			       (i >= ST_FILES || v == now[i]);
-		if (same) {
-			uint64_t files, hash, want_files, want_hash;
+			same = fm_record_parse_u64(f[i], 10, UINT64_MAX,
+			                           &v[i]) == 0 &&
+			       (i >= ST_FILES || v[i] == now[i]);
+		uint64_t cur, new;
+		if (same && v[ST_TRUST] == 1 && dir_times(dir, &cur, &new) &&
+		    cur == v[ST_CUR] && new == v[ST_NEW]) {
+			/* Nothing renamed, added or removed since. */
+		} else if (same) {
+			uint64_t files, hash;
 			same = fm_maildir_fingerprint(dir, &files, &hash) &&
-			       fm_record_parse_u64(f[ST_FILES], 10, UINT64_MAX,
-			                           &want_files) == 0 &&
-			       fm_record_parse_u64(f[ST_HASH], 10, UINT64_MAX,
-			                           &want_hash) == 0 &&
-			       files == want_files && hash == want_hash;
+			       files == v[ST_FILES] && hash == v[ST_HASH];
+			listed = same;
 		}
 	}
 	free(data);
 	free(path);
 	free(dir);
+	if (listed)
+		stamp_write(p, local, now);
 	return same;
 }
 
-/* Writes the stamp (v[ST_FILES] and v[ST_HASH] filled here), or removes
- * it when the folder cannot be stamped. */
+/* Writes the stamp (v[ST_FILES] and on filled here), or removes it when
+ * the folder cannot be stamped. The stamp is a cache that proves itself
+ * (any change to either side changes what it compares), so it is written
+ * without fsync.
+ *
+ * The change times are trusted only when the coarse clock has moved past
+ * them: a file system stamps changes with that clock's ticks, so a change
+ * in the same tick as the last one could leave the time as it was; once
+ * the clock is past it, any later change gets a later time. */
 static void
 stamp_write(struct pass *p, const char *local, uint64_t v[ST_N])
 {
 	char *dir = NULL;
 	char *path = stamp_path(p, local, &dir);
-	struct fm_error e;
-	fm_error_clear(&e);
-	if (v == NULL ||
-	    !fm_maildir_fingerprint(dir, &v[ST_FILES], &v[ST_HASH])) {
+	struct timespec now;
+	if (v == NULL || !dir_times(dir, &v[ST_CUR], &v[ST_NEW]) ||
+	    !fm_maildir_fingerprint(dir, &v[ST_FILES], &v[ST_HASH]) ||
+	    clock_gettime(CLOCK_REALTIME_COARSE, &now) < 0) {
 		if (unlink(path) < 0 && errno != ENOENT)
 			fm_log_warn("%s: %s", path, strerror(errno));
 	} else {
-		char line[256];
-		int n = snprintf(
-		    line, sizeof(line),
-		    "fulmar-unchanged 1 %llu %llu %llu %llu %llu "
-		    "%llu\n",
-		    (unsigned long long)v[0], (unsigned long long)v[1],
-		    (unsigned long long)v[2], (unsigned long long)v[3],
-		    (unsigned long long)v[4], (unsigned long long)v[5]);
-		struct iovec iov = {.iov_base = line, .iov_len = (size_t)n};
-		if (fm_file_replace(path, &iov, 1, &e) < 0)
-			fm_log_warn("%s", e.user);
+		uint64_t t =
+		    (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+		v[ST_TRUST] = t > v[ST_CUR] && t > v[ST_NEW];
+		struct fm_buf line;
+		fm_buf_init(&line, 1024);
+		fm_buf_append_str(&line, STAMP_MAGIC);
+		for (int i = 0; i < ST_N; i++)
+			fm_buf_printf(&line, i > 0 ? " %llu" : "%llu",
+			              (unsigned long long)v[i]);
+		fm_buf_append_char(&line, '\n');
+		char *tmp = xasprintf("%s.tmp", path);
+		int fd =
+		    open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		int r = fd < 0 ? -1 : fm_write_all(fd, line.data, line.len);
+		if (fd >= 0 && close(fd) < 0)
+			r = -1;
+		if (r < 0 || rename(tmp, path) < 0) {
+			fm_log_warn("%s: %s", path, strerror(errno));
+			unlink(tmp);
+		}
+		free(tmp);
+		fm_buf_free(&line);
 	}
 	free(path);
 	free(dir);
