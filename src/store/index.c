@@ -12,10 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <notmuch.h>
-
 #include "store/index.h"
 #include "store/maildir.h"
+#include "store/nmlib.h"
 
 _Static_assert((FM_MAILDIR_DRAFT | FM_MAILDIR_FLAGGED | FM_MAILDIR_PASSED |
                 FM_MAILDIR_REPLIED | FM_MAILDIR_SEEN) == FM_INDEX_SYNCED_FLAGS,
@@ -57,6 +56,7 @@ static pthread_rwlock_t commit_gate = PTHREAD_RWLOCK_INITIALIZER;
 #define PARSE_PROBE_TAG "fulmar-parse-probe"
 
 struct fm_index_writer {
+	const struct fm_nm *nm; /* libnotmuch, loaded by the open */
 	notmuch_database_t *db; /* NULL after a failed rollback */
 	char *db_path;
 	char *mail_root; /* without trailing slashes */
@@ -66,6 +66,7 @@ struct fm_index_writer {
 };
 
 struct fm_index_reader {
+	const struct fm_nm *nm;
 	notmuch_database_t *db;
 	char *db_path;
 	char *mail_root; /* as the writer recorded it */
@@ -82,20 +83,21 @@ struct fm_index_reader {
  * last log line goes to the detail; it may belong to an earlier failure
  * (notmuch logs some errors only once per handle), hence "last". */
 static int
-db_error(struct fm_error *err, const char *db_path, const char *what,
-         notmuch_status_t st, notmuch_database_t *db, const char *msg)
+db_error(const struct fm_nm *nm, struct fm_error *err, const char *db_path,
+         const char *what, notmuch_status_t st, notmuch_database_t *db,
+         const char *msg)
 {
 	fm_error_set(err, FM_ERR_LOCAL,
 	             _("The search index in %s could not be %s (%s). The index "
 	               "is derived from the mail and can be rebuilt with "
 	               "\"fulmar reindex\"."),
-	             db_path, what, notmuch_status_to_string(st));
+	             db_path, what, nm->status_to_string(st));
 	if (msg == NULL && db != NULL)
-		msg = notmuch_database_status_string(db);
+		msg = nm->database_status_string(db);
 	char line[FM_ERROR_DETAIL_MAX];
 	fm_str_printable(msg != NULL ? msg : "", line, sizeof(line));
 	return fm_error_detail(err, "notmuch: %s; last notmuch message: %s",
-	                       notmuch_status_to_string(st), line);
+	                       nm->status_to_string(st), line);
 }
 
 /* ------------------------------------------------------------------------
@@ -124,21 +126,21 @@ strv_free(char **v)
 /* Copies a notmuch tag list into a NULL-terminated array (sorted: notmuch
  * reads tags from Xapian terms, which are in order). */
 static char **
-tags_copy(notmuch_tags_t *tags, size_t *n_r)
+tags_copy(const struct fm_nm *nm, notmuch_tags_t *tags, size_t *n_r)
 {
 	size_t n = 0, cap = 4;
 	char **v = xreallocarray(NULL, cap, sizeof(*v));
-	for (; tags != NULL && notmuch_tags_valid(tags);
-	     notmuch_tags_move_to_next(tags)) {
+	for (; tags != NULL && nm->tags_valid(tags);
+	     nm->tags_move_to_next(tags)) {
 		if (n + 1 >= cap) {
 			cap *= 2;
 			v = xreallocarray(v, cap, sizeof(*v));
 		}
-		v[n++] = xstrdup(notmuch_tags_get(tags));
+		v[n++] = xstrdup(nm->tags_get(tags));
 	}
 	v[n] = NULL;
 	if (tags != NULL)
-		notmuch_tags_destroy(tags);
+		nm->tags_destroy(tags);
 	*n_r = n;
 	return v;
 }
@@ -243,10 +245,11 @@ gate_lock_read(void)
 static void
 writer_close(struct fm_index_writer *w)
 {
+	const struct fm_nm *nm = w->nm;
 	if (w->db == NULL)
 		return;
 	gate_lock_write();
-	notmuch_database_destroy(w->db);
+	nm->database_destroy(w->db);
 	gate_unlock();
 	w->db = NULL;
 }
@@ -273,6 +276,7 @@ writer_close(struct fm_index_writer *w)
 static int
 writer_connect(struct fm_index_writer *w, struct fm_error *err)
 {
+	const struct fm_nm *nm = w->nm;
 	char *dot = fm_path_join(w->db_path, INDEX_SUBDIR);
 	struct stat st_buf;
 	bool exists = stat(dot, &st_buf) == 0;
@@ -288,14 +292,14 @@ writer_connect(struct fm_index_writer *w, struct fm_error *err)
 		char *msg = NULL;
 		notmuch_status_t st;
 		if (exists)
-			st = notmuch_database_open_with_config(
+			st = nm->database_open_with_config(
 			    w->db_path, NOTMUCH_DATABASE_MODE_READ_WRITE, "",
 			    NULL, &db, &msg);
 		else
-			st = notmuch_database_create_with_config(
-			    w->db_path, "", NULL, &db, &msg);
+			st = nm->database_create_with_config(w->db_path, "",
+			                                     NULL, &db, &msg);
 		if (st != NOTMUCH_STATUS_SUCCESS) {
-			db_error(err, w->db_path,
+			db_error(nm, err, w->db_path,
 			         exists ? _("opened") : _("created"), st, NULL,
 			         msg);
 			free(msg);
@@ -304,18 +308,17 @@ writer_connect(struct fm_index_writer *w, struct fm_error *err)
 		free(msg);
 		exists = true;
 
-		const char *root =
-		    notmuch_config_get(db, NOTMUCH_CONFIG_MAIL_ROOT);
+		const char *root = nm->config_get(db, NOTMUCH_CONFIG_MAIL_ROOT);
 		const char *autocommit =
-		    notmuch_config_get(db, NOTMUCH_CONFIG_AUTOCOMMIT);
+		    nm->config_get(db, NOTMUCH_CONFIG_AUTOCOMMIT);
 		if (root != NULL && strcmp(root, w->mail_root) == 0 &&
 		    autocommit != NULL && strcmp(autocommit, "1") == 0) {
 			w->db = db;
-			w->revision = notmuch_database_get_revision(db, NULL);
+			w->revision = nm->database_get_revision(db, NULL);
 			return 0;
 		}
 		if (round == 1) {
-			notmuch_database_destroy(db);
+			nm->database_destroy(db);
 			fm_error_set(
 			    err, FM_ERR_LOCAL,
 			    _("The search index in %s does not keep "
@@ -329,14 +332,13 @@ writer_connect(struct fm_index_writer *w, struct fm_error *err)
 			    root != NULL ? root : "(none)",
 			    autocommit != NULL ? autocommit : "(none)");
 		}
-		st = notmuch_config_set(db, NOTMUCH_CONFIG_MAIL_ROOT,
-		                        w->mail_root);
+		st = nm->config_set(db, NOTMUCH_CONFIG_MAIL_ROOT, w->mail_root);
 		if (st == NOTMUCH_STATUS_SUCCESS)
-			st = notmuch_config_set(db, NOTMUCH_CONFIG_AUTOCOMMIT,
-			                        "1");
+			st = nm->config_set(db, NOTMUCH_CONFIG_AUTOCOMMIT, "1");
 		if (st != NOTMUCH_STATUS_SUCCESS) {
-			db_error(err, w->db_path, _("set up"), st, db, NULL);
-			notmuch_database_destroy(db);
+			db_error(nm, err, w->db_path, _("set up"), st, db,
+			         NULL);
+			nm->database_destroy(db);
 			return -1;
 		}
 		w->db = db;
@@ -415,9 +417,15 @@ fm_index_writer_open(const char *db_path, const char *mail_root,
 		                    _("The search index (%s) and the mail (%s) "
 		                      "need absolute paths."),
 		                    db_path, mail_root);
+	/* libnotmuch is loaded here, at the first use of the index, not at
+	 * every start of fulmar (nmlib.h). */
+	const struct fm_nm *nm = fm_nm_load(err);
+	if (nm == NULL)
+		return -1;
 	if (fm_path_mkdirs(db_path, 0700, err) < 0)
 		return -1;
 	struct fm_index_writer *w = xcalloc(1, sizeof(*w));
+	w->nm = nm;
 	w->db_path = strip_slashes(db_path);
 	w->mail_root = strip_slashes(mail_root);
 	w->root_len = strlen(w->mail_root);
@@ -480,11 +488,12 @@ writer_rollback(struct fm_index_writer *w)
 static notmuch_status_t
 writer_commit(struct fm_index_writer *w)
 {
+	const struct fm_nm *nm = w->nm;
 	gate_lock_write();
-	notmuch_status_t st = notmuch_database_end_atomic(w->db);
+	notmuch_status_t st = nm->database_end_atomic(w->db);
 	gate_unlock();
 	if (st == NOTMUCH_STATUS_SUCCESS)
-		w->revision = notmuch_database_get_revision(w->db, NULL);
+		w->revision = nm->database_get_revision(w->db, NULL);
 	return st;
 }
 
@@ -493,12 +502,13 @@ writer_commit(struct fm_index_writer *w)
 static notmuch_status_t
 resync_flags(struct fm_index_writer *w, const char *id)
 {
+	const struct fm_nm *nm = w->nm;
 	notmuch_message_t *m = NULL;
-	notmuch_status_t st = notmuch_database_find_message(w->db, id, &m);
+	notmuch_status_t st = nm->database_find_message(w->db, id, &m);
 	if (st != NOTMUCH_STATUS_SUCCESS || m == NULL)
 		return st;
-	st = notmuch_message_maildir_flags_to_tags(m);
-	notmuch_message_destroy(m);
+	st = nm->message_maildir_flags_to_tags(m);
+	nm->message_destroy(m);
 	return st;
 }
 
@@ -507,15 +517,16 @@ resync_flags(struct fm_index_writer *w, const char *id)
 static char *
 id_of_file(struct fm_index_writer *w, const char *path, notmuch_status_t *st_r)
 {
+	const struct fm_nm *nm = w->nm;
 	notmuch_message_t *m = NULL;
-	*st_r = notmuch_database_find_message_by_filename(w->db, path, &m);
+	*st_r = nm->database_find_message_by_filename(w->db, path, &m);
 	if (*st_r != NOTMUCH_STATUS_SUCCESS || m == NULL)
 		return NULL;
-	const char *id = notmuch_message_get_message_id(m);
+	const char *id = nm->message_get_message_id(m);
 	char *copy = id != NULL ? xstrdup(id) : NULL;
 	if (id == NULL)
 		*st_r = NOTMUCH_STATUS_XAPIAN_EXCEPTION;
-	notmuch_message_destroy(m);
+	nm->message_destroy(m);
 	return copy;
 }
 
@@ -525,11 +536,11 @@ static notmuch_status_t
 add_file(struct fm_index_writer *w, const char *path,
          enum fm_index_outcome *outcome_r, char **id_r)
 {
+	const struct fm_nm *nm = w->nm;
 	notmuch_message_t *m = NULL;
 	if (id_r != NULL)
 		*id_r = NULL;
-	notmuch_status_t st =
-	    notmuch_database_index_file(w->db, path, NULL, &m);
+	notmuch_status_t st = nm->database_index_file(w->db, path, NULL, &m);
 	switch (st) {
 	case NOTMUCH_STATUS_SUCCESS:
 		*outcome_r = FM_INDEX_NEW;
@@ -549,15 +560,15 @@ add_file(struct fm_index_writer *w, const char *path,
 		return st;
 	}
 	/* index_file() applies no maildir flags and no new-mail tags. */
-	st = notmuch_message_maildir_flags_to_tags(m);
+	st = nm->message_maildir_flags_to_tags(m);
 	if (st == NOTMUCH_STATUS_SUCCESS && id_r != NULL) {
-		const char *id = notmuch_message_get_message_id(m);
+		const char *id = nm->message_get_message_id(m);
 		if (id != NULL)
 			*id_r = xstrdup(id);
 		else
 			st = NOTMUCH_STATUS_XAPIAN_EXCEPTION;
 	}
-	notmuch_message_destroy(m);
+	nm->message_destroy(m);
 	return st;
 }
 
@@ -565,6 +576,7 @@ static notmuch_status_t
 remove_file(struct fm_index_writer *w, const char *path,
             enum fm_index_outcome *outcome_r)
 {
+	const struct fm_nm *nm = w->nm;
 	notmuch_status_t st;
 	char *id = id_of_file(w, path, &st);
 	if (st != NOTMUCH_STATUS_SUCCESS)
@@ -573,7 +585,7 @@ remove_file(struct fm_index_writer *w, const char *path,
 		*outcome_r = FM_INDEX_UNKNOWN;
 		return NOTMUCH_STATUS_SUCCESS;
 	}
-	st = notmuch_database_remove_message(w->db, path);
+	st = nm->database_remove_message(w->db, path);
 	if (st == NOTMUCH_STATUS_SUCCESS) {
 		*outcome_r = FM_INDEX_GONE;
 	} else if (st == NOTMUCH_STATUS_DUPLICATE_MESSAGE_ID) {
@@ -597,6 +609,7 @@ static notmuch_status_t
 rename_file(struct fm_index_writer *w, const char *from, const char *to,
             enum fm_index_outcome *outcome_r)
 {
+	const struct fm_nm *nm = w->nm;
 	notmuch_status_t st;
 	const char *rel_from = relative_path(w->mail_root, w->root_len, from);
 	const char *rel_to = relative_path(w->mail_root, w->root_len, to);
@@ -609,7 +622,7 @@ rename_file(struct fm_index_writer *w, const char *from, const char *to,
 	char *new_id = NULL;
 	st = add_file(w, to, outcome_r, &new_id);
 	if (st == NOTMUCH_STATUS_SUCCESS && old_id != NULL) {
-		st = notmuch_database_remove_message(w->db, from);
+		st = nm->database_remove_message(w->db, from);
 		if (st == NOTMUCH_STATUS_DUPLICATE_MESSAGE_ID)
 			st = NOTMUCH_STATUS_SUCCESS;
 	}
@@ -629,6 +642,7 @@ int
 fm_index_apply(struct fm_index_writer *w, struct fm_index_op *ops, size_t n,
                unsigned long *revision_r, struct fm_error *err)
 {
+	const struct fm_nm *nm = w->nm;
 	for (size_t i = 0; i < n; i++) {
 		bool ok = path_ok(w, ops[i].path) &&
 		          (ops[i].kind != FM_INDEX_RENAME ||
@@ -654,9 +668,10 @@ fm_index_apply(struct fm_index_writer *w, struct fm_index_op *ops, size_t n,
 		return 0;
 	}
 
-	notmuch_status_t st = notmuch_database_begin_atomic(w->db);
+	notmuch_status_t st = nm->database_begin_atomic(w->db);
 	if (st != NOTMUCH_STATUS_SUCCESS)
-		return db_error(err, w->db_path, _("updated"), st, w->db, NULL);
+		return db_error(nm, err, w->db_path, _("updated"), st, w->db,
+		                NULL);
 	for (size_t i = 0; i < n && st == NOTMUCH_STATUS_SUCCESS; i++) {
 		struct fm_index_op *op = &ops[i];
 		switch (op->kind) {
@@ -678,7 +693,7 @@ fm_index_apply(struct fm_index_writer *w, struct fm_index_op *ops, size_t n,
 	if (st == NOTMUCH_STATUS_SUCCESS)
 		st = writer_commit(w);
 	if (st != NOTMUCH_STATUS_SUCCESS) {
-		db_error(err, w->db_path, _("updated"), st, w->db, NULL);
+		db_error(nm, err, w->db_path, _("updated"), st, w->db, NULL);
 		writer_rollback(w);
 		for (size_t i = 0; i < n; i++)
 			ops[i].outcome = FM_INDEX_PENDING;
@@ -728,43 +743,43 @@ flags_of_tags(char *const *tags)
 }
 
 static notmuch_status_t
-tag_message(notmuch_message_t *m, const char *const *add,
-            const char *const *remove, struct fm_index_tagged *result)
+tag_message(const struct fm_nm *nm, notmuch_message_t *m,
+            const char *const *add, const char *const *remove,
+            struct fm_index_tagged *result)
 {
-	notmuch_status_t st = notmuch_message_freeze(m);
+	notmuch_status_t st = nm->message_freeze(m);
 	if (st != NOTMUCH_STATUS_SUCCESS)
 		return st;
 	for (size_t i = 0; remove != NULL && remove[i] != NULL && !st; i++)
-		st = notmuch_message_remove_tag(m, remove[i]);
+		st = nm->message_remove_tag(m, remove[i]);
 	for (size_t i = 0; add != NULL && add[i] != NULL && !st; i++)
-		st = notmuch_message_add_tag(m, add[i]);
+		st = nm->message_add_tag(m, add[i]);
 	if (st == NOTMUCH_STATUS_SUCCESS)
-		st = notmuch_message_thaw(m);
+		st = nm->message_thaw(m);
 	if (st != NOTMUCH_STATUS_SUCCESS)
 		return st;
 
 	size_t ntags;
-	char **tags = tags_copy(notmuch_message_get_tags(m), &ntags);
+	char **tags = tags_copy(nm, nm->message_get_tags(m), &ntags);
 	result->flags = flags_of_tags(tags);
 	strv_free(tags);
 
-	notmuch_filenames_t *files = notmuch_message_get_filenames(m);
+	notmuch_filenames_t *files = nm->message_get_filenames(m);
 	if (files == NULL)
 		return NOTMUCH_STATUS_XAPIAN_EXCEPTION;
 	size_t cap = 2;
 	result->paths = xreallocarray(NULL, cap, sizeof(char *));
-	for (; notmuch_filenames_valid(files);
-	     notmuch_filenames_move_to_next(files)) {
+	for (; nm->filenames_valid(files); nm->filenames_move_to_next(files)) {
 		if (result->npaths + 1 >= cap) {
 			cap *= 2;
 			result->paths =
 			    xreallocarray(result->paths, cap, sizeof(char *));
 		}
 		result->paths[result->npaths++] =
-		    xstrdup(notmuch_filenames_get(files));
+		    xstrdup(nm->filenames_get(files));
 	}
 	result->paths[result->npaths] = NULL;
-	notmuch_filenames_destroy(files);
+	nm->filenames_destroy(files);
 	return NOTMUCH_STATUS_SUCCESS;
 }
 
@@ -773,6 +788,7 @@ fm_index_tag(struct fm_index_writer *w, const char *message_id,
              const char *const *add, const char *const *remove,
              struct fm_index_tagged *result_r, struct fm_error *err)
 {
+	const struct fm_nm *nm = w->nm;
 	memset(result_r, 0, sizeof(*result_r));
 	if (check_tags(add, err) < 0 || check_tags(remove, err) < 0)
 		return -1;
@@ -780,13 +796,14 @@ fm_index_tag(struct fm_index_writer *w, const char *message_id,
 		return -1;
 
 	char *id = bare_message_id(message_id);
-	notmuch_status_t st = notmuch_database_begin_atomic(w->db);
+	notmuch_status_t st = nm->database_begin_atomic(w->db);
 	if (st != NOTMUCH_STATUS_SUCCESS) {
 		free(id);
-		return db_error(err, w->db_path, _("updated"), st, w->db, NULL);
+		return db_error(nm, err, w->db_path, _("updated"), st, w->db,
+		                NULL);
 	}
 	notmuch_message_t *m = NULL;
-	st = notmuch_database_find_message(w->db, id, &m);
+	st = nm->database_find_message(w->db, id, &m);
 	if (st == NOTMUCH_STATUS_SUCCESS && m == NULL) {
 		/* Nothing changed: close the empty section. */
 		st = writer_commit(w);
@@ -801,14 +818,14 @@ fm_index_tag(struct fm_index_writer *w, const char *message_id,
 		}
 	}
 	if (st == NOTMUCH_STATUS_SUCCESS)
-		st = tag_message(m, add, remove, result_r);
+		st = tag_message(nm, m, add, remove, result_r);
 	if (m != NULL)
-		notmuch_message_destroy(m);
+		nm->message_destroy(m);
 	if (st == NOTMUCH_STATUS_SUCCESS)
 		st = writer_commit(w);
 	free(id);
 	if (st != NOTMUCH_STATUS_SUCCESS) {
-		db_error(err, w->db_path, _("updated"), st, w->db, NULL);
+		db_error(nm, err, w->db_path, _("updated"), st, w->db, NULL);
 		writer_rollback(w);
 		fm_index_tagged_free(result_r);
 		return -1;
@@ -835,23 +852,27 @@ fm_index_reader_open(const char *db_path, struct fm_index_reader **reader_r,
                      struct fm_error *err)
 {
 	*reader_r = NULL;
+	const struct fm_nm *nm = fm_nm_load(err);
+	if (nm == NULL)
+		return -1;
 	notmuch_database_t *db = NULL;
 	char *msg = NULL;
-	notmuch_status_t st = notmuch_database_open_with_config(
+	notmuch_status_t st = nm->database_open_with_config(
 	    db_path, NOTMUCH_DATABASE_MODE_READ_ONLY, "", NULL, &db, &msg);
 	if (st != NOTMUCH_STATUS_SUCCESS) {
-		db_error(err, db_path, _("opened"), st, NULL, msg);
+		db_error(nm, err, db_path, _("opened"), st, NULL, msg);
 		free(msg);
 		return -1;
 	}
 	free(msg);
 	struct fm_index_reader *r = xcalloc(1, sizeof(*r));
+	r->nm = nm;
 	r->db = db;
 	r->db_path = xstrdup(db_path);
-	const char *root = notmuch_config_get(db, NOTMUCH_CONFIG_MAIL_ROOT);
+	const char *root = nm->config_get(db, NOTMUCH_CONFIG_MAIL_ROOT);
 	r->mail_root = strip_slashes(root != NULL ? root : "/");
 	r->root_len = strlen(r->mail_root);
-	r->revision = notmuch_database_get_revision(db, NULL);
+	r->revision = nm->database_get_revision(db, NULL);
 	*reader_r = r;
 	return 0;
 }
@@ -862,7 +883,7 @@ fm_index_reader_free(struct fm_index_reader **reader)
 	struct fm_index_reader *r = *reader;
 	if (r == NULL)
 		return;
-	notmuch_database_destroy(r->db);
+	r->nm->database_destroy(r->db);
 	free(r->db_path);
 	free(r->mail_root);
 	free(r);
@@ -879,11 +900,12 @@ fm_index_reader_revision(const struct fm_index_reader *reader)
 static notmuch_status_t
 reader_refresh(struct fm_index_reader *r, bool *changed_r)
 {
+	const struct fm_nm *nm = r->nm;
 	notmuch_status_t st =
-	    notmuch_database_reopen(r->db, NOTMUCH_DATABASE_MODE_READ_ONLY);
+	    nm->database_reopen(r->db, NOTMUCH_DATABASE_MODE_READ_ONLY);
 	if (st != NOTMUCH_STATUS_SUCCESS)
 		return st;
-	unsigned long rev = notmuch_database_get_revision(r->db, NULL);
+	unsigned long rev = nm->database_get_revision(r->db, NULL);
 	if (changed_r != NULL)
 		*changed_r = rev != r->revision;
 	r->revision = rev;
@@ -894,11 +916,13 @@ int
 fm_index_reader_reopen(struct fm_index_reader *r, bool *changed_r,
                        struct fm_error *err)
 {
+	const struct fm_nm *nm = r->nm;
 	gate_lock_read();
 	notmuch_status_t st = reader_refresh(r, changed_r);
 	gate_unlock();
 	if (st != NOTMUCH_STATUS_SUCCESS)
-		return db_error(err, r->db_path, _("read"), st, r->db, NULL);
+		return db_error(nm, err, r->db_path, _("read"), st, r->db,
+		                NULL);
 	return 0;
 }
 
@@ -922,19 +946,19 @@ static notmuch_status_t
 query_prepare(struct fm_index_reader *r, const char *query,
               notmuch_query_t **q_r, bool *syntax_r)
 {
+	const struct fm_nm *nm = r->nm;
 	*syntax_r = false;
-	*q_r = notmuch_query_create(r->db, query);
+	*q_r = nm->query_create(r->db, query);
 	if (*q_r == NULL)
 		return NOTMUCH_STATUS_OUT_OF_MEMORY;
-	notmuch_query_set_sort(*q_r, NOTMUCH_SORT_NEWEST_FIRST);
-	notmuch_query_set_omit_excluded(*q_r, NOTMUCH_EXCLUDE_FALSE);
-	notmuch_status_t st =
-	    notmuch_query_add_tag_exclude(*q_r, PARSE_PROBE_TAG);
+	nm->query_set_sort(*q_r, NOTMUCH_SORT_NEWEST_FIRST);
+	nm->query_set_omit_excluded(*q_r, NOTMUCH_EXCLUDE_FALSE);
+	notmuch_status_t st = nm->query_add_tag_exclude(*q_r, PARSE_PROBE_TAG);
 	if (st == NOTMUCH_STATUS_IGNORED)
 		st = NOTMUCH_STATUS_SUCCESS;
 	if (st != NOTMUCH_STATUS_SUCCESS) {
 		*syntax_r = st == NOTMUCH_STATUS_XAPIAN_EXCEPTION;
-		notmuch_query_destroy(*q_r);
+		nm->query_destroy(*q_r);
 		*q_r = NULL;
 	}
 	return st;
@@ -947,6 +971,7 @@ static int
 reader_run(struct fm_index_reader *r, const char *query, reader_fn fn,
            reader_reset_fn reset, void *ctx, struct fm_error *err)
 {
+	const struct fm_nm *nm = r->nm;
 	int ret = -1;
 	if (query == NULL)
 		query = "";
@@ -954,7 +979,8 @@ reader_run(struct fm_index_reader *r, const char *query, reader_fn fn,
 	for (int attempt = 0; attempt < 2; attempt++) {
 		notmuch_status_t st = reader_refresh(r, NULL);
 		if (st != NOTMUCH_STATUS_SUCCESS) {
-			db_error(err, r->db_path, _("read"), st, r->db, NULL);
+			db_error(nm, err, r->db_path, _("read"), st, r->db,
+			         NULL);
 			break;
 		}
 		notmuch_query_t *q = NULL;
@@ -968,12 +994,12 @@ reader_run(struct fm_index_reader *r, const char *query, reader_fn fn,
 			               "notmuch query syntax."),
 			             shown);
 			fm_error_detail(err, "notmuch: %s",
-			                notmuch_status_to_string(st));
+			                nm->status_to_string(st));
 			break;
 		}
 		if (st == NOTMUCH_STATUS_SUCCESS) {
 			st = fn(r, q, ctx);
-			notmuch_query_destroy(q);
+			nm->query_destroy(q);
 		}
 		if (st == NOTMUCH_STATUS_SUCCESS) {
 			ret = 0;
@@ -981,7 +1007,8 @@ reader_run(struct fm_index_reader *r, const char *query, reader_fn fn,
 		}
 		reset(ctx);
 		if (attempt == 1 || st != NOTMUCH_STATUS_XAPIAN_EXCEPTION)
-			db_error(err, r->db_path, _("read"), st, r->db, NULL);
+			db_error(nm, err, r->db_path, _("read"), st, r->db,
+			         NULL);
 		if (st != NOTMUCH_STATUS_XAPIAN_EXCEPTION)
 			break;
 	}
@@ -1009,49 +1036,51 @@ message_clear(struct fm_index_message *m)
 }
 
 static notmuch_status_t
-message_copy(struct fm_index_reader *r, notmuch_message_t *nm,
+message_copy(struct fm_index_reader *r, notmuch_message_t *m,
              struct fm_index_message *out)
 {
-	const char *id = notmuch_message_get_message_id(nm);
-	const char *thread = notmuch_message_get_thread_id(nm);
-	const char *path = notmuch_message_get_filename(nm);
+	const struct fm_nm *nm = r->nm;
+	const char *id = nm->message_get_message_id(m);
+	const char *thread = nm->message_get_thread_id(m);
+	const char *path = nm->message_get_filename(m);
 	if (id == NULL || thread == NULL || path == NULL)
 		return NOTMUCH_STATUS_XAPIAN_EXCEPTION;
-	const char *from = notmuch_message_get_header(nm, "from");
-	const char *subject = notmuch_message_get_header(nm, "subject");
+	const char *from = nm->message_get_header(m, "from");
+	const char *subject = nm->message_get_header(m, "subject");
 	memset(out, 0, sizeof(*out));
 	out->message_id = xstrdup(id);
 	out->thread_id = xstrdup(thread);
 	out->path = xstrdup(path);
 	out->folder = folder_of(r->mail_root, r->root_len, path);
-	out->date = (int64_t)notmuch_message_get_date(nm);
+	out->date = (int64_t)nm->message_get_date(m);
 	out->from = xstrdup(from != NULL ? from : "");
 	out->subject = xstrdup(subject != NULL ? subject : "");
-	out->tags = tags_copy(notmuch_message_get_tags(nm), &out->ntags);
-	out->nfiles = notmuch_message_count_files(nm);
+	out->tags = tags_copy(nm, nm->message_get_tags(m), &out->ntags);
+	out->nfiles = nm->message_count_files(m);
 	return NOTMUCH_STATUS_SUCCESS;
 }
 
 static notmuch_status_t
 search_fn(struct fm_index_reader *r, notmuch_query_t *q, void *vctx)
 {
+	const struct fm_nm *nm = r->nm;
 	struct search_ctx *ctx = vctx;
 	struct fm_index_messages *page = ctx->page;
 	notmuch_messages_t *msgs = NULL;
-	notmuch_status_t st = notmuch_query_search_messages(q, &msgs);
+	notmuch_status_t st = nm->query_search_messages(q, &msgs);
 	if (st != NOTMUCH_STATUS_SUCCESS)
 		return st;
 	/* Skipping with move_to_next() only steps the match set; a message
 	 * is read from the database only by notmuch_messages_get(). */
 	size_t index = 0;
-	for (; notmuch_messages_valid(msgs);
-	     notmuch_messages_move_to_next(msgs), index++) {
+	for (; nm->messages_valid(msgs);
+	     nm->messages_move_to_next(msgs), index++) {
 		if (index < ctx->offset)
 			continue;
 		if (ctx->limit != 0 && page->count >= ctx->limit)
 			break;
-		notmuch_message_t *nm = notmuch_messages_get(msgs);
-		if (nm == NULL) {
+		notmuch_message_t *m = nm->messages_get(msgs);
+		if (m == NULL) {
 			st = NOTMUCH_STATUS_XAPIAN_EXCEPTION;
 			break;
 		}
@@ -1060,13 +1089,13 @@ search_fn(struct fm_index_reader *r, notmuch_query_t *q, void *vctx)
 			page->items = xreallocarray(page->items, ctx->cap,
 			                            sizeof(*page->items));
 		}
-		st = message_copy(r, nm, &page->items[page->count]);
-		notmuch_message_destroy(nm);
+		st = message_copy(r, m, &page->items[page->count]);
+		nm->message_destroy(m);
 		if (st != NOTMUCH_STATUS_SUCCESS)
 			break;
 		page->count++;
 	}
-	notmuch_messages_destroy(msgs);
+	nm->messages_destroy(msgs);
 	return st;
 }
 
@@ -1107,7 +1136,7 @@ fm_index_messages_free(struct fm_index_messages *page)
 static notmuch_status_t
 count_fn(struct fm_index_reader *r, notmuch_query_t *q, void *ctx)
 {
-	return notmuch_query_count_messages(q, ctx);
+	return r->nm->query_count_messages(q, ctx);
 }
 
 static void
@@ -1141,42 +1170,44 @@ thread_clear(struct fm_index_thread *t)
 }
 
 static notmuch_status_t
-thread_copy(notmuch_thread_t *nt, struct fm_index_thread *out)
+thread_copy(const struct fm_nm *nm, notmuch_thread_t *nt,
+            struct fm_index_thread *out)
 {
-	const char *id = notmuch_thread_get_thread_id(nt);
+	const char *id = nm->thread_get_thread_id(nt);
 	if (id == NULL)
 		return NOTMUCH_STATUS_XAPIAN_EXCEPTION;
-	const char *subject = notmuch_thread_get_subject(nt);
-	const char *authors = notmuch_thread_get_authors(nt);
+	const char *subject = nm->thread_get_subject(nt);
+	const char *authors = nm->thread_get_authors(nt);
 	memset(out, 0, sizeof(*out));
 	out->thread_id = xstrdup(id);
 	out->subject = xstrdup(subject != NULL ? subject : "");
 	out->authors = xstrdup(authors != NULL ? authors : "");
-	out->oldest = (int64_t)notmuch_thread_get_oldest_date(nt);
-	out->newest = (int64_t)notmuch_thread_get_newest_date(nt);
-	out->total = (unsigned)notmuch_thread_get_total_messages(nt);
-	out->matched = (unsigned)notmuch_thread_get_matched_messages(nt);
-	out->tags = tags_copy(notmuch_thread_get_tags(nt), &out->ntags);
+	out->oldest = (int64_t)nm->thread_get_oldest_date(nt);
+	out->newest = (int64_t)nm->thread_get_newest_date(nt);
+	out->total = (unsigned)nm->thread_get_total_messages(nt);
+	out->matched = (unsigned)nm->thread_get_matched_messages(nt);
+	out->tags = tags_copy(nm, nm->thread_get_tags(nt), &out->ntags);
 	return NOTMUCH_STATUS_SUCCESS;
 }
 
 static notmuch_status_t
 threads_fn(struct fm_index_reader *r, notmuch_query_t *q, void *vctx)
 {
+	const struct fm_nm *nm = r->nm;
 	struct threads_ctx *ctx = vctx;
 	struct fm_index_threads *page = ctx->page;
 	notmuch_threads_t *threads = NULL;
-	notmuch_status_t st = notmuch_query_search_threads(q, &threads);
+	notmuch_status_t st = nm->query_search_threads(q, &threads);
 	if (st != NOTMUCH_STATUS_SUCCESS)
 		return st;
 	/* Unlike messages, threads cannot be skipped unread: notmuch builds
 	 * each thread to learn which matches it swallows. */
 	size_t index = 0;
-	for (; notmuch_threads_valid(threads);
-	     notmuch_threads_move_to_next(threads), index++) {
+	for (; nm->threads_valid(threads);
+	     nm->threads_move_to_next(threads), index++) {
 		if (ctx->limit != 0 && page->count >= ctx->limit)
 			break;
-		notmuch_thread_t *nt = notmuch_threads_get(threads);
+		notmuch_thread_t *nt = nm->threads_get(threads);
 		if (nt == NULL) {
 			st = NOTMUCH_STATUS_XAPIAN_EXCEPTION;
 			break;
@@ -1188,15 +1219,15 @@ threads_fn(struct fm_index_reader *r, notmuch_query_t *q, void *vctx)
 				    xreallocarray(page->items, ctx->cap,
 				                  sizeof(*page->items));
 			}
-			st = thread_copy(nt, &page->items[page->count]);
+			st = thread_copy(nm, nt, &page->items[page->count]);
 			if (st == NOTMUCH_STATUS_SUCCESS)
 				page->count++;
 		}
-		notmuch_thread_destroy(nt);
+		nm->thread_destroy(nt);
 		if (st != NOTMUCH_STATUS_SUCCESS)
 			break;
 	}
-	notmuch_threads_destroy(threads);
+	nm->threads_destroy(threads);
 	return st;
 }
 

@@ -37,6 +37,12 @@
  * returns the flags the new tags call for, the store renames the files and
  * reports the renames through fm_index_apply().
  *
+ * libnotmuch is not linked: the first fm_index_writer_open() or
+ * fm_index_reader_open() of the process loads it (store/nmlib.h), so that
+ * a fulmar that never opens the index never pays for loading it. Without
+ * a loadable libnotmuch every open fails with FM_ERR_LOCAL and a sentence
+ * that names the package to install; nothing else here needs it.
+ *
  * Errors: -1 and err filled. A database that cannot be opened, read or
  * written is FM_ERR_LOCAL, and the sentence says the index can be rebuilt
  * with `fulmar reindex`; a query notmuch cannot parse is FM_ERR_USAGE with

@@ -9,6 +9,8 @@ src_libfulmar_a_SOURCES += \
 	src/store/lock.c \
 	src/store/maildir.h \
 	src/store/maildir.c \
+	src/store/nmlib.h \
+	src/store/nmlib.c \
 	src/store/reader.c \
 	src/store/service.c \
 	src/store/store.c \
