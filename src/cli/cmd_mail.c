@@ -576,6 +576,7 @@ fm_cmd_reindex(struct fm_cli_ctx *ctx, int argc, char **argv)
 	    .wait_for_lock = true,
 	    .on_wait = say_waiting,
 	    .index = !summaries_only,
+	    .index_required = !summaries_only,
 	};
 	struct fm_store *store = NULL;
 	struct fm_error err;

@@ -348,8 +348,15 @@ fm_store_open(const struct fm_store_opts *o, struct fm_store **store_r,
 		            : fm_index_writer_open(db, s->mail_root, &s->index,
 		                                   err);
 		free(db);
-		if (r < 0)
+		if (r < 0 && o->index_required)
 			goto fail;
+		if (r < 0) {
+			/* The index is derived: mail still comes and goes
+			 * without it, and a later open catches it up. */
+			fm_log_warn("%s", err->user);
+			fm_error_clear(err);
+			s->index = NULL;
+		}
 	}
 	*store_r = s;
 	return 0;

@@ -57,8 +57,12 @@ struct fm_store_opts {
 	void (*on_wait)(void *ctx, const char *account, pid_t holder);
 	void *ctx;
 	/* Keep the notmuch index (fm_store_index_pending); false leaves it
-	 * alone (tests, benchmarks, commands that do not search). */
+	 * alone (tests, benchmarks, commands that do not search). An index
+	 * that cannot be opened fails the open only with index_required;
+	 * otherwise it is said and left behind (it is derived: a later open
+	 * catches it up). */
 	bool index;
+	bool index_required;
 };
 
 struct fm_store;
