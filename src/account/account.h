@@ -488,18 +488,29 @@ int fm_netwatch_open(void);
 bool fm_netwatch_read(int fd);
 
 /* ------------------------------------------------------------------------
- * Push (push.c): for every IMAP account with idle = yes, one thread per
- * watched folder (INBOX, then the account's other local folders, at most
- * five) waits in IDLE and asks the account's worker for a pass when the
- * server reports news. Reconnects with back-off; stopping cancels every
- * wait at once and joins the threads.
+ * Push (push.c): for every IMAP account with idle = yes, connections that
+ * wait for the server to report news and then ask the account's worker
+ * for a pass (fm_workers_push). One connection for the whole account when
+ * the server offers NOTIFY (and imap_notify = yes); else one IDLE
+ * connection per watched folder (INBOX, then the account's other local
+ * folders), max_connections in all, the last of which asks the folders
+ * left over for their STATUS every minute; else one connection that asks
+ * every watched folder's STATUS every minute. Reconnects with back-off,
+ * at once after a suspend, and checks its links after a network change.
+ * Threads of its own; the owner's thread calls these.
  */
 struct fm_push_pool;
+/* Starts push for cfg's accounts (the watched folders as the store in
+ * data_dir lists them now). The config, workers and trace must outlive
+ * the pool. */
 int fm_push_pool_start(const struct fm_config *cfg, const char *data_dir,
                        struct fm_workers *workers, struct fm_trace *trace,
                        struct fm_push_pool **pool_r, struct fm_error *err);
+/* The network changed: connections waiting to retry try soon, the others
+ * check that their link still answers. NULL-safe. */
+void fm_push_pool_network_changed(struct fm_push_pool *pool);
+/* Cancels every wait at once and joins the threads. NULL-safe; sets
+ * *pool to NULL. */
 void fm_push_pool_stop(struct fm_push_pool **pool);
-/* How many folders are watched. */
-size_t fm_push_pool_size(const struct fm_push_pool *pool);
 
 #endif
