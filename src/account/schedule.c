@@ -185,8 +185,8 @@ fm_sched_poll(struct fm_sched *s, enum fm_pass_reason *reason_r,
 	}
 	if (s->state == FM_SCHED_STOPPED)
 		return false;
-	if (s->push && (s->state == FM_SCHED_WAITING ||
-	                s->state == FM_SCHED_OFFLINE)) {
+	if (s->push &&
+	    (s->state == FM_SCHED_WAITING || s->state == FM_SCHED_OFFLINE)) {
 		*reason_r = FM_PASS_PUSH;
 		return true;
 	}
