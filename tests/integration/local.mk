@@ -9,6 +9,7 @@ INTEGRATION_TESTS = \
 	tests/integration/cli.test \
 	tests/integration/imap-crash.test \
 	tests/integration/imap-push.test \
+	tests/integration/imap-push-net.test \
 	tests/integration/imap-sync.test \
 	tests/integration/mail.test \
 	tests/integration/pop3.test \
