@@ -58,6 +58,14 @@ enum {
 	PUSH_SETTLE_MS = 1000,
 	BACKOFF_FIRST_MS = 1000,
 	BACKOFF_MAX_MS = 5 * 60 * 1000,
+	/* A connection that lasted this long starts the back-off afresh;
+	 * one that fails sooner (a server that logs in and hangs up) waits
+	 * longer each time. */
+	PUSH_STEADY_MS = 60 * 1000,
+	/* NOTIFY that overflows this often within an hour is given up for
+	 * the IDLE pool (each overflow costs a reconnect and a pass). */
+	NOTIFY_OVERFLOWS = 3,
+	NOTIFY_OVERFLOW_WINDOW_MS = 60 * 60 * 1000,
 };
 
 enum role { ROLE_NOTIFY, ROLE_IDLE, ROLE_POLL };
@@ -92,6 +100,8 @@ struct push_account {
 	size_t n_slots;
 	bool pool_started;   /* slot 0's */
 	bool notify_refused; /* slot 0's */
+	unsigned overflows;  /* slot 0's: NOTIFY overflows in the window */
+	uint64_t overflow_window;
 };
 
 struct fm_push_pool {
@@ -271,6 +281,25 @@ run(struct pusher *ps, struct fm_imap_watch *w, bool *resumed,
 	}
 }
 
+/* NOTIFY overflowed (the server gave up telling): too often, and the
+ * account falls back to the IDLE pool. Slot 0. */
+static void
+count_overflow(struct push_account *pa)
+{
+	uint64_t now = fm_now_ms();
+	if (pa->overflows == 0 ||
+	    now - pa->overflow_window > NOTIFY_OVERFLOW_WINDOW_MS) {
+		pa->overflows = 0;
+		pa->overflow_window = now;
+	}
+	if (++pa->overflows < NOTIFY_OVERFLOWS || pa->notify_refused)
+		return;
+	fm_log_warn(_("%s: the server's NOTIFY overflowed %d times within "
+	              "an hour; watching the folders with IDLE instead"),
+	            pa->acct->name, NOTIFY_OVERFLOWS);
+	pa->notify_refused = true;
+}
+
 static void *
 push_main(void *arg)
 {
@@ -301,12 +330,16 @@ push_main(void *arg)
 				fm_log_info(_("%s: push works again"),
 				            ps->label);
 			said = false;
-			backoff = BACKOFF_FIRST_MS;
 			/* Mail may have come while nobody listened. */
 			if (!first)
 				fm_workers_push(pool->workers, pa->index);
+			uint64_t up = fm_now_ms();
 			r = run(ps, w, &resumed, &err);
+			if (fm_now_ms() - up >= PUSH_STEADY_MS)
+				backoff = BACKOFF_FIRST_MS;
 		}
+		if (w != NULL && fm_imap_watch_overflowed(w))
+			count_overflow(pa);
 		fm_imap_watch_close(&w);
 		first = false;
 		if (err.cls == FM_ERR_CANCELLED)

@@ -199,6 +199,9 @@ int fm_imap_watch_wait(struct fm_imap_watch *w, unsigned ms,
                        struct fm_error *err);
 /* Whether an IDLE is running (the server may end one on its own). */
 bool fm_imap_watch_idling(const struct fm_imap_watch *w);
+/* Whether the server gave up its NOTIFY ("* OK [NOTIFICATIONOVERFLOW]",
+ * which also ends the wait with an error). */
+bool fm_imap_watch_overflowed(const struct fm_imap_watch *w);
 /* Ends the IDLE (DONE) and reads up to the server's answer, which must
  * come within ms: a link that does not answer fails (FM_ERR_TEMPORARY),
  * which makes DONE the check that a connection still lives. */

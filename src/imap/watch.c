@@ -70,9 +70,10 @@ struct fm_imap_watch {
 	char delim; /* the server's hierarchy delimiter */
 	bool have_delim;
 	bool condstore;
-	char *selected; /* local name of the EXAMINEd folder, or NULL */
-	bool notifying; /* NOTIFY SET was accepted */
-	bool idling;    /* "+" seen, DONE not sent yet */
+	char *selected;  /* local name of the EXAMINEd folder, or NULL */
+	bool notifying;  /* NOTIFY SET was accepted */
+	bool overflowed; /* ... and the server gave it up */
+	bool idling;     /* "+" seen, DONE not sent yet */
 	unsigned tag;
 	char idle_tag[16];
 	uint64_t burst_start;
@@ -453,6 +454,7 @@ handle(struct fm_imap_watch *w, const struct imap_watch_resp *r,
 	case IMAP_WATCH_OVERFLOW:
 		if (!w->notifying)
 			return 0;
+		w->overflowed = true;
 		tell(w, NULL);
 		return fm_error_set(err, FM_ERR_TEMPORARY,
 		                    _("%s stopped its notifications (NOTIFY "
@@ -593,6 +595,12 @@ bool
 fm_imap_watch_idling(const struct fm_imap_watch *w)
 {
 	return w->idling;
+}
+
+bool
+fm_imap_watch_overflowed(const struct fm_imap_watch *w)
+{
+	return w->overflowed;
 }
 
 /* The hierarchy delimiter, from LIST "" "" (before any IDLE). */

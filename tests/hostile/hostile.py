@@ -291,6 +291,10 @@ IMAP = {
         starttls="bad", implicit=True,
         needs_cert=True, push="refused",
     ),
+    "imap-notify-overflow": dict(
+        caps=CAPS_TLS + " IDLE NOTIFY", caps_tls=CAPS_TLS + " IDLE NOTIFY",
+        starttls="bad", implicit=True, needs_cert=True, push="overflow",
+    ),
     "imap-idle-early": dict(
         caps=CAPS_TLS + " IDLE", caps_tls=CAPS_TLS + " IDLE",
         starttls="bad", implicit=True,
@@ -496,6 +500,9 @@ def imap_mailbox_command(c, tag, cmd, args):
 #       one good "* STATUS Lists", then, half a second later, a response
 #       with 17 literals (more than a client need accept: it may hang up).
 #       Later IDLEs are quiet.
+#   imap-notify-overflow  on a connection that set NOTIFY, "+ idling" and
+#       "* OK [NOTIFICATIONOVERFLOW]" (as NOTIFY NONE: the server stopped
+#       telling); other IDLEs are quiet.
 #   imap-idle-early  "* 3 EXISTS" in the same segment before "+ idling"
 #       (what libetpan 1.9.4's mailimap_idle loses), on every IDLE.
 # Either way the IDLE then waits for DONE.
@@ -531,8 +538,11 @@ def imap_push(c, cfg, tag, cmd):
         if how == "refused":
             c.send("%s NO [CANNOT] NOTIFY is broken here\r\n" % tag)
         else:
+            c.notified = True
             c.send("%s OK NOTIFY completed\r\n" % tag)
         return
+    if how == "overflow" and getattr(c, "notified", False):
+        c.send("+ idling\r\n* OK [NOTIFICATIONOVERFLOW] gave up\r\n")
     if how == "early":
         c.send("* 3 EXISTS\r\n+ idling\r\n")
     else:
