@@ -135,6 +135,20 @@ struct fm_clock {
 /* CLOCK_MONOTONIC, CLOCK_REALTIME and getrandom(). Thread-safe. */
 const struct fm_clock *fm_clock_system(void);
 
+/* Notices a resume from suspend: embedded by value, zeroed to start. */
+struct fm_clock_watch {
+	bool have;
+	uint64_t mono;
+	int64_t wall;
+};
+/* Reads both clocks: true when, since the last look, the wall clock ran
+ * ahead of the monotonic one by more than jump_ms (the monotonic clock
+ * stops while the machine sleeps). A wall clock set back, or NTP slewing
+ * less than jump_ms, is no resume. The first look only remembers. Pure
+ * given the clock; one thread per watch. */
+bool fm_clock_jumped(struct fm_clock_watch *cw, const struct fm_clock *c,
+                     uint64_t jump_ms);
+
 /* ------------------------------------------------------------------------
  * The schedule of one account: pure logic, one thread (its worker).
  */
@@ -172,6 +186,7 @@ enum fm_pass_reason {
 	FM_PASS_RESUME,   /* the clocks jumped apart: resumed from suspend */
 	FM_PASS_NETWORK,  /* the network changed while offline */
 	FM_PASS_MANUAL,   /* asked for (fulmar sync, the UI) */
+	FM_PASS_PUSH,     /* the server said something changed (IDLE, NOTIFY) */
 };
 
 /* A short English word for logs: "startup", "schedule", ... */
@@ -192,10 +207,9 @@ struct fm_sched {
 	unsigned failures;    /* in a row */
 	bool startup;         /* the startup pass is still to come */
 	bool manual;          /* a manual pass was asked for */
+	bool push;            /* the server reported news */
 	bool resume;          /* a resume was noticed */
-	bool have_clocks;
-	uint64_t last_mono;
-	int64_t last_wall;
+	struct fm_clock_watch clocks;
 };
 
 /* Starts the schedule at the clock's now: with startup the first pass is
@@ -235,6 +249,11 @@ void fm_sched_end(struct fm_sched *s, enum fm_error_class cls, bool reached,
 
 /* A manual pass is wanted: due at once, also for a stopped account. */
 void fm_sched_request(struct fm_sched *s);
+/* The server reported news (push): a pass is due at once when the account
+ * is waiting or offline (the push connection just reached the server);
+ * a retrying account keeps its back-off, and a stopped one stays stopped
+ * (new mail must not retry a wrong password into a lock-out). */
+void fm_sched_push(struct fm_sched *s);
 /* The network changed (an address or route appeared): an offline account
  * tries again after settle_ms. */
 void fm_sched_network_changed(struct fm_sched *s);
@@ -393,6 +412,9 @@ struct fm_account_msg *fm_workers_next(struct fm_workers *w);
  * way does not count (it may have started before the request). -1 if the
  * account has no worker. */
 int fm_workers_request(struct fm_workers *w, size_t account, uint64_t *seq_r);
+/* The server told account (an index) about news: a pass as
+ * fm_sched_push() allows. -1 if the account has no worker. Any thread. */
+int fm_workers_push(struct fm_workers *w, size_t account);
 /* Every worker's offline account tries soon (fm_sched_network_changed). */
 void fm_workers_network_changed(struct fm_workers *w);
 /* Cancels every pass under way (through the sessions' cancel fds) and
@@ -466,18 +488,29 @@ int fm_netwatch_open(void);
 bool fm_netwatch_read(int fd);
 
 /* ------------------------------------------------------------------------
- * Push (push.c): for every IMAP account with idle = yes, one thread per
- * watched folder (INBOX, then the account's other local folders, at most
- * five) waits in IDLE and asks the account's worker for a pass when the
- * server reports news. Reconnects with back-off; stopping cancels every
- * wait at once and joins the threads.
+ * Push (push.c): for every IMAP account with idle = yes, connections that
+ * wait for the server to report news and then ask the account's worker
+ * for a pass (fm_workers_push). One connection for the whole account when
+ * the server offers NOTIFY (and imap_notify = yes); else one IDLE
+ * connection per watched folder (INBOX, then the account's other local
+ * folders), max_connections in all, the last of which asks the folders
+ * left over for their STATUS every minute; else one connection that asks
+ * every watched folder's STATUS every minute. Reconnects with back-off,
+ * at once after a suspend, and checks its links after a network change.
+ * Threads of its own; the owner's thread calls these.
  */
 struct fm_push_pool;
+/* Starts push for cfg's accounts (the watched folders as the store in
+ * data_dir lists them now). The config, workers and trace must outlive
+ * the pool. */
 int fm_push_pool_start(const struct fm_config *cfg, const char *data_dir,
                        struct fm_workers *workers, struct fm_trace *trace,
                        struct fm_push_pool **pool_r, struct fm_error *err);
+/* The network changed: connections waiting to retry try soon, the others
+ * check that their link still answers. NULL-safe. */
+void fm_push_pool_network_changed(struct fm_push_pool *pool);
+/* Cancels every wait at once and joins the threads. NULL-safe; sets
+ * *pool to NULL. */
 void fm_push_pool_stop(struct fm_push_pool **pool);
-/* How many folders are watched. */
-size_t fm_push_pool_size(const struct fm_push_pool *pool);
 
 #endif

@@ -77,6 +77,7 @@ fm_pass_reason_name(enum fm_pass_reason reason)
 	    [FM_PASS_STARTUP] = "startup", [FM_PASS_SCHEDULE] = "schedule",
 	    [FM_PASS_RETRY] = "retry",     [FM_PASS_RESUME] = "resume",
 	    [FM_PASS_NETWORK] = "network", [FM_PASS_MANUAL] = "manual",
+	    [FM_PASS_PUSH] = "push",
 	};
 	return (unsigned)reason < FM_ARRAY_LEN(names) ? names[reason] : "?";
 }
@@ -129,25 +130,34 @@ fm_sched_init(struct fm_sched *s, const struct fm_schedule *schedule,
 		s->due = FM_SCHED_NEVER;
 }
 
+bool
+fm_clock_jumped(struct fm_clock_watch *cw, const struct fm_clock *c,
+                uint64_t jump_ms)
+{
+	uint64_t mono = c->mono_ms(c->ctx);
+	int64_t wall = c->wall_ms(c->ctx);
+	bool jumped = false;
+	if (cw->have) {
+		int64_t dm = (int64_t)(mono - cw->mono);
+		int64_t dw = wall - cw->wall;
+		jumped = dw - dm > (int64_t)jump_ms;
+	}
+	cw->have = true;
+	cw->mono = mono;
+	cw->wall = wall;
+	return jumped;
+}
+
 /* Compares how far the two clocks moved since the last look: the wall
  * clock running ahead means the machine slept (the monotonic clock stops
  * during suspend) or the clock was set forward. Either way connections
  * are likely dead and mail has waited: pass at once. */
 static void
-observe_clocks(struct fm_sched *s, uint64_t mono)
+observe_clocks(struct fm_sched *s)
 {
-	int64_t wall = s->clock->wall_ms(s->clock->ctx);
-	if (s->have_clocks) {
-		int64_t dm = (int64_t)(mono - s->last_mono);
-		int64_t dw = wall - s->last_wall;
-		if (dw - dm > (int64_t)s->params.jump_ms &&
-		    s->state != FM_SCHED_STOPPED &&
-		    s->state != FM_SCHED_RUNNING)
-			s->resume = true;
-	}
-	s->have_clocks = true;
-	s->last_mono = mono;
-	s->last_wall = wall;
+	if (fm_clock_jumped(&s->clocks, s->clock, s->params.jump_ms) &&
+	    s->state != FM_SCHED_STOPPED && s->state != FM_SCHED_RUNNING)
+		s->resume = true;
 }
 
 static uint64_t
@@ -161,7 +171,7 @@ fm_sched_poll(struct fm_sched *s, enum fm_pass_reason *reason_r,
               uint64_t *wait_ms_r)
 {
 	uint64_t now = now_mono(s);
-	observe_clocks(s, now);
+	observe_clocks(s);
 	*wait_ms_r = s->params.tick_ms;
 	if (s->state == FM_SCHED_RUNNING)
 		return false;
@@ -175,6 +185,11 @@ fm_sched_poll(struct fm_sched *s, enum fm_pass_reason *reason_r,
 	}
 	if (s->state == FM_SCHED_STOPPED)
 		return false;
+	if (s->push &&
+	    (s->state == FM_SCHED_WAITING || s->state == FM_SCHED_OFFLINE)) {
+		*reason_r = FM_PASS_PUSH;
+		return true;
+	}
 	if (s->state == FM_SCHED_OFFLINE && s->network_due <= now) {
 		*reason_r = FM_PASS_NETWORK;
 		return true;
@@ -205,7 +220,7 @@ fm_sched_begin(struct fm_sched *s)
 		s->failures = 0;
 	s->state = FM_SCHED_RUNNING;
 	s->started = now_mono(s);
-	s->manual = s->resume = s->startup = false;
+	s->manual = s->push = s->resume = s->startup = false;
 	s->network_due = FM_SCHED_NEVER;
 }
 
@@ -289,6 +304,12 @@ void
 fm_sched_request(struct fm_sched *s)
 {
 	s->manual = true;
+}
+
+void
+fm_sched_push(struct fm_sched *s)
+{
+	s->push = true;
 }
 
 void

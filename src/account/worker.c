@@ -32,7 +32,7 @@ struct worker {
 	int cancel_fd;
 	/* Shared with the other threads, under lock. */
 	pthread_mutex_t lock;
-	bool stop, manual, network;
+	bool stop, manual, push, network;
 	uint64_t started_seq; /* passes begun */
 	/* The worker thread's own. */
 	struct fm_sched sched;
@@ -273,9 +273,11 @@ worker_main(void *arg)
 		bool stop = w->stop;
 		if (w->manual)
 			fm_sched_request(&w->sched);
+		if (w->push)
+			fm_sched_push(&w->sched);
 		if (w->network)
 			fm_sched_network_changed(&w->sched);
-		w->manual = w->network = false;
+		w->manual = w->push = w->network = false;
 		bool due = !stop && fm_sched_poll(&w->sched, &reason, &wait);
 		if (due)
 			seq = ++w->started_seq;
@@ -408,6 +410,19 @@ fm_workers_request(struct fm_workers *ws, size_t account, uint64_t *seq_r)
 	pthread_mutex_lock(&w->lock);
 	w->manual = true;
 	*seq_r = w->started_seq + 1;
+	pthread_mutex_unlock(&w->lock);
+	efd_signal(w->wake_fd);
+	return 0;
+}
+
+int
+fm_workers_push(struct fm_workers *ws, size_t account)
+{
+	struct worker *w = find_worker(ws, account);
+	if (w == NULL)
+		return -1;
+	pthread_mutex_lock(&w->lock);
+	w->push = true;
 	pthread_mutex_unlock(&w->lock);
 	efd_signal(w->wake_fd);
 	return 0;

@@ -57,7 +57,7 @@ struct watch {
 	struct fm_trace *trace;
 	struct fm_store_service *svc;
 	struct fm_workers *workers;
-	struct fm_push_pool *push; /* IDLE threads for idle = yes */
+	struct fm_push_pool *push; /* push for idle = yes */
 	struct fm_notifier *notifier;
 	int sfd, lfd, nlfd;
 	struct client *clients;
@@ -650,8 +650,10 @@ loop(struct watch *wa)
 		if (n > 0 && (pfd[2].revents & POLLIN))
 			accept_client(wa);
 		if (n > 0 && wa->nlfd >= 0 && (pfd[3].revents & POLLIN) &&
-		    fm_netwatch_read(wa->nlfd))
+		    fm_netwatch_read(wa->nlfd)) {
 			fm_workers_network_changed(wa->workers);
+			fm_push_pool_network_changed(wa->push);
+		}
 		/* Only the clients polled: accept_client may have added
 		 * one (and moved the array). */
 		for (size_t i = 0; n > 0 && i + 4 < nfds; i++)

@@ -74,6 +74,8 @@ struct fm_account {
 	size_t n_folders;
 	struct fm_schedule schedule;
 	bool idle;
+	bool imap_notify;         /* use NOTIFY (RFC 5465) when offered */
+	unsigned max_connections; /* the IDLE pool, INBOX's included */
 	enum fm_download download;
 	uint64_t download_max; /* bytes, for FM_DOWNLOAD_MAX */
 	bool keep_on_server;

@@ -123,24 +123,89 @@ int fm_imap_fetch_body(const struct fm_account *acct, struct fm_store *store,
                        const char *base, struct fm_error *err);
 
 /* ------------------------------------------------------------------------
- * Push (idle.c): a session that waits on one folder for news. IDLE when
- * the server offers it (re-issued before 29 minutes), else NOOP every
- * minute. One thread per watch; fm_net_cancel on the session's cancel_fd
- * ends a wait at once.
+ * Push (watch.c): a session that waits for the server to say that
+ * something changed, in one of three ways:
+ *  - NOTIFY (RFC 5465): INBOX selected, every other watched folder
+ *    reported by untagged STATUS; one connection for the whole account;
+ *  - IDLE (RFC 2177) on one EXAMINEd folder, optionally with other
+ *    folders asked for their STATUS now and then;
+ *  - STATUS polling alone, for servers without IDLE.
+ * IDLE is run by hand (libetpan 1.9.4's mailimap_idle loses responses
+ * that precede "+ idling") and waits count data already buffered by
+ * libetpan or OpenSSL. Everything the server says is read as hostile:
+ * lines are bounded by the connection's guard, literals are skipped (a
+ * short one may name a mailbox), responses that do not parse are ignored.
+ * One thread per watch; fm_net_cancel on the session's cancel_fd ends any
+ * wait at once (FM_ERR_CANCELLED).
  */
 struct fm_imap_watch;
 
-/* Connects, authenticates and EXAMINEs the local folder's server folder. */
+/* News, told on the watching thread as soon as a response says it:
+ * folder is the local name of the folder that changed, or NULL when the
+ * server said that something changed but not where (a STATUS whose
+ * mailbox does not parse, a NOTIFY overflow). A folder fulmar does not
+ * sync (a name it cannot map, a local-only name) is no news. The same
+ * news may be told more than once (EXISTS and FETCH for one message). */
+typedef void (*fm_imap_news_fn)(void *ctx, const char *folder);
+
+/* Connects and authenticates (o->label names it in the trace); news
+ * and ctx are kept for the watch's life. */
 int fm_imap_watch_open(const struct fm_account *acct,
-                       const struct fm_session_opts *o, const char *folder,
-                       struct fm_imap_watch **w_r, struct fm_error *err);
-/* Waits up to max_ms: 1 when the server reported a change (new, expunged
- * or changed messages), 0 when the time passed quietly, -1 with err when
- * the link failed (reconnect with back-off) or the wait was cancelled. */
-int fm_imap_watch_wait(struct fm_imap_watch *w, unsigned max_ms,
+                       const struct fm_session_opts *o, fm_imap_news_fn news,
+                       void *ctx, struct fm_imap_watch **w_r,
                        struct fm_error *err);
-const char *fm_imap_watch_folder(const struct fm_imap_watch *w);
-/* Closes (DONE is never pending here). NULL-safe; sets *w to NULL. */
+/* Says LOGOUT when the link is sound and no IDLE is running (without
+ * waiting long for the answer), then frees everything. NULL-safe; sets *w
+ * to NULL. */
 void fm_imap_watch_close(struct fm_imap_watch **w);
+
+enum {
+	FM_WATCH_CAN_IDLE = 1u << 0,
+	FM_WATCH_CAN_NOTIFY = 1u << 1,
+};
+/* What the server offers, as FM_WATCH_CAN_* bits. */
+unsigned fm_imap_watch_caps(const struct fm_imap_watch *w);
+
+/* NOTIFY mode: EXAMINE INBOX, ENABLE CONDSTORE (when offered, so that
+ * flag changes in other folders show as a new HIGHESTMODSEQ), then
+ * NOTIFY SET with MessageNew, MessageExpunge and FlagChange for INBOX and
+ * for the folders (local names; INBOX among them is skipped), or for
+ * every personal folder when folders is NULL. If the server refuses
+ * FlagChange for the other folders, they are asked for without it.
+ * 0: notifications are on; 1: the server refused NOTIFY (err says what
+ * it said; INBOX stays EXAMINEd, so the session may IDLE on it); -1: the
+ * link failed. */
+int fm_imap_watch_notify(struct fm_imap_watch *w, const char *const *folders,
+                         size_t n, struct fm_error *err);
+/* EXAMINEs a local folder, to IDLE on it. */
+int fm_imap_watch_examine(struct fm_imap_watch *w, const char *folder,
+                          struct fm_error *err);
+/* Asks the STATUS of the folders (local names; pipelined) and compares
+ * each with what the same watch saw last time: a difference is news. The
+ * first answer for a folder is only remembered. A folder the server does
+ * not know is skipped. Not during IDLE. */
+int fm_imap_watch_poll(struct fm_imap_watch *w, const char *const *folders,
+                       size_t n, struct fm_error *err);
+
+/* Starts IDLE (reading what comes before the server's "+"). Fails with
+ * FM_ERR_PROTOCOL when the server refuses, or ends IDLE at once too
+ * often to be of use. */
+int fm_imap_watch_idle(struct fm_imap_watch *w, struct fm_error *err);
+/* Waits up to ms for one response and handles it: 1 when one came, 0
+ * when the time passed quietly, -1 with err when the link failed, the
+ * server said BYE, a NOTIFY overflowed (reconnect) or the wait was
+ * cancelled. Also outside IDLE (a server may talk at any time). */
+int fm_imap_watch_wait(struct fm_imap_watch *w, unsigned ms,
+                       struct fm_error *err);
+/* Whether an IDLE is running (the server may end one on its own). */
+bool fm_imap_watch_idling(const struct fm_imap_watch *w);
+/* Whether the server gave up its NOTIFY ("* OK [NOTIFICATIONOVERFLOW]",
+ * which also ends the wait with an error). */
+bool fm_imap_watch_overflowed(const struct fm_imap_watch *w);
+/* Ends the IDLE (DONE) and reads up to the server's answer, which must
+ * come within ms: a link that does not answer fails (FM_ERR_TEMPORARY),
+ * which makes DONE the check that a connection still lives. */
+int fm_imap_watch_done(struct fm_imap_watch *w, unsigned ms,
+                       struct fm_error *err);
 
 #endif

@@ -114,6 +114,58 @@ int imap_replay_moves(struct pass *p, struct fm_error *err);
 char *imap_state_path(struct pass *p, const char *local);
 
 /* ------------------------------------------------------------------------
+ * watch.c: what one server response during a watch says. Pure, for the
+ * unit tests.
+ */
+
+enum imap_watch_kind {
+	IMAP_WATCH_OTHER,    /* nothing to act on ("* OK Still here") */
+	IMAP_WATCH_CONTINUE, /* "+ idling" */
+	IMAP_WATCH_SELECTED, /* EXISTS, EXPUNGE, FETCH, VANISHED */
+	IMAP_WATCH_STATUS,   /* "* STATUS mailbox (...)" */
+	IMAP_WATCH_OVERFLOW, /* "* OK [NOTIFICATIONOVERFLOW]" */
+	IMAP_WATCH_BYE,      /* "* BYE" */
+	IMAP_WATCH_TAGGED,   /* "TAG OK|NO|BAD ..." */
+};
+
+enum imap_status_att {
+	IMAP_ST_MESSAGES,
+	IMAP_ST_UIDNEXT,
+	IMAP_ST_UIDVALIDITY,
+	IMAP_ST_UNSEEN,
+	IMAP_ST_HIGHESTMODSEQ,
+	IMAP_ST_N
+};
+
+/* The longest mailbox name a watch takes from a response. */
+#define IMAP_WATCH_NAME_MAX 1000
+
+struct imap_watch_resp {
+	enum imap_watch_kind kind;
+	/* IMAP_WATCH_STATUS: the mailbox as the server wrote it (quotes
+	 * and escapes removed) when it parsed, and the values of the
+	 * attributes in st_have (a bit per enum imap_status_att; 0 when
+	 * the list did not parse). */
+	bool named;
+	char mailbox[IMAP_WATCH_NAME_MAX + 1];
+	unsigned st_have;
+	uint64_t st[IMAP_ST_N];
+	/* IMAP_WATCH_TAGGED */
+	char tag[32];
+	bool ok;
+};
+
+/* Classifies one response: its first line, with each literal replaced by
+ * a quoted string of its contents, or by "{}" when it was long or held
+ * CR, LF or NUL. Never fails: what does not parse is IMAP_WATCH_OTHER (or
+ * a STATUS without a name). */
+void imap_watch_parse(const char *resp, struct imap_watch_resp *r);
+/* Whether a line ends in a literal's announcement "{N}" (or "~{N}"): its
+ * size (UINT64_MAX when too large to say) and where it starts. */
+bool imap_watch_literal(const char *line, size_t len, uint64_t *n_r,
+                        size_t *at_r);
+
+/* ------------------------------------------------------------------------
  * sync.c
  */
 

@@ -398,7 +398,7 @@ fm_imap_open(const struct fm_account *acct, const struct fm_session_opts *o,
 	fm_net_target_incoming(acct, o, &t);
 	char label[128];
 	snprintf(label, sizeof(label), "%s/imap", acct->name);
-	t.label = label;
+	t.label = o->label != NULL ? o->label : label;
 
 	struct fm_imap *s = xcalloc(1, sizeof(*s));
 	s->acct = acct;

@@ -196,6 +196,9 @@ struct fm_session_opts {
 	struct fm_net_limits limits;
 	struct fm_creds *creds; /* where passwords and tokens come from */
 	const struct fm_net_observer *observer; /* NULL: nobody listens */
+	/* The session's name in the protocol trace ("work/push"); NULL:
+	 * ACCOUNT/PROTOCOL ("work/imap"). Borrowed for the session's life. */
+	const char *label;
 };
 
 /* Reports a step to the observer, if any. */

@@ -223,7 +223,7 @@ fm_pop3_open(const struct fm_account *acct, const struct fm_session_opts *o,
 	fm_net_target_incoming(acct, o, &t);
 	char label[128];
 	snprintf(label, sizeof(label), "%s/pop3", acct->name);
-	t.label = label;
+	t.label = o->label != NULL ? o->label : label;
 	struct fm_pop3 *s = xcalloc(1, sizeof(*s));
 	s->acct = acct;
 	s->in = xmalloc(POP3_IN_SIZE);

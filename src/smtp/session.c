@@ -190,7 +190,7 @@ fm_smtp_open(const struct fm_account *acct, const struct fm_session_opts *o,
 	fm_net_target_smtp(acct, o, &t);
 	char label[128];
 	snprintf(label, sizeof(label), "%s/smtp", acct->name);
-	t.label = label;
+	t.label = o->label != NULL ? o->label : label;
 	struct fm_smtp *s = xcalloc(1, sizeof(*s));
 	s->acct = acct;
 	if (fm_net_open(&t, o, &s->stream, &s->conn, err) < 0) {

@@ -279,6 +279,31 @@ IMAP = {
         caps="IMAP4rev1 STARTTLS LOGINDISABLED", starttls="ok", needs_cert=True
     ),
     "imaps-ok": dict(caps=CAPS_TLS, starttls="bad", implicit=True, needs_cert=True),
+    # Push (`fulmar watch`): implicit TLS, the normal server, plus IDLE and
+    # NOTIFY as the scenario says (see imap_push below).
+    "imap-notify-garbage": dict(
+        caps=CAPS_TLS + " IDLE NOTIFY", caps_tls=CAPS_TLS + " IDLE NOTIFY",
+        starttls="bad", implicit=True,
+        needs_cert=True, push="garbage",
+    ),
+    "imap-notify-refused": dict(
+        caps=CAPS_TLS + " IDLE NOTIFY", caps_tls=CAPS_TLS + " IDLE NOTIFY",
+        starttls="bad", implicit=True,
+        needs_cert=True, push="refused",
+    ),
+    "imap-notify-overflow": dict(
+        caps=CAPS_TLS + " IDLE NOTIFY", caps_tls=CAPS_TLS + " IDLE NOTIFY",
+        starttls="bad", implicit=True, needs_cert=True, push="overflow",
+    ),
+    "imap-idle-early": dict(
+        caps=CAPS_TLS + " IDLE", caps_tls=CAPS_TLS + " IDLE",
+        starttls="bad", implicit=True,
+        needs_cert=True, push="early",
+    ),
+    "imap-no-idle": dict(
+        caps=CAPS_TLS, starttls="bad", implicit=True, needs_cert=True,
+        push="none",
+    ),
 }
 
 MAILBOXES = {"INBOX": "", "Sent": "\\Sent", "Archive": "\\Archive"}
@@ -380,6 +405,8 @@ def imap_session(c, cfg):
                 c.send("%s BAD %s needs authentication\r\n" % (tag, cmd))
             else:
                 imap_mailbox_command(c, tag, cmd, args)
+        elif cmd in ("NOTIFY", "IDLE") and cfg.get("push") and state["authed"]:
+            imap_push(c, cfg, tag, cmd)
         else:
             c.send("%s BAD unknown command\r\n" % tag)
 
@@ -463,6 +490,85 @@ def imap_mailbox_command(c, tag, cmd, args):
             "* OK [UIDVALIDITY 1] UIDs valid\r\n* OK [UIDNEXT 3] next UID\r\n"
             "%s OK [%s] %s completed\r\n" % (tag, mode, cmd)
         )
+
+
+# --------------------------------------------------------- IMAP push ----
+# NOTIFY SET is accepted, or refused with imap-notify-refused. IDLE:
+#   imap-notify-garbage  the first IDLE of the first connection that
+#       asks gets "+ idling", then NOTIFY_GARBAGE (responses that must not
+#       crash a client, end its session or make it hold much memory), then
+#       one good "* STATUS Lists", then, half a second later, a response
+#       with 17 literals (more than a client need accept: it may hang up).
+#       Later IDLEs are quiet.
+#   imap-notify-overflow  on a connection that set NOTIFY, "+ idling" and
+#       "* OK [NOTIFICATIONOVERFLOW]" (as NOTIFY NONE: the server stopped
+#       telling); other IDLEs are quiet.
+#   imap-idle-early  "* 3 EXISTS" in the same segment before "+ idling"
+#       (what libetpan 1.9.4's mailimap_idle loses), on every IDLE.
+# Either way the IDLE then waits for DONE.
+
+PUSH_LOCK = threading.Lock()
+PUSH_STATE = {"garbage_sent": False}
+
+_FAKE_BYE = b"x\r\n* BYE fake, inside a literal\r\n"
+NOTIFY_GARBAGE = [
+    b"* STATUS\r\n",
+    b"* STATUS \r\n",
+    b'* STATUS "unterminated (MESSAGES 1)\r\n',
+    b"* STATUS Lists (MESSAGES 99999999999999999999999 UIDNEXT -1)\r\n",
+    b"* STATUS Lists " + b"(" * 5000 + b"\r\n",
+    b"* STATUS \x00\x01\x02 (MESSAGES 1)\r\n",
+    b"* STATUS {%d}\r\n%s (MESSAGES 1)\r\n" % (len(_FAKE_BYE), _FAKE_BYE),
+    b"* STATUS " + b"y" * 300000 + b" (MESSAGES 1)\r\n",
+    b"* STATUS {0}\r\n (MESSAGES 1)\r\n",
+    b"* 1 FETCH (BODY[] {%d}\r\n" % (64 << 20),
+    None,  # 64 MiB of literal, sent in chunks
+    b")\r\n",
+    b"\xff\xfe a line that is no response\r\n",
+    b"+ another continuation\r\n",
+    b"* 4294967296 EXISTS\r\n",
+    b"* OK Still here\r\n",
+    b"* STATUS Lists (MESSAGES 3 UIDNEXT 4)\r\n",
+]
+
+
+def imap_push(c, cfg, tag, cmd):
+    how = cfg["push"]
+    if cmd == "NOTIFY":
+        if how == "refused":
+            c.send("%s NO [CANNOT] NOTIFY is broken here\r\n" % tag)
+        else:
+            c.notified = True
+            c.send("%s OK NOTIFY completed\r\n" % tag)
+        return
+    if how == "overflow" and getattr(c, "notified", False):
+        c.send("+ idling\r\n* OK [NOTIFICATIONOVERFLOW] gave up\r\n")
+    if how == "early":
+        c.send("* 3 EXISTS\r\n+ idling\r\n")
+    else:
+        c.send("+ idling\r\n")
+    if how == "garbage":
+        with PUSH_LOCK:
+            first = not PUSH_STATE["garbage_sent"]
+            PUSH_STATE["garbage_sent"] = True
+        if first:
+            chunk = b"z" * CHUNK
+            for item in NOTIFY_GARBAGE:
+                if item is None:
+                    for _ in range((64 << 20) // CHUNK):
+                        c.send(chunk)
+                else:
+                    c.send(item)
+            c.log("garbage sent")
+            time.sleep(0.5)
+            lits = b"".join(b" {1}\r\nq" for _ in range(17))
+            c.send(b"* STATUS Lists (MESSAGES 1)" + lits + b"\r\n")
+            c.log("17 literals sent")
+    line = c.readline()
+    if line.strip().upper() == b"DONE":
+        c.send("%s OK Idle completed\r\n" % tag)
+    else:
+        c.send("%s BAD expected DONE\r\n" % tag)
 
 
 # ------------------------------------------- IMAP resource tricks ----

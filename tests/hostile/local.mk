@@ -8,7 +8,8 @@ EXTRA_DIST += \
 	tests/hostile/lib_hostile.sh
 
 HOSTILE_TESTS = tests/hostile/hostile.test tests/hostile/pop3-broken.test \
-	tests/hostile/pop3-uidl.test tests/hostile/send.test
+	tests/hostile/pop3-uidl.test tests/hostile/push.test \
+	tests/hostile/send.test
 TESTS += $(HOSTILE_TESTS)
 $(HOSTILE_TESTS:.test=.log): tests/servers/start.log
 tests/servers/stop.log: $(HOSTILE_TESTS:.test=.log)

@@ -182,6 +182,8 @@ test_defaults(void **state)
 	assert_true(a->schedule.startup);
 	assert_int_equal(a->schedule.every_seconds, 600);
 	assert_true(a->idle);
+	assert_true(a->imap_notify);
+	assert_int_equal(a->max_connections, 5);
 	assert_int_equal(a->download, FM_DOWNLOAD_FULL);
 	assert_true(a->keep_on_server);
 	assert_int_equal(a->delete_after_days, 0);
@@ -335,6 +337,8 @@ full_imap_text(void)
 	                 "folders = INBOX, Lists/* !Spam \"Sent Items\"\n"
 	                 "schedule = startup, every 2h\n"
 	                 "idle = no\n"
+	                 "imap_notify = no\n"
+	                 "max_connections = 20\n"
 	                 "download = max 10M\n"
 	                 "smtp_host = smtp.work.example\n"
 	                 "smtp_port = 2525\n"
@@ -403,6 +407,9 @@ test_full_imap(void **state)
 	assert_true(a->schedule.startup);
 	assert_int_equal(a->schedule.every_seconds, 7200);
 	assert_false(a->idle);
+	assert_false(a->imap_notify);
+	assert_int_equal(a->max_connections, 20);
+	assert_int_equal(key_line(a, "max_connections"), 28);
 	assert_int_equal(a->download, FM_DOWNLOAD_MAX);
 	assert_int_equal(a->download_max, 10 * 1024 * 1024);
 	assert_string_equal(a->smtp_host, "smtp.work.example");
@@ -412,7 +419,7 @@ test_full_imap(void **state)
 	assert_int_equal(a->save_sent, FM_SAVE_SENT_LOCAL);
 	assert_string_equal(a->notify_cmd, "");
 	assert_true(a->is_default);
-	assert_int_equal(key_line(a, "default"), 34);
+	assert_int_equal(key_line(a, "default"), 36);
 	result_free(&r);
 	free(text);
 }
@@ -714,6 +721,12 @@ static const struct bad_case bad_account[] = {
     {"schedule = startup,,every 5m", "schedule", "empty schedule entry"},
     {"schedule =", "schedule", "empty value"},
     {"idle = sometimes", "idle", "expected yes or no, got 'sometimes'"},
+    {"imap_notify = auto", "imap_notify", "expected yes or no, got 'auto'"},
+    {"max_connections = 0", "max_connections",
+     "expected a number of connections from 1 to 20, got '0'"},
+    {"max_connections = 21", "max_connections", "from 1 to 20, got '21'"},
+    {"max_connections = five", "max_connections", "got 'five'"},
+    {"max_connections =", "max_connections", "empty value"},
     {"download = partial", "download",
      "expected full, headers or max SIZE (like max 10M), got 'partial'"},
     {"download = max", "download", "expected full, headers or max SIZE"},

@@ -201,6 +201,78 @@ test_manual(void **state)
 	free(x);
 }
 
+/* Push: at once when waiting or offline, after the back-off when
+ * retrying, never when stopped. */
+static void
+test_push(void **state)
+{
+	(void)state;
+	struct fixture *x = fixture(true, 600);
+	expect_due(x, FM_PASS_STARTUP);
+	struct fm_sched_verdict v;
+	pass(x, 100, FM_ERR_NONE, true, &v);
+	expect_not_due(x);
+	fm_sched_push(&x->s);
+	expect_due(x, FM_PASS_PUSH);
+	pass(x, 100, FM_ERR_PROTOCOL, true, &v);
+	assert_int_equal(v.state, FM_SCHED_RETRYING);
+	/* Retrying: news does not cut the back-off short. */
+	fm_sched_push(&x->s);
+	expect_not_due(x);
+	enum fm_pass_reason r;
+	assert_int_equal(sleep_until_due(x, 600000, &r), v.next_ms);
+	assert_int_equal(r, FM_PASS_RETRY);
+	pass(x, 100, FM_ERR_TEMPORARY, false, &v);
+	assert_int_equal(v.state, FM_SCHED_OFFLINE);
+	/* Offline: the push connection reached the server just now. */
+	fm_sched_push(&x->s);
+	expect_due(x, FM_PASS_PUSH);
+	pass(x, 100, FM_ERR_NONE, true, &v);
+	expect_not_due(x);
+	/* Stopped: news never retries a wrong password. */
+	fm_sched_request(&x->s);
+	expect_due(x, FM_PASS_MANUAL);
+	pass(x, 100, FM_ERR_CREDENTIALS, true, &v);
+	assert_int_equal(v.state, FM_SCHED_STOPPED);
+	fm_sched_push(&x->s);
+	expect_not_due(x);
+	assert_true(sleep_until_due(x, 86400000ull, &r) == UINT64_MAX);
+	fm_sched_request(&x->s);
+	expect_due(x, FM_PASS_MANUAL);
+	pass(x, 100, FM_ERR_NONE, true, &v);
+	/* The manual pass took the old news along. */
+	expect_not_due(x);
+	assert_string_equal(fm_pass_reason_name(FM_PASS_PUSH), "push");
+	free(x);
+}
+
+/* The resume detector on its own. */
+static void
+test_clock_jumped(void **state)
+{
+	(void)state;
+	struct fake f = {.mono = 5000, .wall = 1790000000000};
+	struct fm_clock c = {f_mono, f_wall, f_random, &f};
+	struct fm_clock_watch cw = {0};
+	assert_false(fm_clock_jumped(&cw, &c, 10000)); /* first look */
+	f.mono += 5000;
+	f.wall += 5000;
+	assert_false(fm_clock_jumped(&cw, &c, 10000));
+	f.mono += 5000;
+	f.wall += 15000; /* ahead by the limit, not more */
+	assert_false(fm_clock_jumped(&cw, &c, 10000));
+	f.mono += 5000;
+	f.wall += 15001;
+	assert_true(fm_clock_jumped(&cw, &c, 10000));
+	/* The jump is told once; a clock set back is no resume. */
+	assert_false(fm_clock_jumped(&cw, &c, 10000));
+	f.wall -= 3600000;
+	assert_false(fm_clock_jumped(&cw, &c, 10000));
+	f.mono += 8 * 3600000ull;
+	f.wall += 8 * 3600000;
+	assert_false(fm_clock_jumped(&cw, &c, 10000));
+}
+
 /* Exact back-off delays: with random 0 each wait is the lower end (half
  * the nominal delay); with random = half it is the nominal delay. */
 static void
@@ -492,6 +564,8 @@ main(void)
 	    cmocka_unit_test(test_startup_and_every),
 	    cmocka_unit_test(test_long_pass_skips_ticks),
 	    cmocka_unit_test(test_manual),
+	    cmocka_unit_test(test_push),
+	    cmocka_unit_test(test_clock_jumped),
 	    cmocka_unit_test(test_backoff_doubles_capped_and_resets),
 	    cmocka_unit_test(test_jitter_spreads),
 	    cmocka_unit_test(test_credentials_stop_until_manual_or_reload),

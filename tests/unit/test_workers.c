@@ -145,6 +145,22 @@ test_startup_then_manual(void **state)
 	fm_account_msg_free(&m);
 
 	assert_int_equal(fm_workers_request(e->w, 7, &seq), -1);
+
+	/* Push: a pass of its own kind, at once even for an offline
+	 * account (the push connection has just reached the server). */
+	assert_int_equal(fm_workers_push(e->w, 1), 0);
+	m = next_pass(e, &seen);
+	assert_string_equal(m->name, "later");
+	assert_int_equal(m->seq, 2);
+	assert_int_equal(m->reason, FM_PASS_PUSH);
+	fm_account_msg_free(&m);
+	assert_int_equal(fm_workers_push(e->w, 0), 0);
+	m = next_pass(e, &seen);
+	assert_string_equal(m->name, "early");
+	assert_int_equal(m->seq, 3);
+	assert_int_equal(m->reason, FM_PASS_PUSH);
+	fm_account_msg_free(&m);
+	assert_int_equal(fm_workers_push(e->w, 7), -1);
 	/* Nothing else is due: no pass comes by itself. */
 	struct pollfd pfd = {.fd = fm_workers_fd(e->w), .events = POLLIN};
 	poll(&pfd, 1, 300);
