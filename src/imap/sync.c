@@ -240,9 +240,11 @@ stamp_matches(struct pass *p, const char *local, uint64_t now[ST_N])
 			                           &v[i]) == 0 &&
 			       (i >= ST_FILES || v[i] == now[i]);
 		uint64_t cur, new;
-		if (same && v[ST_TRUST] == 1 && dir_times(dir, &cur, &new) &&
-		    cur == v[ST_CUR] && new == v[ST_NEW]) {
-			/* Nothing renamed, added or removed since. */
+		if (same && v[ST_TRUST] == 1) {
+			/* The times alone: the same when nothing was renamed,
+			 * added or removed since (the stamp has no names). */
+			same = dir_times(dir, &cur, &new) && cur == v[ST_CUR] &&
+			       new == v[ST_NEW];
 		} else if (same) {
 			uint64_t files, hash;
 			same = fm_maildir_fingerprint(dir, &files, &hash) &&
@@ -259,7 +261,8 @@ stamp_matches(struct pass *p, const char *local, uint64_t now[ST_N])
 }
 
 /* Writes the stamp (v[ST_FILES] and on filled here), or removes it when
- * the folder cannot be stamped. The stamp is a cache that proves itself
+ * the folder cannot be stamped. The names are listed only when the times
+ * cannot be trusted. The stamp is a cache that proves itself
  * (any change to either side changes what it compares), so it is written
  * without fsync.
  *
@@ -273,15 +276,23 @@ stamp_write(struct pass *p, const char *local, uint64_t v[ST_N])
 	char *dir = NULL;
 	char *path = stamp_path(p, local, &dir);
 	struct timespec now;
-	if (v == NULL || !dir_times(dir, &v[ST_CUR], &v[ST_NEW]) ||
-	    !fm_maildir_fingerprint(dir, &v[ST_FILES], &v[ST_HASH]) ||
-	    clock_gettime(CLOCK_REALTIME_COARSE, &now) < 0) {
-		if (unlink(path) < 0 && errno != ENOENT)
-			fm_log_warn("%s: %s", path, strerror(errno));
-	} else {
+	bool ok = v != NULL && dir_times(dir, &v[ST_CUR], &v[ST_NEW]) &&
+	          clock_gettime(CLOCK_REALTIME_COARSE, &now) == 0;
+	if (ok) {
 		uint64_t t =
 		    (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
 		v[ST_TRUST] = t > v[ST_CUR] && t > v[ST_NEW];
+		/* Trusted times need no names: when they differ, the
+		 * folder is synced. */
+		v[ST_FILES] = v[ST_HASH] = 0;
+		if (!v[ST_TRUST])
+			ok = fm_maildir_fingerprint(dir, &v[ST_FILES],
+			                            &v[ST_HASH]);
+	}
+	if (!ok) {
+		if (unlink(path) < 0 && errno != ENOENT)
+			fm_log_warn("%s: %s", path, strerror(errno));
+	} else {
 		struct fm_buf line;
 		fm_buf_init(&line, 1024);
 		fm_buf_append_str(&line, STAMP_MAGIC);
