@@ -45,6 +45,18 @@ struct fm_net_conn *fm_imap_conn(struct fm_imap *imap);
 /* Whether the server offers the capability name (case-insensitive). */
 bool fm_imap_has_cap(const struct fm_imap *imap, const char *name);
 
+/* ENABLE name (RFC 5161) when the server offers both ENABLE and name;
+ * *on_r says whether the server enabled it. A refusal (NO, BAD) is no failure:
+ * the session goes on without; -1 when the link failed or the answer did
+ * not parse. Authenticated
+ * state only, before the first SELECT. Enabling changes what the server
+ * says for the rest of the session: after ENABLE QRESYNC an expunge comes
+ * as VANISHED, which libetpan 1.9.4 does not count in sel_exists, so only
+ * a session that reads EXISTS nowhere but straight after a SELECT may
+ * enable it (the sync pass does; check, fetch_body and watch do not). */
+int fm_imap_enable(struct fm_imap *imap, const char *name, bool *on_r,
+                   struct fm_error *err);
+
 /* Fills err for a command that failed: the network's sentence when the
  * link failed, else FM_ERR_PROTOCOL naming what (a gerund phrase such as
  * "selecting INBOX") and the server's text. Returns -1. */

@@ -47,6 +47,9 @@ struct pass {
 	size_t n_folders;
 	char delim; /* the server's hierarchy delimiter */
 	bool uidplus, move, condstore;
+	/* QRESYNC is enabled on this session: expunges come as VANISHED
+	 * (and sel_exists no longer counts them down). */
+	bool qresync;
 	bool subs_known; /* the folders' `subscribed` came from the server */
 	/* the first folder stopped by the guard, for the pass's error */
 	char *guarded;

@@ -61,6 +61,39 @@ fm_imap_has_cap(const struct fm_imap *s, const char *name)
 }
 
 int
+fm_imap_enable(struct fm_imap *s, const char *name, bool *on_r,
+               struct fm_error *err)
+{
+	*on_r = false;
+	if (!fm_imap_has_cap(s, "ENABLE") || !fm_imap_has_cap(s, name))
+		return 0;
+	clist *want = clist_new();
+	clist_append(want, mailimap_capability_new(MAILIMAP_CAPABILITY_NAME,
+	                                           NULL, xstrdup(name)));
+	struct mailimap_capability_data *cd =
+	    mailimap_capability_data_new(want);
+	struct mailimap_capability_data *got = NULL;
+	int r = mailimap_enable(s->imap, cd, &got);
+	mailimap_capability_data_free(cd);
+	if (r == MAILIMAP_ERROR_EXTENSION)
+		return 0; /* a NO or BAD: not enabled */
+	if (r != MAILIMAP_NO_ERROR) {
+		char what[128];
+		snprintf(what, sizeof(what), _("enabling %s"), name);
+		return fm_imap_fail(s, what, err);
+	}
+	for (clistiter *it = clist_begin(got->cap_list); it != NULL;
+	     it = clist_next(it)) {
+		const struct mailimap_capability *c = clist_content(it);
+		if (c->cap_type == MAILIMAP_CAPABILITY_NAME &&
+		    fm_str_ieq(c->cap_data.cap_name, name))
+			*on_r = true;
+	}
+	mailimap_capability_data_free(got);
+	return 0;
+}
+
+int
 fm_imap_fail(const struct fm_imap *s, const char *what, struct fm_error *err)
 {
 	if (fm_net_failed(s->conn))

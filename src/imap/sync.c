@@ -15,7 +15,8 @@
  *      downloaded or uploaded again; the other journal records need no
  *      replay, because the three-way plan sees their effect.
  *   4. Every folder: SELECT, the server's listing (CONDSTORE narrows it to
- *      what changed), the local listing, fm_plan_make(), and the actions.
+ *      what changed, QRESYNC also past expunges), the local listing,
+ *      fm_plan_make(), and the actions.
  * Steps 1 to 3 are in folders.c; this file has the driver and step 4.
  *
  * Crash safety comes from the order of writes. A download is fsynced in
@@ -328,6 +329,7 @@ struct remote {
 	char *msgid;
 	uint64_t size;
 	bool have_flags;
+	bool gone; /* named by VANISHED (drop_vanished) */
 };
 
 struct folder_run {
@@ -376,10 +378,83 @@ remote_find(struct folder_run *fr, uint32_t uid)
 	return bsearch(&key, fr->rv, fr->rn, sizeof(*fr->rv), cmp_remote);
 }
 
+/* Marks the remote entries whose UIDs the set names as gone; fr->rv is
+ * sorted by UID. */
+static void
+mark_vanished(struct folder_run *fr, const struct mailimap_set *set)
+{
+	if (set == NULL || set->set_list == NULL)
+		return;
+	for (clistiter *it = clist_begin(set->set_list); it != NULL;
+	     it = clist_next(it)) {
+		const struct mailimap_set_item *si = clist_content(it);
+		/* 0 is "*", not allowed here; read it as the largest. */
+		uint32_t a = si->set_first != 0 ? si->set_first : UINT32_MAX;
+		uint32_t b = si->set_last != 0 ? si->set_last : UINT32_MAX;
+		if (a > b) {
+			uint32_t t = a;
+			a = b;
+			b = t;
+		}
+		size_t lo = 0, hi = fr->rn; /* the first entry >= a */
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (fr->rv[mid].uid < a)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (size_t i = lo; i < fr->rn && fr->rv[i].uid <= b; i++)
+			fr->rv[i].gone = true;
+	}
+}
+
+/* Drops from the remote list every UID that a VANISHED response of the
+ * last command names (QRESYNC): first is the one libetpan handed out (it
+ * hands out one only; the others stay in the response's extension list),
+ * freed here. Expunges the server reports while the command runs
+ * (VANISHED without EARLIER) count as well: those messages are gone too.
+ */
+static void
+drop_vanished(struct folder_run *fr, struct mailimap_qresync_vanished *first)
+{
+	qsort(fr->rv, fr->rn, sizeof(*fr->rv), cmp_remote);
+	if (first != NULL) {
+		mark_vanished(fr, first->qr_known_uids);
+		mailimap_qresync_vanished_free(first);
+	}
+	const struct mailimap_response_info *ri = fr->p->s->imap_response_info;
+	for (clistiter *it = ri != NULL && ri->rsp_extension_list != NULL
+	                         ? clist_begin(ri->rsp_extension_list)
+	                         : NULL;
+	     it != NULL; it = clist_next(it)) {
+		const struct mailimap_extension_data *ed = clist_content(it);
+		if (ed->ext_extension->ext_id == MAILIMAP_EXTENSION_QRESYNC &&
+		    ed->ext_type == MAILIMAP_QRESYNC_TYPE_VANISHED &&
+		    ed->ext_data != NULL) {
+			const struct mailimap_qresync_vanished *v =
+			    ed->ext_data;
+			mark_vanished(fr, v->qr_known_uids);
+		}
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < fr->rn; i++) {
+		if (fr->rv[i].gone) {
+			free(fr->rv[i].keywords);
+			free(fr->rv[i].msgid);
+			continue;
+		}
+		fr->rv[k++] = fr->rv[i];
+	}
+	fr->rn = k;
+}
+
 /* UID FETCH first:last (last 0: "*") of flags, and with identity also
  * size and Message-ID, into the remote list; only UIDs >= first count
  * (a range "N:*" past the end names the last message). With changedsince
- * only messages changed since that modseq come back. */
+ * only messages changed since that modseq come back; with QRESYNC
+ * enabled the command also asks for the UIDs expunged since (VANISHED),
+ * and those leave the list. */
 static int
 list_range(struct folder_run *fr, uint32_t first, uint32_t last, bool identity,
            uint64_t changedsince, struct fm_error *err)
@@ -389,9 +464,17 @@ list_range(struct folder_run *fr, uint32_t first, uint32_t last, bool identity,
 	    mailimap_set_new_interval(first, last); /* last 0 means '*' */
 	struct mailimap_fetch_type *ft = imap_fetch_type(true, identity, false);
 	clist *res = NULL;
-	int r = changedsince > 0 ? mailimap_uid_fetch_changedsince(
-	                               p->s, set, ft, changedsince, &res)
-	                         : mailimap_uid_fetch(p->s, set, ft, &res);
+	struct mailimap_qresync_vanished *gone = NULL;
+	bool vanished = changedsince > 0 && p->qresync;
+	int r;
+	if (vanished)
+		r = mailimap_uid_fetch_qresync(p->s, set, ft, changedsince,
+		                               &res, &gone);
+	else if (changedsince > 0)
+		r = mailimap_uid_fetch_changedsince(p->s, set, ft, changedsince,
+		                                    &res);
+	else
+		r = mailimap_uid_fetch(p->s, set, ft, &res);
 	mailimap_fetch_type_free(ft);
 	mailimap_set_free(set);
 	if (r != MAILIMAP_NO_ERROR) {
@@ -432,6 +515,8 @@ list_range(struct folder_run *fr, uint32_t first, uint32_t last, bool identity,
 	}
 	if (res != NULL)
 		mailimap_fetch_list_free(res);
+	if (vanished)
+		drop_vanished(fr, gone);
 	return 0;
 }
 
@@ -489,12 +574,23 @@ list_remote(struct folder_run *fr, struct fm_error *err)
 		bool no_expunge = fr->exists == old + n_new;
 		if (no_expunge && untouched)
 			goto sorted;
-		if (no_expunge) {
+		if (no_expunge || fr->p->qresync) {
+			/* What changed since; with QRESYNC also what was
+			 * expunged (VANISHED), so expunges need no full
+			 * listing either. */
 			qsort(fr->rv, fr->rn, sizeof(*fr->rv), cmp_remote);
 			if (list_range(fr, 1, next - 1, false,
 			               fm_state_highestmodseq(st), err) < 0)
 				return -1;
-			goto sorted;
+			if (fr->rn == fr->exists)
+				goto sorted;
+			/* The count disagrees with SELECT's: the folder
+			 * changed while it was listed, or the state is out
+			 * of step with the server. */
+			fm_log_debug("%s/%s: %zu messages listed, %u exist; "
+			             "listing them all",
+			             fr->p->acct->name, fr->f->local, fr->rn,
+			             fr->exists);
 		}
 		/* Something was expunged: the full listing says what. */
 		for (size_t i = 0; i < fr->rn; i++)
@@ -1525,6 +1621,11 @@ fm_imap_sync(const struct fm_account *acct, struct fm_store *store,
 	p.move = fm_imap_has_cap(p.imap, "MOVE");
 	p.condstore = fm_imap_has_cap(p.imap, "CONDSTORE") ||
 	              fm_imap_has_cap(p.imap, "QRESYNC");
+	/* QRESYNC on this session alone: it reads EXISTS only straight
+	 * after a SELECT, which states it afresh, never after an expunge
+	 * (which would come as VANISHED, uncounted by libetpan). */
+	if (fm_imap_enable(p.imap, "QRESYNC", &p.qresync, err) < 0)
+		goto out;
 	if (imap_list_server(&p, err) < 0 || imap_list_local(&p, err) < 0)
 		goto out;
 	for (size_t i = 0; i < so->n_folders && so->folders != NULL; i++)
