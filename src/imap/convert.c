@@ -356,6 +356,28 @@ imap_read_crlf(const char *path, char **data_r, size_t *len_r,
 	return 0;
 }
 
+uint64_t
+imap_crlf_size(const char *path, uint64_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return size;
+	char buf[65536];
+	uint64_t total = 0, bare = 0;
+	char prev = '\0';
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] == '\n' && prev != '\r')
+				bare++;
+			prev = buf[i];
+		}
+		total += (uint64_t)n;
+	}
+	close(fd);
+	return total + bare;
+}
+
 /* CRLF -> LF into out (emptied first): maildir files use the local
  * convention. A CR not before LF stays. */
 void

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* Steps 1 to 3 of an IMAP pass (see sync.c): the folders on both sides
+/* Steps 1 and 2 of an IMAP pass (see sync.c): the folders on both sides
  * (LIST, special use, subscriptions, the local maildirs) and which of them
  * the pass takes, folders created where they are missing and subscribed,
- * LIST-STATUS, and the journal's moves replayed on the server. */
+ * and LIST-STATUS. Step 3 is in replay.c. */
 #include "config.h"
 
 #include <errno.h>
@@ -15,7 +15,6 @@
 #include "imap/imap_int.h"
 #include "log/log.h"
 #include "store/maildir.h"
-#include "sync/journal.h"
 
 void
 imap_folders_free(struct pass *p)
@@ -606,185 +605,4 @@ imap_list_status(struct pass *p, struct fm_error *err)
 			take_status(p, line);
 		free(line);
 	}
-}
-
-/* ------------------------------------------------------------------------
- * Step 3: the journal's moves.
- */
-
-struct move {
-	uint64_t seq;
-	char *from, *to, *base;
-};
-
-struct moves {
-	struct move *v;
-	size_t n;
-	uint64_t last_seq;
-};
-
-static int
-collect_move(void *ctx, const struct fm_journal_record *r, struct fm_error *err)
-{
-	(void)err;
-	struct moves *m = ctx;
-	m->last_seq = r->seq;
-	if (r->op != FM_JOURNAL_MOVE)
-		return 0;
-	m->v = xreallocarray(m->v, m->n + 1, sizeof(*m->v));
-	m->v[m->n++] = (struct move){
-	    .seq = r->seq,
-	    .from = xstrdup(r->folder),
-	    .to = xstrdup(r->to_folder),
-	    .base = xstrdup(r->to_base != NULL ? r->to_base : r->base),
-	};
-	return 0;
-}
-
-/* The UID in dest (a COPYUID result): the single UID of the set. */
-static uint32_t
-single_uid(struct mailimap_set *set)
-{
-	if (set == NULL || clist_count(set->set_list) != 1)
-		return 0;
-	const struct mailimap_set_item *it =
-	    clist_content(clist_begin(set->set_list));
-	return it->set_first == it->set_last ? it->set_first : 0;
-}
-
-/* Replays one local move on the server. A move the server cannot make
- * any more (the message or a folder is gone) is dropped with a warning:
- * the folders' plans then upload the local copy where it is now, so
- * nothing is lost. */
-static int
-replay_move(struct pass *p, const struct move *m, struct fm_error *err)
-{
-	struct folder *from = imap_folder_by_local(p, m->from);
-	struct folder *to = imap_folder_by_local(p, m->to);
-	if (from == NULL || !from->on_server || !from->has_state)
-		return 0; /* never synced: the destination uploads it */
-	struct fm_state *src = NULL, *dst = NULL;
-	if (imap_load_state(p, m->from, &src, err) < 0)
-		return -1;
-	const struct fm_state_entry *se = fm_state_find_base(src, m->base);
-	if (to == NULL || !to->on_server) {
-		fm_state_free(&src);
-		return 0;
-	}
-	uint32_t uid = se != NULL ? se->uid : 0;
-	uint32_t flags = se != NULL ? se->flags : 0;
-	char *kw =
-	    se != NULL && se->keywords != NULL ? xstrdup(se->keywords) : NULL;
-	int ret = -1;
-	uint64_t modseq;
-	if (imap_select_folder(p, from, &modseq, err) < 0)
-		goto out;
-	const struct mailimap_selection_info *si = p->s->imap_selection_info;
-	if (si->sel_uidvalidity != fm_state_uidvalidity(src)) {
-		ret = 0; /* the UID is void; pairing takes over */
-		goto out;
-	}
-	if (uid == 0) {
-		/* Downloaded by a pass that ended before recording it: its
-		 * delivery tag still names the UID. Without this, the
-		 * server copy would come down again in the old folder. */
-		uint32_t lo, hi;
-		imap_tag_range(fm_state_uidnext(src), si->sel_uidnext, &lo,
-		               &hi);
-		uid = imap_uid_of_tag(p, m->from, si->sel_uidvalidity, m->base,
-		                      lo, hi);
-		if (uid == 0) {
-			ret = 0; /* a local message: the destination uploads */
-			goto out;
-		}
-	}
-	uint32_t one = uid;
-	struct mailimap_set *set = imap_uid_set(&one, 1);
-	uint32_t dst_validity = 0;
-	struct mailimap_set *srcs = NULL, *dsts = NULL;
-	int r;
-	if (p->move)
-		r = mailimap_uidplus_uid_move(p->s, set, to->server,
-		                              &dst_validity, &srcs, &dsts);
-	else
-		r = mailimap_uidplus_uid_copy(p->s, set, to->server,
-		                              &dst_validity, &srcs, &dsts);
-	if (r == MAILIMAP_NO_ERROR && !p->move) {
-		struct mailimap_flag_list *fl =
-		    imap_flag_list(FM_MAILDIR_TRASHED, NULL);
-		struct mailimap_store_att_flags *sa =
-		    mailimap_store_att_flags_new_add_flags_silent(fl);
-		r = mailimap_uid_store(p->s, set, sa);
-		mailimap_store_att_flags_free(sa);
-		if (r == MAILIMAP_NO_ERROR && p->uidplus)
-			r = mailimap_uid_expunge(p->s, set);
-	}
-	mailimap_set_free(set);
-	uint32_t new_uid = single_uid(dsts);
-	if (srcs != NULL)
-		mailimap_set_free(srcs);
-	if (dsts != NULL)
-		mailimap_set_free(dsts);
-	if (r != MAILIMAP_NO_ERROR) {
-		if (fm_net_failed(fm_imap_conn(p->imap)))
-			goto fail;
-		char text[256];
-		fm_str_printable(
-		    p->s->imap_response != NULL ? p->s->imap_response : "",
-		    text, sizeof(text));
-		fm_log_warn(_("%s: could not move a message from %s to %s "
-		              "on the server (%s); the local copy will be "
-		              "uploaded instead"),
-		            p->acct->name, m->from, m->to, text);
-	} else {
-		p->stats->moved++;
-		if (new_uid != 0 && imap_load_state(p, m->to, &dst, err) == 0 &&
-		    fm_state_uidvalidity(dst) == dst_validity &&
-		    fm_state_find_uid(dst, new_uid) == NULL &&
-		    fm_state_find_base(dst, m->base) == NULL) {
-			struct fm_state_entry e = {.uid = new_uid,
-			                           .base = m->base,
-			                           .flags = flags,
-			                           .keywords = kw};
-			if (fm_state_put(dst, &e, err) < 0 ||
-			    imap_save_state(p, m->to, dst, err) < 0)
-				goto out;
-		}
-		fm_error_clear(err);
-	}
-	fm_state_remove_uid(src, uid);
-	if (imap_save_state(p, m->from, src, err) < 0)
-		goto out;
-	ret = 0;
-	goto out;
-fail:
-	fm_imap_fail(p->imap, _("moving a message"), err);
-out:
-	free(kw);
-	fm_state_free(&src);
-	fm_state_free(&dst);
-	return ret;
-}
-
-int
-imap_replay_moves(struct pass *p, struct fm_error *err)
-{
-	struct fm_journal *j = fm_store_journal(p->store, p->acct->name);
-	if (j == NULL || fm_journal_pending(j) == 0)
-		return 0;
-	struct moves m = {0};
-	int ret = fm_journal_replay(j, collect_move, &m, err);
-	for (size_t i = 0; ret == 0 && i < m.n; i++)
-		ret = replay_move(p, &m.v[i], err);
-	/* Flag changes, deletions and new messages need no replay: each
-	 * folder's plan sees them by comparing with the state. */
-	if (ret == 0 && m.last_seq > 0)
-		ret = fm_journal_ack(j, m.last_seq, err);
-	for (size_t i = 0; i < m.n; i++) {
-		free(m.v[i].from);
-		free(m.v[i].to);
-		free(m.v[i].base);
-	}
-	free(m.v);
-	return ret;
 }

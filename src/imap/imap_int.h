@@ -93,6 +93,9 @@ struct mailimap_fetch_type *imap_fetch_type(bool flags, bool identity,
 /* A message file with CRLF line ends, for APPEND. */
 int imap_read_crlf(const char *path, char **data_r, size_t *len_r,
                    struct fm_error *err);
+/* A local file's size as the server counts it (CRLF line ends); size when
+ * it cannot be read. */
+uint64_t imap_crlf_size(const char *path, uint64_t size);
 /* CRLF -> LF into out (emptied first). */
 void imap_to_lf(struct fm_buf *out, const char *s, size_t left);
 
@@ -113,8 +116,51 @@ void imap_save_roles(struct pass *p);
 int imap_create_folders(struct pass *p, struct fm_error *err);
 /* LIST-STATUS, when offered: every folder's counters (has_status). */
 int imap_list_status(struct pass *p, struct fm_error *err);
-int imap_replay_moves(struct pass *p, struct fm_error *err);
 char *imap_state_path(struct pass *p, const char *local);
+
+/* ------------------------------------------------------------------------
+ * replay.c: step 3 of a pass.
+ */
+
+/* The journal's moves, and its deletions of messages no state knows,
+ * replayed on the server; then the journal acknowledged. */
+int imap_replay_moves(struct pass *p, struct fm_error *err);
+
+/* ------------------------------------------------------------------------
+ * uploads.c: what a pass put into a folder on the server (APPEND, or a
+ * replayed move) that the folder's state may not record.
+ */
+
+struct imap_upload {
+	char *base;
+	char *msgid;   /* its Message-ID, or NULL */
+	uint64_t size; /* as the server counts it (CRLF line ends) */
+};
+
+struct imap_uploads {
+	struct imap_upload *v;
+	size_t n;
+};
+
+/* Loads the folder's list into *u (empty when there is none; one that
+ * cannot be read is only warned about: the list is a hint). */
+void imap_uploads_load(struct pass *p, const char *local,
+                       struct imap_uploads *u);
+/* Adds the n uploads v to the folder's list, durably. FM_ERR_LOCAL on
+ * failure. */
+int imap_uploads_append(struct pass *p, const char *local,
+                        const struct imap_upload *v, size_t n,
+                        struct fm_error *err);
+/* Replaces the folder's list with *u, durably; removes it when u is empty.
+ * FM_ERR_LOCAL on failure. */
+int imap_uploads_save(struct pass *p, const char *local,
+                      const struct imap_uploads *u, struct fm_error *err);
+/* Adds an upload, or updates the one of that base; whether *u changed. */
+bool imap_uploads_add(struct imap_uploads *u, const char *base,
+                      const char *msgid, uint64_t size);
+const struct imap_upload *imap_uploads_find(const struct imap_uploads *u,
+                                            const char *base);
+void imap_uploads_free(struct imap_uploads *u);
 
 /* ------------------------------------------------------------------------
  * watch.c: what one server response during a watch says. Pure, for the
@@ -183,9 +229,5 @@ char *imap_key_of(uint32_t validity, uint32_t uid);
 /* The UIDs an unrecorded download may have: [*lo_r, *hi_r). */
 void imap_tag_range(uint32_t state_next, uint32_t server_next, uint32_t *lo_r,
                     uint32_t *hi_r);
-/* The UID in [lo, hi) whose delivery into folder gave base its tag, or 0. */
-uint32_t imap_uid_of_tag(const struct pass *p, const char *folder,
-                         uint32_t validity, const char *base, uint32_t lo,
-                         uint32_t hi);
 
 #endif

@@ -4,6 +4,8 @@ src_libfulmar_a_SOURCES += \
 	src/imap/imap_int.h \
 	src/imap/convert.c \
 	src/imap/folders.c \
+	src/imap/replay.c \
 	src/imap/watch.c \
 	src/imap/session.c \
-	src/imap/sync.c
+	src/imap/sync.c \
+	src/imap/uploads.c

@@ -12,21 +12,25 @@
  *      purpose).
  *   3. The journal's moves are replayed as server moves (UID MOVE, or
  *      COPY + \Deleted + UID EXPUNGE), so a message moved offline is never
- *      downloaded or uploaded again; the other journal records need no
- *      replay, because the three-way plan sees their effect.
+ *      downloaded or uploaded again; a deletion is replayed only for a
+ *      message no state knows (see replay.c); the other journal records
+ *      need no replay, because the three-way plan sees their effect.
  *   4. Every folder: SELECT, the server's listing (CONDSTORE narrows it to
  *      what changed, QRESYNC also past expunges), the local listing,
  *      fm_plan_make(), and the actions.
- * Steps 1 to 3 are in folders.c; this file has the driver and step 4.
+ * Steps 1 and 2 are in folders.c, step 3 in replay.c; this file has the
+ * driver and step 4.
  *
  * Crash safety comes from the order of writes. A download is fsynced in
  * the maildir, tagged with its key "imap:UIDVALIDITY:UID", before its UID
  * enters the state; a crash in between finds the file again by its tag. An
  * upload whose APPENDUID was lost is paired with its server copy by
- * Message-ID and size at the next pass. Flag changes are recorded only
- * after both sides have them. UIDNEXT and HIGHESTMODSEQ are recorded only
- * when a folder's plan ran to its end, so an interrupted pass looks at
- * everything again next time. */
+ * Message-ID and size at the next pass (listed first in the folder's
+ * uploads, uploads.c, for when the user moves or deletes it before that
+ * pass: step 3). Flag changes are recorded only after both sides have
+ * them. UIDNEXT and HIGHESTMODSEQ are recorded only when a folder's plan
+ * ran to its end, so an interrupted pass looks at everything again next
+ * time. */
 #include "config.h"
 
 #include <errno.h>
@@ -137,27 +141,6 @@ imap_tag_range(uint32_t state_next, uint32_t server_next, uint32_t *lo_r,
 		lo = hi - TAG_SEARCH_MAX;
 	*lo_r = lo;
 	*hi_r = hi;
-}
-
-/* The UID in [lo, hi) whose delivery into folder under validity gave
- * base its tag, or 0. */
-uint32_t
-imap_uid_of_tag(const struct pass *p, const char *folder, uint32_t validity,
-                const char *base, uint32_t lo, uint32_t hi)
-{
-	size_t tl;
-	const char *t = fm_maildir_base_tag(base, &tl);
-	if (t == NULL || tl != 32)
-		return 0;
-	for (uint32_t u = lo; u < hi; u++) {
-		char *key = imap_key_of(validity, u);
-		char tag[33];
-		fm_store_key_tag(p->acct->name, folder, key, tag);
-		free(key);
-		if (memcmp(tag, t, 32) == 0)
-			return u;
-	}
-	return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -342,6 +325,8 @@ struct folder_run {
 	size_t rn, rcap;
 	struct fm_store_msg *lv;
 	size_t ln;
+	const struct fm_plan_local *lin; /* the planner's view of lv[i] */
+	struct imap_uploads up;          /* uploads the state may lack */
 	uint64_t saved_ms;
 	bool state_dirty;
 	size_t remote_changes; /* STOREs sent */
@@ -621,29 +606,6 @@ sorted:
 	}
 	fr->rn = k;
 	return 0;
-}
-
-/* A local file's size as the server would count it (CRLF line ends). */
-static uint64_t
-crlf_size(const char *path, uint64_t size)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return size;
-	char buf[65536];
-	uint64_t total = 0, bare = 0;
-	char prev = '\0';
-	ssize_t n;
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		for (ssize_t i = 0; i < n; i++) {
-			if (buf[i] == '\n' && prev != '\r')
-				bare++;
-			prev = buf[i];
-		}
-		total += (uint64_t)n;
-	}
-	close(fd);
-	return total + bare;
 }
 
 static char *
@@ -1240,6 +1202,57 @@ downloads(struct folder_run *fr, const struct fm_plan *plan,
 	return ret;
 }
 
+/* Adds the plan's uploads to the folder's list of uploads the state may
+ * lack, and makes it durable before the first APPEND (see uploads.c). */
+static int
+note_uploads(struct folder_run *fr, const struct fm_plan *plan,
+             struct fm_error *err)
+{
+	struct imap_upload *add = NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < fm_plan_count(plan); i++) {
+		const struct fm_plan_action *a = fm_plan_action_at(plan, i);
+		const struct fm_store_msg *m =
+		    a->op == FM_PLAN_UPLOAD ? local_find(fr, a->base) : NULL;
+		if (m == NULL)
+			continue;
+		const struct fm_plan_local *l = &fr->lin[m - fr->lv];
+		if (l->msgid == NULL || l->msgid[0] == '\0' ||
+		    !imap_uploads_add(&fr->up, a->base, l->msgid, l->size))
+			continue; /* listed as it is already */
+		add = xreallocarray(add, n + 1, sizeof(*add));
+		add[n++] = (struct imap_upload){.base = (char *)a->base,
+		                                .msgid = (char *)l->msgid,
+		                                .size = l->size};
+	}
+	int r = imap_uploads_append(fr->p, fr->f->local, add, n, err);
+	free(add);
+	return r;
+}
+
+/* After a plan ran to its end: the list keeps only the uploads the state
+ * still lacks whose file is here (the server named no UID for them); the
+ * others are recorded, or step 3 dealt with them. */
+static void
+prune_uploads(struct folder_run *fr)
+{
+	if (fr->up.n == 0)
+		return;
+	struct imap_uploads keep = {0};
+	for (size_t i = 0; i < fr->up.n; i++) {
+		const struct imap_upload *u = &fr->up.v[i];
+		if (local_find(fr, u->base) != NULL &&
+		    fm_state_find_base(fr->st, u->base) == NULL)
+			imap_uploads_add(&keep, u->base, u->msgid, u->size);
+	}
+	struct fm_error e;
+	fm_error_clear(&e);
+	if (keep.n < fr->up.n &&
+	    imap_uploads_save(fr->p, fr->f->local, &keep, &e) < 0)
+		fm_log_warn("%s", e.user);
+	imap_uploads_free(&keep);
+}
+
 /* Runs a plan's actions in its order. */
 static int
 run_plan(struct folder_run *fr, const struct fm_plan *plan,
@@ -1267,6 +1280,8 @@ run_plan(struct folder_run *fr, const struct fm_plan *plan,
 		                        fm_plan_count(plan));
 	/* Server-side changes first, in as few commands as possible. */
 	if (expunge_remote(fr, plan, err) < 0 || push_flags(fr, plan, err) < 0)
+		return -1;
+	if (sum->uploads > 0 && note_uploads(fr, plan, err) < 0)
 		return -1;
 	for (size_t i = 0; i < fm_plan_count(plan); i++) {
 		const struct fm_plan_action *a = fm_plan_action_at(plan, i);
@@ -1313,7 +1328,8 @@ run_plan(struct folder_run *fr, const struct fm_plan *plan,
 	/* Uploads are saved before the downloads start. Flags, links and
 	 * removals need not be: both sides agree on them already, so a crash
 	 * before the next save costs the next pass a comparison, never a
-	 * change (the state only lags). */
+	 * change (the state only lags, and the plan of the next pass that
+	 * lists the message brings it up to date). */
 	if (maybe_save(fr, sum->uploads > 0, err) < 0)
 		return -1;
 	return downloads(fr, plan, err);
@@ -1432,6 +1448,7 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 	stamp_write(p, f->local, NULL);
 	if (imap_load_state(p, f->local, &fr.st, err) < 0)
 		goto out;
+	imap_uploads_load(p, f->local, &fr.up);
 	if (list_remote(&fr, err) < 0)
 		goto out;
 	if (fm_store_folder_msgs(p->store, p->acct->name, f->local, &fr.lv,
@@ -1492,7 +1509,7 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 		if (se == NULL) {
 			lin[i].msgid = m->message_id;
 			char *path = folder_file(&fr, m->file);
-			lin[i].size = crlf_size(path, m->size);
+			lin[i].size = imap_crlf_size(path, m->size);
 			free(path);
 		}
 	}
@@ -1538,6 +1555,7 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 	}
 	in.local = lin;
 	in.n_local = fr.ln;
+	fr.lin = lin;
 	if (fm_plan_make(&in, &plan, err) < 0)
 		goto out;
 	const struct fm_plan_summary *sum = fm_plan_summary(plan);
@@ -1572,6 +1590,7 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 	}
 	if (maybe_save(&fr, true, err) < 0)
 		goto out;
+	prune_uploads(&fr);
 	f->has_state = true;
 	p->stats->folders++;
 	/* Downloads and local changes leave the server's counters as SELECT
@@ -1601,6 +1620,7 @@ out:
 	free(fr.rv);
 	fm_store_msgs_free(fr.lv, fr.ln);
 	fm_state_free(&fr.st);
+	imap_uploads_free(&fr.up);
 	return ret;
 }
 

@@ -385,9 +385,9 @@ merge(struct planner *p, const struct fm_state_entry *b,
 	uint32_t lf = l->flags;
 	/* Flags the server cannot keep read as ours on every side. */
 	uint32_t rf = (r->flags & m) | (lf & ~m);
-	uint32_t t;
+	uint32_t t, bf = 0;
 	if (b != NULL) {
-		uint32_t bf = (b->flags & m) | (lf & ~m);
+		bf = (b->flags & m) | (lf & ~m);
 		/* A flag changed on either side flips once: two sides that
 		 * differ from the same base agree. */
 		t = bf ^ ((lf ^ bf) | (rf ^ bf));
@@ -398,12 +398,22 @@ merge(struct planner *p, const struct fm_state_entry *b,
 	bool kw_same = b != NULL ? str_same(b->keywords, l->keywords) &&
 	                               str_same(b->keywords, r->keywords)
 	                         : str_same(l->keywords, r->keywords);
-	if (b != NULL && t == lf && t == rf && kw_same)
+	if (b != NULL && t == lf && t == rf && t == bf && kw_same)
 		return;
 	bool kw_change = kw_merge(p, b != NULL, b != NULL ? b->keywords : NULL,
 	                          l->keywords, r->keywords);
-	if (b != NULL && t == lf && t == rf && !kw_change)
+	const char *kw = buf_dup(&p->out);
+	/* Both sides agree: nothing to do unless the state differs from
+	 * them. Then a FLAGS action that changes neither side records it:
+	 * an engine that narrows the server's listing (CONDSTORE) takes the
+	 * state's flags for the server's, and a state left behind (a pass
+	 * killed between a change and its recording) would read as a change
+	 * made here once the server's counters have moved past it. */
+	if (b != NULL && t == lf && t == rf && !kw_change && t == bf &&
+	    !kw_differ(p, b->keywords, kw)) {
+		free((char *)kw);
 		return;
+	}
 	struct fm_plan_action *a =
 	    add(p, b != NULL ? FM_PLAN_FLAGS : FM_PLAN_LINK, r->uid, l->base);
 	a->link = link;
@@ -411,7 +421,7 @@ merge(struct planner *p, const struct fm_state_entry *b,
 	a->local_flags = lf;
 	a->remote_add = t & ~rf;
 	a->remote_del = rf & ~t;
-	a->keywords = buf_dup(&p->out);
+	a->keywords = kw;
 	a->kw_remote_add = buf_dup(&p->radd);
 	a->kw_remote_del = buf_dup(&p->rdel);
 	a->kw_local_add = buf_dup(&p->ladd);

@@ -23,7 +23,12 @@
  * What each combination means (S: in the state, L: present locally, R:
  * present on the server):
  *
- *   S L R   three-way flag merge; an action only if something differs.
+ *   S L R   three-way flag merge; an action only if something differs,
+ *           the state included: when both sides agree but the state does
+ *           not (both made the same change, or a pass was killed between
+ *           a change and its recording), FLAGS changes neither side and
+ *           only records, so the state can stand for the server's flags
+ *           of messages a CONDSTORE listing leaves out.
  *   S L -   the server expunged it: remove the local copy (EXPUNGE_LOCAL).
  *   S - R   the local copy was deleted: \Deleted and UID EXPUNGE on the
  *           server (EXPUNGE_REMOTE).

@@ -11,6 +11,7 @@ INTEGRATION_TESTS = \
 	tests/integration/imap-folders.test \
 	tests/integration/imap-push.test \
 	tests/integration/imap-push-net.test \
+	tests/integration/imap-recover.test \
 	tests/integration/imap-resync.test \
 	tests/integration/imap-sync.test \
 	tests/integration/index-lazy.test \
