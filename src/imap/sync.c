@@ -931,6 +931,7 @@ struct batch {
 	struct fm_buf lf; /* a message with LF line ends */
 	int ret;          /* of storing, in the handler */
 	struct fm_error err;
+	size_t taken; /* messages stored from the answer (counted done) */
 };
 
 static void
@@ -961,6 +962,10 @@ take_message(struct mailimap_msg_att *att, void *ctx)
 	p->stats->downloaded++;
 	p->stats->bytes += fx.body_len;
 	fr->bytes += fx.body_len;
+	/* Progress message by message: the answer may take a while. */
+	b->taken++;
+	fr->done++;
+	progress(fr);
 }
 
 /* libetpan 1.9.4 calls a message handler only while a progress function
@@ -1100,7 +1105,7 @@ batch_finish(struct batch *b, int ret, struct fm_error *err)
 		free(d->base);
 		d->base = NULL;
 	}
-	fr->done += b->n;
+	fr->done += b->n - b->taken;
 	progress(fr);
 	if (ret == 0)
 		ret = maybe_save(fr, false, err);
