@@ -12,6 +12,7 @@
 #include "base/base.h"
 #include "imap/imap.h"
 #include "store/store.h"
+#include "sync/plan.h"
 #include "sync/state.h"
 
 #define STATE_FILE ".fulmar-state"
@@ -229,5 +230,60 @@ char *imap_key_of(uint32_t validity, uint32_t uid);
 /* The UIDs an unrecorded download may have: [*lo_r, *hi_r). */
 void imap_tag_range(uint32_t state_next, uint32_t server_next, uint32_t *lo_r,
                     uint32_t *hi_r);
+
+/* ------------------------------------------------------------------------
+ * Step 4, one folder's run (sync.c, download.c)
+ */
+
+/* A message on the server, as the listing saw it. */
+struct remote {
+	uint32_t uid;
+	uint32_t flags;
+	char *keywords;
+	char *msgid;
+	uint64_t size;
+	bool have_flags;
+	bool gone; /* named by VANISHED (drop_vanished) */
+};
+
+struct folder_run {
+	struct pass *p;
+	struct folder *f;
+	struct fm_state *st;
+	uint32_t validity, uidnext, exists;
+	uint64_t modseq;
+	struct remote *rv;
+	size_t rn, rcap;
+	struct fm_store_msg *lv;
+	size_t ln;
+	const struct fm_plan_local *lin; /* the planner's view of lv[i] */
+	struct imap_uploads up;          /* uploads the state may lack */
+	uint64_t saved_ms;
+	bool state_dirty;
+	size_t remote_changes; /* STOREs sent */
+	size_t refused;        /* uploads the server refused */
+	/* transfer progress */
+	size_t done, total;
+	uint64_t bytes;
+};
+
+/* Partial: whether the local copy is headers only, or as the state entry
+ * says now. */
+enum { IMAP_KEEP_PARTIAL = -1, IMAP_WHOLE = 0, IMAP_HEADERS_ONLY = 1 };
+
+/* The listed message with that UID, or NULL (the listing is sorted). */
+struct remote *imap_remote_find(struct folder_run *fr, uint32_t uid);
+/* Reports the folder's transfer progress. */
+void imap_progress(struct folder_run *fr);
+/* Saves the state if it changed: at once when force, else at most every
+ * few seconds. */
+int imap_maybe_save(struct folder_run *fr, bool force, struct fm_error *err);
+/* Records (uid, base, flags, keywords) in the state; partial as above. */
+int imap_record(struct folder_run *fr, uint32_t uid, const char *base,
+                uint32_t flags, const char *keywords, int partial,
+                struct fm_error *err);
+/* Downloads the plan's new messages (download.c). */
+int imap_downloads(struct folder_run *fr, const struct fm_plan *plan,
+                   struct fm_error *err);
 
 #endif

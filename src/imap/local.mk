@@ -3,6 +3,7 @@ src_libfulmar_a_SOURCES += \
 	src/imap/imap.h \
 	src/imap/imap_int.h \
 	src/imap/convert.c \
+	src/imap/download.c \
 	src/imap/folders.c \
 	src/imap/replay.c \
 	src/imap/watch.c \

@@ -53,9 +53,6 @@
 #include "sync/state.h"
 
 enum {
-	/* A download batch: this many messages or bytes per UID FETCH. */
-	BATCH_MESSAGES = 200,
-	BATCH_BYTES = 4 << 20,
 	/* Save the state at least this often during a long folder. */
 	SAVE_INTERVAL_MS = 2000,
 };
@@ -305,37 +302,6 @@ stamp_write(struct pass *p, const char *local, uint64_t v[ST_N])
  * Step 4: one folder.
  */
 
-struct remote {
-	uint32_t uid;
-	uint32_t flags;
-	char *keywords;
-	char *msgid;
-	uint64_t size;
-	bool have_flags;
-	bool gone; /* named by VANISHED (drop_vanished) */
-};
-
-struct folder_run {
-	struct pass *p;
-	struct folder *f;
-	struct fm_state *st;
-	uint32_t validity, uidnext, exists;
-	uint64_t modseq;
-	struct remote *rv;
-	size_t rn, rcap;
-	struct fm_store_msg *lv;
-	size_t ln;
-	const struct fm_plan_local *lin; /* the planner's view of lv[i] */
-	struct imap_uploads up;          /* uploads the state may lack */
-	uint64_t saved_ms;
-	bool state_dirty;
-	size_t remote_changes; /* STOREs sent */
-	size_t refused;        /* uploads the server refused */
-	/* transfer progress */
-	size_t done, total;
-	uint64_t bytes;
-};
-
 static struct remote *
 remote_add(struct folder_run *fr, uint32_t uid)
 {
@@ -356,8 +322,8 @@ cmp_remote(const void *a, const void *b)
 	return x->uid < y->uid ? -1 : x->uid > y->uid;
 }
 
-static struct remote *
-remote_find(struct folder_run *fr, uint32_t uid)
+struct remote *
+imap_remote_find(struct folder_run *fr, uint32_t uid)
 {
 	struct remote key = {.uid = uid};
 	return bsearch(&key, fr->rv, fr->rn, sizeof(*fr->rv), cmp_remote);
@@ -479,7 +445,7 @@ list_range(struct folder_run *fr, uint32_t first, uint32_t last, bool identity,
 			continue;
 		}
 		struct remote *rm =
-		    changedsince > 0 ? remote_find(fr, fx.uid) : NULL;
+		    changedsince > 0 ? imap_remote_find(fr, fx.uid) : NULL;
 		if (rm == NULL)
 			rm = remote_add(fr, fx.uid);
 		if (fx.have_flags) {
@@ -624,8 +590,8 @@ imap_key_of(uint32_t validity, uint32_t uid)
 	return xasprintf("imap:%u:%u", validity, uid);
 }
 
-static void
-progress(struct folder_run *fr)
+void
+imap_progress(struct folder_run *fr)
 {
 	const struct fm_imap_progress *pr = fr->p->so->progress;
 	if (pr != NULL && pr->transfer != NULL)
@@ -633,8 +599,8 @@ progress(struct folder_run *fr)
 		             fr->bytes);
 }
 
-static int
-maybe_save(struct folder_run *fr, bool force, struct fm_error *err)
+int
+imap_maybe_save(struct folder_run *fr, bool force, struct fm_error *err)
 {
 	if (!fr->state_dirty)
 		return 0;
@@ -648,16 +614,15 @@ maybe_save(struct folder_run *fr, bool force, struct fm_error *err)
 	return 0;
 }
 
-enum { KEEP_PARTIAL = -1, WHOLE = 0, HEADERS_ONLY = 1 };
-
 /* Records (uid, base, flags, keywords) in the state. partial: whether the
- * local copy is headers only (KEEP_PARTIAL: as the entry says now). */
-static int
-record(struct folder_run *fr, uint32_t uid, const char *base, uint32_t flags,
-       const char *keywords, int partial, struct fm_error *err)
+ * local copy is headers only (IMAP_KEEP_PARTIAL: as the entry says now). */
+int
+imap_record(struct folder_run *fr, uint32_t uid, const char *base,
+            uint32_t flags, const char *keywords, int partial,
+            struct fm_error *err)
 {
 	const struct fm_state_entry *old = fm_state_find_uid(fr->st, uid);
-	if (partial == KEEP_PARTIAL) {
+	if (partial == IMAP_KEEP_PARTIAL) {
 		bool had = false;
 		char *x = old != NULL && old->base != NULL && base != NULL &&
 		                  strcmp(old->base, base) == 0
@@ -821,7 +786,8 @@ expunge_remote(struct folder_run *fr, const struct fm_plan *plan,
 			    fm_state_find_uid(fr->st, uids[i]);
 			uint32_t fl =
 			    (e != NULL ? e->flags : 0) | FM_MAILDIR_TRASHED;
-			if (record(fr, uids[i], NULL, fl, NULL, WHOLE, err) < 0)
+			if (imap_record(fr, uids[i], NULL, fl, NULL, IMAP_WHOLE,
+			                err) < 0)
 				ret = -1;
 		}
 		fr->state_dirty = true;
@@ -893,320 +859,16 @@ upload(struct folder_run *fr, const struct fm_plan_action *a,
 	fr->p->stats->bytes += len;
 	fr->bytes += len;
 	fr->done++;
-	progress(fr);
+	imap_progress(fr);
 	/* Without APPENDUID the next pass pairs the two copies by
 	 * Message-ID and size. */
 	if (uid != 0 && validity == fr->validity)
-		return record(fr, uid, a->base, a->flags, a->keywords, WHOLE,
-		              err);
+		return imap_record(fr, uid, a->base, a->flags, a->keywords,
+		                   IMAP_WHOLE, err);
 	return 0;
 }
 
 /* A download batch. */
-struct dl {
-	uint32_t uid;
-	uint32_t flags;
-	const char *keywords;
-	uint64_t size;
-	bool whole; /* the whole message, or its header only */
-	size_t order;
-	char *base; /* after delivery */
-	bool have;  /* stored before (found by its tag) */
-};
-
-/* Downloads run in batches, pipelined: the next batch's UID FETCH is sent
- * as soon as the last one's answer is read, before that batch is committed
- * and recorded, so the server streams while the disk flushes. Each
- * message is staged as libetpan finishes parsing it
- * (mailimap_set_msg_att_handler), so writing files overlaps the rest of
- * the transfer and a parsed batch is never held whole. */
-struct batch {
-	struct folder_run *fr;
-	struct dl *v;
-	size_t n;
-	bool whole;
-	uint32_t *want; /* the UIDs to fetch: not stored before */
-	size_t nw;
-	bool sent;
-	struct fm_buf lf; /* a message with LF line ends */
-	int ret;          /* of storing, in the handler */
-	struct fm_error err;
-	size_t taken; /* messages stored from the answer (counted done) */
-};
-
-static void
-take_message(struct mailimap_msg_att *att, void *ctx)
-{
-	struct batch *b = ctx;
-	struct folder_run *fr = b->fr;
-	struct pass *p = fr->p;
-	struct imap_fetched fx;
-	imap_parse_att(att, &fx);
-	free(fx.keywords);
-	free(fx.msgid);
-	if (b->ret < 0 || fx.uid == 0 || fx.body == NULL)
-		return;
-	struct dl *d = NULL;
-	for (size_t i = 0; i < b->n && d == NULL; i++)
-		if (b->v[i].uid == fx.uid && b->v[i].base == NULL)
-			d = &b->v[i];
-	if (d == NULL)
-		return;
-	imap_to_lf(&b->lf, fx.body, fx.body_len);
-	char *key = imap_key_of(fr->validity, d->uid);
-	b->ret = fm_store_deliver_staged(
-	    p->store, p->acct->name, fr->f->local, key,
-	    b->lf.data != NULL ? b->lf.data : "", b->lf.len,
-	    d->flags & FM_MAILDIR_STANDARD_FLAGS, &d->base, &b->err);
-	free(key);
-	p->stats->downloaded++;
-	p->stats->bytes += fx.body_len;
-	fr->bytes += fx.body_len;
-	/* Progress message by message: the answer may take a while. */
-	b->taken++;
-	fr->done++;
-	progress(fr);
-}
-
-/* libetpan 1.9.4 calls a message handler only while a progress function
- * is set as well (mailimap_parse_response). */
-static void
-no_progress(size_t current, size_t maximum, void *ctx)
-{
-	(void)current;
-	(void)maximum;
-	(void)ctx;
-}
-
-/* Looks up what the batch needs: a message stored before but not
- * recorded (a crash) is found by its tag and not fetched again. */
-static void
-batch_prepare(struct batch *b)
-{
-	struct pass *p = b->fr->p;
-	b->want = xcalloc(b->n > 0 ? b->n : 1, sizeof(*b->want));
-	for (size_t i = 0; i < b->n; i++) {
-		char *key = imap_key_of(b->fr->validity, b->v[i].uid);
-		b->v[i].base = fm_store_find_key(p->store, p->acct->name,
-		                                 b->fr->f->local, key);
-		free(key);
-		b->v[i].have = b->v[i].base != NULL;
-		if (b->v[i].base == NULL)
-			b->want[b->nw++] = b->v[i].uid;
-	}
-	fm_buf_init(&b->lf, SIZE_MAX / 2);
-	fm_error_clear(&b->err);
-}
-
-static int
-batch_fail(struct batch *b, struct fm_error *err)
-{
-	char what[512];
-	snprintf(what, sizeof(what), _("downloading messages of %s"),
-	         b->fr->f->local);
-	return fm_imap_fail(b->fr->p->imap, what, err);
-}
-
-/* Sends the batch's UID FETCH, by hand: libetpan would wait for the
- * answer. */
-static int
-batch_send(struct batch *b, struct fm_error *err)
-{
-	if (b->nw == 0)
-		return 0;
-	struct pass *p = b->fr->p;
-	char *set = imap_uid_set_text(b->want, b->nw);
-	char *cmd = xasprintf("UID FETCH %s (UID BODY.PEEK[%s])\r\n", set,
-	                      b->whole ? "" : "HEADER");
-	free(set);
-	int r = mailimap_send_current_tag(p->s) != MAILIMAP_NO_ERROR
-	            ? -1
-	            : fm_net_write(fm_imap_conn(p->imap), p->s->imap_stream,
-	                           cmd, strlen(cmd), err);
-	free(cmd);
-	if (r < 0)
-		return batch_fail(b, err);
-	b->sent = true;
-	return 0;
-}
-
-/* Reads the answer of a batch sent, storing each message as it comes. A
- * NO (messages expunged meanwhile) is no failure: what came is kept, the
- * rest is not there. */
-static int
-batch_receive(struct batch *b, struct fm_error *err)
-{
-	if (!b->sent)
-		return 0;
-	mailimap *s = b->fr->p->s;
-	struct mailimap_response *resp = NULL;
-	mailimap_set_msg_att_handler(s, take_message, b);
-	mailimap_set_progress_callback(s, no_progress, NULL, NULL);
-	int r = mailimap_read_line(s) == NULL
-	            ? MAILIMAP_ERROR_STREAM
-	            : mailimap_parse_response(s, &resp);
-	mailimap_set_progress_callback(s, NULL, NULL, NULL);
-	mailimap_set_msg_att_handler(s, NULL, NULL);
-	if (s->imap_response_info != NULL &&
-	    s->imap_response_info->rsp_fetch_list != NULL) {
-		mailimap_fetch_list_free(s->imap_response_info->rsp_fetch_list);
-		s->imap_response_info->rsp_fetch_list = NULL;
-	}
-	int state = resp != NULL ? resp->rsp_resp_done->rsp_data.rsp_tagged
-	                               ->rsp_cond_state->rsp_type
-	                         : MAILIMAP_RESP_COND_STATE_BAD;
-	if (resp != NULL)
-		mailimap_response_free(resp);
-	if (b->ret < 0) {
-		*err = b->err;
-		return -1;
-	}
-	if (r != MAILIMAP_NO_ERROR || state == MAILIMAP_RESP_COND_STATE_BAD)
-		return batch_fail(b, err);
-	return 0;
-}
-
-/* Makes what the batch staged durable and records it: even after a
- * failure, so the next pass need not fetch it again. ret: the pass's
- * result so far; the first failure is kept in err. */
-static int
-batch_finish(struct batch *b, int ret, struct fm_error *err)
-{
-	struct folder_run *fr = b->fr;
-	struct pass *p = fr->p;
-	bool committed = true;
-	struct fm_error cerr;
-	fm_error_clear(&cerr);
-	if (fm_store_commit(p->store, &cerr) < 0) {
-		committed = false;
-		if (ret == 0) {
-			*err = cerr;
-			ret = -1;
-		}
-	}
-	for (size_t i = 0; i < b->n; i++) {
-		/* A message expunged meanwhile is simply not there; the
-		 * next pass forgets it. One that was staged and committed is
-		 * recorded even after a failure: the state must know it. */
-		struct dl *d = &b->v[i];
-		struct fm_error rerr;
-		fm_error_clear(&rerr);
-		if (committed && d->base != NULL &&
-		    record(fr, d->uid, d->base, d->flags, d->keywords,
-		           d->have ? KEEP_PARTIAL : !b->whole, &rerr) < 0 &&
-		    ret == 0) {
-			*err = rerr;
-			ret = -1;
-		}
-		const struct fm_imap_progress *pr = p->so->progress;
-		if (committed && d->base != NULL && !d->have && pr != NULL &&
-		    pr->stored != NULL)
-			pr->stored(pr->ctx, fr->f->local, d->base);
-		free(d->base);
-		d->base = NULL;
-	}
-	fr->done += b->n - b->taken;
-	progress(fr);
-	if (ret == 0)
-		ret = maybe_save(fr, false, err);
-	fm_buf_free(&b->lf);
-	free(b->want);
-	b->want = NULL;
-	return ret;
-}
-
-static uint64_t
-remote_size(struct folder_run *fr, uint32_t uid)
-{
-	struct remote *rm = remote_find(fr, uid);
-	return rm != NULL ? rm->size : 0;
-}
-
-/* Whether a new message comes whole or as its headers (download). */
-static bool
-wants_whole(const struct fm_account *a, uint64_t size)
-{
-	switch (a->download) {
-	case FM_DOWNLOAD_HEADERS:
-		return false;
-	case FM_DOWNLOAD_MAX:
-		return size <= a->download_max;
-	default:
-		return true;
-	}
-}
-
-static int
-cmp_dl_kind(const void *a, const void *b)
-{
-	const struct dl *x = a, *y = b;
-	if (x->whole != y->whole)
-		return x->whole ? 1 : -1;
-	return (x->order > y->order) - (x->order < y->order);
-}
-
-static int
-downloads(struct folder_run *fr, const struct fm_plan *plan,
-          struct fm_error *err)
-{
-	/* Header stubs first (quick to show), then whole messages. */
-	size_t n = 0;
-	struct dl *all = NULL;
-	for (size_t i = 0; i < fm_plan_count(plan); i++) {
-		const struct fm_plan_action *a = fm_plan_action_at(plan, i);
-		if (a->op != FM_PLAN_DOWNLOAD)
-			continue;
-		all = xreallocarray(all, n + 1, sizeof(*all));
-		uint64_t size = remote_size(fr, a->uid);
-		all[n++] = (struct dl){.uid = a->uid,
-		                       .flags = a->flags,
-		                       .keywords = a->keywords,
-		                       .size = size,
-		                       .whole = wants_whole(fr->p->acct, size)};
-	}
-	if (n == 0)
-		return 0;
-	/* qsort is not stable: order keeps the plan's within a kind. */
-	for (size_t i = 0; i < n; i++)
-		all[i].order = i;
-	qsort(all, n, sizeof(*all), cmp_dl_kind);
-	int ret = 0;
-	struct batch bt[2], *prev = NULL;
-	size_t next = 0;
-	for (int k = 0;; k ^= 1) {
-		struct batch *cur = NULL;
-		if (ret == 0 && next < n) {
-			cur = &bt[k];
-			*cur = (struct batch){.fr = fr,
-			                      .v = &all[next],
-			                      .whole = all[next].whole};
-			uint64_t bytes = 0;
-			while (next < n && cur->n < BATCH_MESSAGES &&
-			       all[next].whole == cur->whole &&
-			       (cur->n == 0 || bytes < BATCH_BYTES)) {
-				bytes += cur->whole ? all[next].size : 0;
-				cur->n++;
-				next++;
-			}
-			batch_prepare(cur);
-			ret = batch_send(cur, err);
-		}
-		if (prev != NULL)
-			ret = batch_finish(prev, ret, err);
-		if (cur == NULL)
-			break;
-		struct fm_error rerr;
-		fm_error_clear(&rerr);
-		if (batch_receive(cur, &rerr) < 0 && ret == 0) {
-			*err = rerr;
-			ret = -1;
-		}
-		prev = cur;
-	}
-	free(all);
-	return ret;
-}
-
 /* Adds the plan's uploads to the folder's list of uploads the state may
  * lack, and makes it durable before the first APPEND (see uploads.c). */
 static int
@@ -1315,15 +977,16 @@ run_plan(struct folder_run *fr, const struct fm_plan *plan,
 					return -1;
 				p->stats->flags_local++;
 			}
-			if (record(fr, a->uid, a->base, a->flags, a->keywords,
-			           KEEP_PARTIAL, err) < 0)
+			if (imap_record(fr, a->uid, a->base, a->flags,
+			                a->keywords, IMAP_KEEP_PARTIAL,
+			                err) < 0)
 				return -1;
 			break;
 		}
 		case FM_PLAN_UPLOAD:
 			if (upload(fr, a, err) < 0)
 				return -1;
-			if (maybe_save(fr, false, err) < 0)
+			if (imap_maybe_save(fr, false, err) < 0)
 				return -1;
 			break;
 		default:
@@ -1335,9 +998,9 @@ run_plan(struct folder_run *fr, const struct fm_plan *plan,
 	 * before the next save costs the next pass a comparison, never a
 	 * change (the state only lags, and the plan of the next pass that
 	 * lists the message brings it up to date). */
-	if (maybe_save(fr, sum->uploads > 0, err) < 0)
+	if (imap_maybe_save(fr, sum->uploads > 0, err) < 0)
 		return -1;
-	return downloads(fr, plan, err);
+	return imap_downloads(fr, plan, err);
 }
 
 /* Flags the server cannot keep, from PERMANENTFLAGS. */
@@ -1593,7 +1256,7 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 		fm_state_set_highestmodseq(fr.st, fr.modseq);
 		fr.state_dirty = true;
 	}
-	if (maybe_save(&fr, true, err) < 0)
+	if (imap_maybe_save(&fr, true, err) < 0)
 		goto out;
 	prune_uploads(&fr);
 	f->has_state = true;
