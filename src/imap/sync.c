@@ -1156,10 +1156,13 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 	in.remote = rin;
 	in.n_remote = fr.rn;
 	lin = xcalloc(fr.ln > 0 ? fr.ln : 1, sizeof(*lin));
+	/* Which local messages the state knows, looked up once. */
+	bool *in_state = xcalloc(fr.ln > 0 ? fr.ln : 1, sizeof(*in_state));
 	for (size_t i = 0; i < fr.ln; i++) {
 		const struct fm_store_msg *m = &fr.lv[i];
 		const struct fm_state_entry *se =
 		    known ? fm_state_find_base(fr.st, m->base) : NULL;
+		in_state[i] = se != NULL;
 		const char *kw = NULL;
 		if (se != NULL) {
 			/* the same entry's plain keywords (synced is in
@@ -1189,8 +1192,7 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 		for (size_t k = 0; k < fr.ln; k++) {
 			size_t tl;
 			const char *t = fm_maildir_base_tag(fr.lv[k].base, &tl);
-			if (t == NULL || tl != 32 ||
-			    fm_state_find_base(fr.st, fr.lv[k].base) != NULL)
+			if (t == NULL || tl != 32 || in_state[k])
 				continue;
 			tv = xreallocarray(tv, tn + 1, sizeof(*tv));
 			memcpy(tv[tn].tag, t, 32);
@@ -1221,6 +1223,7 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 		}
 		free(tv);
 	}
+	free(in_state);
 	in.local = lin;
 	in.n_local = fr.ln;
 	fr.lin = lin;
