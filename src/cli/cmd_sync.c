@@ -47,9 +47,12 @@ void
 fm_cli_print_pass(FILE *out, const char *account,
                   const struct fm_pass_result *res)
 {
+	if (res->sent > 0)
+		fprintf(out, _("%s: %zu sent from the Outbox\n"), account,
+		        res->sent);
 	if (res->imap) {
 		fprintf(out,
-		        _("%s: %zu folders, %zu new (%.1f MB), %zu sent up, "
+		        _("%s: %zu folders, %zu new (%.1f MB), %zu uploaded, "
 		          "%zu moved, flags %zu here / %zu there, %zu removed "
 		          "here, %zu expunged there, in %.1f s\n"),
 		        account, res->folders, res->downloaded,
