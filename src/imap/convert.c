@@ -398,3 +398,33 @@ imap_to_lf(struct fm_buf *out, const char *s, size_t left)
 		left -= k + 1;
 	}
 }
+
+bool
+imap_read_astring(const char **pp, char *out, size_t size)
+{
+	const char *p = *pp;
+	size_t n = 0;
+	if (*p == '"') {
+		for (p++; *p != '"'; p++) {
+			if (*p == '\\')
+				p++;
+			if (*p == '\0' || n + 1 >= size)
+				return false;
+			out[n++] = *p;
+		}
+		p++;
+	} else {
+		for (; (unsigned char)*p > ' ' && *p != 0x7f && *p != '(' &&
+		       *p != ')' && *p != '{' && *p != '"' && *p != '\\';
+		     p++) {
+			if (n + 1 >= size)
+				return false;
+			out[n++] = *p;
+		}
+		if (n == 0)
+			return false;
+	}
+	out[n] = '\0';
+	*pp = p;
+	return true;
+}

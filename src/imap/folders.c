@@ -492,45 +492,14 @@ imap_create_folders(struct pass *p, struct fm_error *err)
  * folder without a status: it is then SELECTed as usual.
  */
 
-/* Reads an IMAP astring (atom or quoted) at *pp into out; false if it is
- * not one (a literal, say). */
-static bool
-read_astring(const char **pp, char *out, size_t size)
-{
-	const char *p = *pp;
-	size_t n = 0;
-	if (*p == '"') {
-		for (p++; *p != '"'; p++) {
-			if (*p == '\0')
-				return false;
-			if (*p == '\\' && p[1] != '\0')
-				p++;
-			if (n + 1 >= size)
-				return false;
-			out[n++] = *p;
-		}
-		p++;
-	} else {
-		for (; *p != '\0' && *p != ' ' && *p != '(' && *p != '{'; p++) {
-			if (n + 1 >= size)
-				return false;
-			out[n++] = *p;
-		}
-		if (n == 0)
-			return false;
-	}
-	out[n] = '\0';
-	*pp = p;
-	return true;
-}
-
 /* "* STATUS name (MESSAGES n UIDNEXT n UIDVALIDITY n HIGHESTMODSEQ n)" */
 static void
 take_status(struct pass *p, const char *line)
 {
 	const char *q = line + strlen("* STATUS ");
 	char name[1024];
-	if (!read_astring(&q, name, sizeof(name)) || strncmp(q, " (", 2) != 0)
+	if (!imap_read_astring(&q, name, sizeof(name)) ||
+	    strncmp(q, " (", 2) != 0)
 		return;
 	q += 2;
 	uint64_t v[4] = {0, 0, 0, 0};

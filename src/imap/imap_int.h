@@ -84,6 +84,9 @@ struct mailimap_flag_list *imap_flag_list(uint32_t bits, const char *keywords);
 struct mailimap_set *imap_uid_set(uint32_t *uids, size_t n);
 /* The same as text ("3:7,9"), for a command sent by hand. */
 char *imap_uid_set_text(uint32_t *uids, size_t n);
+/* An astring (atom or quoted string) at *pp into out, *pp moved past it;
+ * false if it is none (a literal, say), or longer than out. */
+bool imap_read_astring(const char **pp, char *out, size_t size);
 /* What one FETCH response says; the strings in *out are the caller's to
  * free (body is borrowed from the response). */
 void imap_parse_att(const struct mailimap_msg_att *att,

@@ -124,38 +124,6 @@ imap_watch_literal(const char *line, size_t len, uint64_t *n_r, size_t *at_r)
 	return true;
 }
 
-/* An astring (atom or quoted string) at *pp into out; false if it is
- * none, or longer than out. */
-static bool
-read_astring(const char **pp, char *out, size_t size)
-{
-	const char *p = *pp;
-	size_t n = 0;
-	if (*p == '"') {
-		for (p++; *p != '"'; p++) {
-			if (*p == '\\')
-				p++;
-			if (*p == '\0' || n + 1 >= size)
-				return false;
-			out[n++] = *p;
-		}
-		p++;
-	} else {
-		for (; (unsigned char)*p > ' ' && *p != 0x7f && *p != '(' &&
-		       *p != ')' && *p != '{' && *p != '"' && *p != '\\';
-		     p++) {
-			if (n + 1 >= size)
-				return false;
-			out[n++] = *p;
-		}
-		if (n == 0)
-			return false;
-	}
-	out[n] = '\0';
-	*pp = p;
-	return true;
-}
-
 /* A number of 1 to 20 digits that fits 64 bits, at *pp. */
 static bool
 read_number(const char **pp, uint64_t *v_r)
@@ -188,7 +156,7 @@ parse_status(const char *q, struct imap_watch_resp *r)
 	    [IMAP_ST_HIGHESTMODSEQ] = "HIGHESTMODSEQ",
 	};
 	r->kind = IMAP_WATCH_STATUS;
-	if (!read_astring(&q, r->mailbox, sizeof(r->mailbox))) {
+	if (!imap_read_astring(&q, r->mailbox, sizeof(r->mailbox))) {
 		r->mailbox[0] = '\0';
 		return;
 	}
