@@ -230,6 +230,12 @@ int fm_reclog_read(const char *path, const char *id, size_t max, char **data_r,
  * failure, and *end stays. */
 int fm_reclog_append(const char *path, const char *id, size_t *end,
                      const void *body, size_t len, struct fm_error *err);
+/* fm_reclog_append() while the log stays within a quarter of its snapshot
+ * (snap_bytes, the snapshot's body): 1 when appended, 0 when a new
+ * snapshot is due instead (nothing written), -1 on failure. */
+int fm_reclog_append_small(const char *path, const char *id, size_t *end,
+                           size_t snap_bytes, const void *body, size_t len,
+                           struct fm_error *err);
 /* Removes PATH.log: after a new snapshot took its changes in. */
 void fm_reclog_remove(const char *path);
 

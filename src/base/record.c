@@ -328,6 +328,16 @@ fm_reclog_append(const char *path, const char *id, size_t *end,
 	return rc;
 }
 
+int
+fm_reclog_append_small(const char *path, const char *id, size_t *end,
+                       size_t snap_bytes, const void *body, size_t len,
+                       struct fm_error *err)
+{
+	if (*end + len > snap_bytes / 4)
+		return 0;
+	return fm_reclog_append(path, id, end, body, len, err) < 0 ? -1 : 1;
+}
+
 void
 fm_reclog_remove(const char *path)
 {

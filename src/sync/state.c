@@ -596,15 +596,11 @@ save_changes(struct fm_state *s, const char *path, struct fm_error *err)
 			fm_buf_append_char(&chunk, '\n');
 		}
 	}
-	int r = 0;
-	if (s->log_end + chunk.len <= s->snap_bytes / 4) {
-		r = fm_reclog_append(path, s->snap_id, &s->log_end, chunk.data,
-		                     chunk.len, err) < 0
-		        ? -1
-		        : 1;
-		if (r == 1)
-			changes_clear(s);
-	}
+	int r =
+	    fm_reclog_append_small(path, s->snap_id, &s->log_end, s->snap_bytes,
+	                           chunk.data, chunk.len, err);
+	if (r == 1)
+		changes_clear(s);
 	fm_buf_free(&chunk);
 	return r;
 }
