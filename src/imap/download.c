@@ -100,9 +100,14 @@ batch_prepare(struct batch *b)
 	struct pass *p = b->fr->p;
 	b->want = xcalloc(b->n > 0 ? b->n : 1, sizeof(*b->want));
 	for (size_t i = 0; i < b->n; i++) {
-		char *key = imap_key_of(b->fr->validity, b->v[i].uid);
-		b->v[i].base = fm_store_find_key(p->store, p->acct->name,
-		                                 b->fr->f->local, key);
+		/* A quick run knows every local file: none is unrecorded. */
+		char *key = b->fr->quick
+		                ? NULL
+		                : imap_key_of(b->fr->validity, b->v[i].uid);
+		b->v[i].base = key == NULL
+		                   ? NULL
+		                   : fm_store_find_key(p->store, p->acct->name,
+		                                       b->fr->f->local, key);
 		free(key);
 		b->v[i].have = b->v[i].base != NULL;
 		if (b->v[i].base == NULL)

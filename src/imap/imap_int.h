@@ -261,6 +261,11 @@ struct folder_run {
 	size_t ln;
 	const struct fm_plan_local *lin; /* the planner's view of lv[i] */
 	struct imap_uploads up;          /* uploads the state may lack */
+	/* The local side is as the state says (a stamp proved it): lv is
+	 * empty, the state stands for it, and the store works on the folder
+	 * without reading its summary (fm_store_quick). */
+	bool quick;
+	uint32_t local_only; /* flag bits the server cannot keep */
 	uint64_t saved_ms;
 	bool state_dirty;
 	size_t remote_changes; /* STOREs sent */

@@ -192,51 +192,73 @@ dir_times(const char *dir, uint64_t *cur_r, uint64_t *new_r)
 	return true;
 }
 
-/* Whether the folder is exactly as the stamp says: the server's counters
- * (now, the first ST_FILES values), and the maildir's names, told by the
- * directories' change times when the stamp trusts them, else listed. A
- * listing that agrees renews the stamp, so the next pass need not list.
- */
+/* Reads the folder's stamp into v; false if there is none. */
 static bool
-stamp_matches(struct pass *p, const char *local, uint64_t now[ST_N])
+stamp_read(struct pass *p, const char *local, uint64_t v[ST_N])
 {
-	char *dir = NULL;
-	char *path = stamp_path(p, local, &dir);
+	char *path = stamp_path(p, local, NULL);
 	char *data = NULL;
 	size_t len = 0;
 	struct fm_error e;
 	fm_error_clear(&e);
-	bool same = false, listed = false;
-	if (fm_record_read_file(path, 4096, &data, &len, &e) == 0) {
+	bool ok = fm_record_read_file(path, 4096, &data, &len, &e) == 0;
+	free(path);
+	if (ok) {
 		char *f[ST_N];
-		uint64_t v[ST_N];
 		char *nl = memchr(data, '\n', len);
 		if (nl != NULL)
 			*nl = '\0';
 		size_t ml = strlen(STAMP_MAGIC);
-		same = strncmp(data, STAMP_MAGIC, ml) == 0 &&
-		       fm_record_split(data + ml, f, ST_N) == 0;
-		for (int i = 0; same && i < ST_N; i++)
-			same = fm_record_parse_u64(f[i], 10, UINT64_MAX,
-			                           &v[i]) == 0 &&
-			       (i >= ST_FILES || v[i] == now[i]);
-		uint64_t cur, new;
-		if (same && v[ST_TRUST] == 1) {
-			/* The times alone: the same when nothing was renamed,
-			 * added or removed since (the stamp has no names). */
-			same = dir_times(dir, &cur, &new) && cur == v[ST_CUR] &&
-			       new == v[ST_NEW];
-		} else if (same) {
-			uint64_t files, hash;
-			same = fm_maildir_fingerprint(dir, &files, &hash) &&
-			       files == v[ST_FILES] && hash == v[ST_HASH];
-			listed = same;
-		}
+		ok = strncmp(data, STAMP_MAGIC, ml) == 0 &&
+		     fm_record_split(data + ml, f, ST_N) == 0;
+		for (int i = 0; ok && i < ST_N; i++)
+			ok = fm_record_parse_u64(f[i], 10, UINT64_MAX, &v[i]) ==
+			     0;
 	}
 	free(data);
-	free(path);
+	return ok;
+}
+
+/* Whether the maildir holds the names it held when the stamp v was
+ * written: told by the directories' change times when the stamp trusts
+ * them, else listed (*listed_r then). */
+static bool
+stamp_local_same(struct pass *p, const char *local, const uint64_t v[ST_N],
+                 bool *listed_r)
+{
+	char *dir = fm_store_folder_dir(fm_store_data_dir(p->store),
+	                                p->acct->name, local);
+	bool same;
+	*listed_r = false;
+	if (v[ST_TRUST] == 1) {
+		/* The times alone: the same when nothing was renamed, added
+		 * or removed since (the stamp has no names). */
+		uint64_t cur, new;
+		same = dir_times(dir, &cur, &new) && cur == v[ST_CUR] &&
+		       new == v[ST_NEW];
+	} else {
+		uint64_t files, hash;
+		same = fm_maildir_fingerprint(dir, &files, &hash) &&
+		       files == v[ST_FILES] && hash == v[ST_HASH];
+		*listed_r = true;
+	}
 	free(dir);
-	if (listed)
+	return same;
+}
+
+/* Whether the folder is exactly as the stamp says: the server's counters
+ * (now, the first ST_FILES values), and the maildir's names. A listing
+ * that agrees renews the stamp, so the next pass need not list. */
+static bool
+stamp_matches(struct pass *p, const char *local, uint64_t now[ST_N])
+{
+	uint64_t v[ST_N];
+	bool listed = false;
+	bool same = stamp_read(p, local, v);
+	for (int i = 0; same && i < ST_FILES; i++)
+		same = v[i] == now[i];
+	same = same && stamp_local_same(p, local, v, &listed);
+	if (same && listed)
 		stamp_write(p, local, now);
 	return same;
 }
@@ -812,6 +834,29 @@ local_find(struct folder_run *fr, const char *base)
 	return bsearch(&key, fr->lv, fr->ln, sizeof(*fr->lv), cmp_msg_base);
 }
 
+/* The flags of the local message base as this run knows them; *have_r
+ * false if there is none. */
+static uint32_t
+local_flags_have(struct folder_run *fr, const char *base, bool *have_r)
+{
+	if (fr->quick) {
+		const struct fm_state_entry *e =
+		    fm_state_find_base(fr->st, base);
+		*have_r = e != NULL;
+		return e != NULL ? e->flags : 0;
+	}
+	const struct fm_store_msg *m = local_find(fr, base);
+	*have_r = m != NULL;
+	return m != NULL ? m->flags : 0;
+}
+
+static uint32_t
+local_flags(struct folder_run *fr, const char *base)
+{
+	bool have;
+	return local_flags_have(fr, base, &have);
+}
+
 static int
 upload(struct folder_run *fr, const struct fm_plan_action *a,
        struct fm_error *err)
@@ -958,9 +1003,9 @@ run_plan(struct folder_run *fr, const struct fm_plan *plan,
 			fr->state_dirty = true;
 			break;
 		case FM_PLAN_EXPUNGE_LOCAL:
-			if (fm_store_sync_remove(p->store, p->acct->name,
-			                         fr->f->local, a->base,
-			                         err) < 0)
+			if (fm_store_sync_remove(
+			        p->store, p->acct->name, fr->f->local, a->base,
+			        local_flags(fr, a->base), err) < 0)
 				return -1;
 			if (a->uid != 0)
 				fm_state_remove_uid(fr->st, a->uid);
@@ -969,11 +1014,13 @@ run_plan(struct folder_run *fr, const struct fm_plan *plan,
 			break;
 		case FM_PLAN_LINK:
 		case FM_PLAN_FLAGS: {
-			const struct fm_store_msg *m = local_find(fr, a->base);
-			if (m != NULL && m->flags != a->flags) {
-				if (fm_store_sync_flags(p->store, p->acct->name,
-				                        fr->f->local, a->base,
-				                        a->flags, err) < 0)
+			bool have;
+			uint32_t was = local_flags_have(fr, a->base, &have);
+			if (have && was != a->flags) {
+				if (fm_store_sync_flags(
+				        p->store, p->acct->name, fr->f->local,
+				        a->base, was, a->flags, fr->local_only,
+				        err) < 0)
 					return -1;
 				p->stats->flags_local++;
 			}
@@ -1112,17 +1159,32 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 		ret = 0;
 		goto out;
 	}
+	/* Only the server changed since a pass that left both sides as the
+	 * state says? Then the state stands for the local side. */
+	uint64_t old[ST_N];
+	bool listed, local_same = stamp_read(p, f->local, old) &&
+	                          old[ST_VALIDITY] == fr.validity &&
+	                          stamp_local_same(p, f->local, old, &listed);
 	/* From here on the folder may change: the stamp no longer holds. */
 	stamp_write(p, f->local, NULL);
 	if (imap_load_state(p, f->local, &fr.st, err) < 0)
 		goto out;
 	imap_uploads_load(p, f->local, &fr.up);
+	fr.local_only = local_only_flags(p);
+	fr.quick = local_same && fr.up.n == 0 &&
+	           fm_state_uidvalidity(fr.st) == fr.validity &&
+	           fm_state_uidnext(fr.st) == old[ST_UIDNEXT] &&
+	           fm_state_highestmodseq(fr.st) == old[ST_MODSEQ] &&
+	           fm_state_count(fr.st) == old[ST_EXISTS] &&
+	           fm_store_quick(p->store, p->acct->name, f->local, err) == 0;
+	fm_error_clear(err);
 	if (list_remote(&fr, err) < 0)
 		goto out;
-	if (fm_store_folder_msgs(p->store, p->acct->name, f->local, &fr.lv,
-	                         &fr.ln, err) < 0)
+	if (!fr.quick && fm_store_folder_msgs(p->store, p->acct->name, f->local,
+	                                      &fr.lv, &fr.ln, err) < 0)
 		goto out;
-	qsort(fr.lv, fr.ln, sizeof(*fr.lv), cmp_msg_base);
+	if (fr.ln > 0)
+		qsort(fr.lv, fr.ln, sizeof(*fr.lv), cmp_msg_base);
 
 	bool known = fm_state_uidvalidity(fr.st) == fr.validity;
 	/* Delivery tags of files the state does not know yet: a download
@@ -1131,7 +1193,7 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 	    .state_uidvalidity = fm_state_uidvalidity(fr.st),
 	    .uidvalidity = fr.validity,
 	    .uidnext = fr.uidnext,
-	    .local_only_flags = local_only_flags(p),
+	    .local_only_flags = fr.local_only,
 	    .force = p->so->force,
 	};
 	ns = fm_state_count(fr.st);
@@ -1155,6 +1217,19 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 		                                 .size = fr.rv[i].size};
 	in.remote = rin;
 	in.n_remote = fr.rn;
+	if (fr.quick) {
+		/* Every local message is a state entry, as it says. */
+		lin = xcalloc(ns > 0 ? ns : 1, sizeof(*lin));
+		for (size_t i = 0; i < ns; i++)
+			lin[i] = (struct fm_plan_local){
+			    .base = synced[i].base,
+			    .flags = synced[i].flags,
+			    .keywords = synced[i].keywords,
+			};
+		in.local = lin;
+		in.n_local = ns;
+		goto plan;
+	}
 	lin = xcalloc(fr.ln > 0 ? fr.ln : 1, sizeof(*lin));
 	/* Which local messages the state knows, looked up once. */
 	bool *in_state = xcalloc(fr.ln > 0 ? fr.ln : 1, sizeof(*in_state));
@@ -1227,6 +1302,7 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 	in.local = lin;
 	in.n_local = fr.ln;
 	fr.lin = lin;
+plan:
 	if (fm_plan_make(&in, &plan, err) < 0)
 		goto out;
 	const struct fm_plan_summary *sum = fm_plan_summary(plan);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -39,6 +40,11 @@ struct folder {
 	size_t n_staged;
 	/* directories renames left to fsync (enum fm_maildir_dirs) */
 	unsigned unsynced;
+	/* Worked on without its summary (fm_store_quick): sum is NULL, and
+	 * the changes wait for the next flush. */
+	bool lazy;
+	struct fm_summary_change *changes;
+	size_t n_changes;
 };
 
 struct account {
@@ -187,6 +193,9 @@ tags_find(const struct folder *f, const char *tag)
 static void
 folder_free(struct folder *f)
 {
+	for (size_t i = 0; i < f->n_changes; i++)
+		fm_summary_change_free(&f->changes[i]);
+	free(f->changes);
 	fm_maildir_batch_free(&f->batch);
 	store_strv_free(f->staged, f->n_staged);
 	fm_summary_free(&f->sum);
@@ -198,14 +207,38 @@ folder_free(struct folder *f)
 	free(f);
 }
 
+/* Reads the summary of a folder worked on without it: the maildir as it
+ * is now, then the changes made since (those of staged deliveries are not
+ * in the maildir yet). */
+static int
+materialize(struct folder *f, struct fm_error *err)
+{
+	bool changed;
+	if (store_summary_open(f->dir, &f->sum, &changed, err) < 0)
+		return -1;
+	fm_summary_apply(f->sum, f->changes, f->n_changes);
+	for (size_t i = 0; i < fm_summary_count(f->sum); i++)
+		tags_add(f, fm_summary_at(f->sum, i)->base);
+	f->dirty = changed || f->n_changes > 0;
+	for (size_t i = 0; i < f->n_changes; i++)
+		fm_summary_change_free(&f->changes[i]);
+	free(f->changes);
+	f->changes = NULL;
+	f->n_changes = 0;
+	f->lazy = false;
+	return 0;
+}
+
 /* The folder, loaded (and created when create). NULL with err set. */
 static struct folder *
 get_folder(struct account *a, const char *name, bool create,
            struct fm_error *err)
 {
 	for (size_t i = 0; i < a->n_folders; i++)
-		if (strcmp(a->folders[i]->name, name) == 0)
-			return a->folders[i];
+		if (strcmp(a->folders[i]->name, name) == 0) {
+			struct folder *f = a->folders[i];
+			return !f->lazy || materialize(f, err) == 0 ? f : NULL;
+		}
 	if (name[0] == '\0' || name[0] == '.' || strstr(name, "..") != NULL ||
 	    name[0] == '/') {
 		fm_error_set(err, FM_ERR_USAGE, _("invalid folder name %s"),
@@ -237,6 +270,47 @@ get_folder(struct account *a, const char *name, bool create,
 	    xreallocarray(a->folders, a->n_folders + 1, sizeof(*a->folders));
 	a->folders[a->n_folders++] = f;
 	return f;
+}
+
+/* The folder as it is: loaded, or worked on without its summary. */
+static struct folder *
+get_folder_any(struct account *a, const char *name, bool create,
+               struct fm_error *err)
+{
+	for (size_t i = 0; i < a->n_folders; i++)
+		if (strcmp(a->folders[i]->name, name) == 0)
+			return a->folders[i];
+	return get_folder(a, name, create, err);
+}
+
+/* Notes a change to a folder without its summary. */
+static void
+lazy_change(struct folder *f, enum fm_summary_change_kind kind,
+            const struct fm_summary_entry *e)
+{
+	f->changes =
+	    xreallocarray(f->changes, f->n_changes + 1, sizeof(*f->changes));
+	fm_summary_change_init(&f->changes[f->n_changes++], kind, e);
+}
+
+/* Forgets the delivery of base (staged, never committed). */
+static void
+forget_staged(struct folder *f, const char *base)
+{
+	if (!f->lazy) {
+		tags_remove(f, base);
+		fm_summary_remove(f->sum, base);
+		return;
+	}
+	for (size_t i = f->n_changes; i-- > 0;)
+		if (f->changes[i].kind == FM_SUMMARY_PUT &&
+		    strcmp(f->changes[i].e.base, base) == 0) {
+			fm_summary_change_free(&f->changes[i]);
+			memmove(&f->changes[i], &f->changes[i + 1],
+			        (f->n_changes - i - 1) * sizeof(*f->changes));
+			f->n_changes--;
+			break;
+		}
 }
 
 /* ------------------------------------------------------------------------
@@ -373,10 +447,8 @@ rollback_staged(struct folder *f)
 {
 	if (f->n_staged == 0)
 		return;
-	for (size_t j = 0; j < f->n_staged; j++) {
-		tags_remove(f, f->staged[j]);
-		fm_summary_remove(f->sum, f->staged[j]);
-	}
+	for (size_t j = 0; j < f->n_staged; j++)
+		forget_staged(f, f->staged[j]);
 	fm_maildir_batch_free(&f->batch);
 	store_strv_free(f->staged, f->n_staged);
 	f->staged = NULL;
@@ -395,6 +467,30 @@ fm_store_flush(struct fm_store *s, struct fm_error *err)
 			rollback_staged(f);
 			if (fm_maildir_sync_dirs(f->dir, &f->unsynced, err) < 0)
 				ret = -1;
+			if (f->lazy) {
+				/* Appended as they are, unless a new summary
+				 * is due: then it is read and written. */
+				char *path =
+				    fm_path_join(f->dir, STORE_SUMMARY_FILE);
+				int r = fm_summary_append(path, f->changes,
+				                          f->n_changes, err);
+				free(path);
+				if (r < 0 ||
+				    (r == 0 && materialize(f, err) < 0)) {
+					ret = -1;
+					continue;
+				}
+				if (r == 1) {
+					for (size_t j = 0; j < f->n_changes;
+					     j++)
+						fm_summary_change_free(
+						    &f->changes[j]);
+					free(f->changes);
+					f->changes = NULL;
+					f->n_changes = 0;
+					continue;
+				}
+			}
 			if (!f->dirty)
 				continue;
 			/* Our own writes changed cur/ and new/: look again
@@ -507,13 +603,15 @@ deliver(struct fm_store *s, const char *account, const char *folder,
 	if (base_r != NULL)
 		*base_r = NULL;
 	struct account *a = find_account(s, account, err);
-	struct folder *f = a != NULL ? get_folder(a, folder, true, err) : NULL;
+	struct folder *f =
+	    a != NULL ? get_folder_any(a, folder, true, err) : NULL;
 	if (f == NULL)
 		return -1;
 	char tag[33];
 	if (key != NULL) {
 		make_tag(account, folder, key, tag);
-		const char *have = tags_find(f, tag);
+		/* Without the summary, the caller vouches there is none. */
+		const char *have = f->lazy ? NULL : tags_find(f, tag);
 		if (have != NULL) {
 			if (base_r != NULL)
 				*base_r = xstrdup(have);
@@ -551,11 +649,15 @@ deliver(struct fm_store *s, const char *account, const char *folder,
 	e.base = base;
 	e.file = rel;
 	e.flags = flags;
-	fm_summary_put(f->sum, &e);
+	if (f->lazy) {
+		lazy_change(f, FM_SUMMARY_PUT, &e);
+	} else {
+		fm_summary_put(f->sum, &e);
+		tags_add(f, base);
+		f->dirty = true;
+	}
 	fm_envelope_free(&env);
 	store_parser_done(&p);
-	tags_add(f, base);
-	f->dirty = true;
 	if (staged) {
 		f->staged = xreallocarray(f->staged, f->n_staged + 1,
 		                          sizeof(*f->staged));
@@ -602,10 +704,8 @@ fm_store_commit(struct fm_store *s, struct fm_error *err)
 				continue;
 			if (fm_maildir_batch_commit(f->batch, err) < 0) {
 				/* Nothing staged survived: forget it all. */
-				for (size_t j = 0; j < f->n_staged; j++) {
-					tags_remove(f, f->staged[j]);
-					fm_summary_remove(f->sum, f->staged[j]);
-				}
+				for (size_t j = 0; j < f->n_staged; j++)
+					forget_staged(f, f->staged[j]);
 				ret = -1;
 			}
 			store_strv_free(f->staged, f->n_staged);
@@ -645,10 +745,23 @@ fm_store_lookup(struct fm_store *s, const char *account, const char *folder,
 {
 	memset(info_r, 0, sizeof(*info_r));
 	struct account *a = find_account(s, account, err);
-	struct folder *f = a != NULL ? get_folder(a, folder, true, err) : NULL;
+	struct folder *f =
+	    a != NULL ? get_folder_any(a, folder, true, err) : NULL;
 	if (f == NULL)
 		return -1;
-	const struct fm_summary_entry *e = fm_summary_find(f->sum, base);
+	const struct fm_summary_entry *e = NULL;
+	/* A message delivered without the summary: its whole entry is the
+	 * last change to it. */
+	for (size_t i = f->lazy ? f->n_changes : 0; i-- > 0;)
+		if (strcmp(f->changes[i].e.base, base) == 0) {
+			if (f->changes[i].kind == FM_SUMMARY_PUT)
+				e = &f->changes[i].e;
+			break;
+		}
+	if (e == NULL && f->lazy && materialize(f, err) < 0)
+		return -1;
+	if (e == NULL)
+		e = fm_summary_find(f->sum, base);
 	if (e == NULL)
 		return 0;
 	info_r->file = xstrdup(e->file);
@@ -953,24 +1066,156 @@ fm_store_account_folders(struct fm_store *s, const char *account,
 }
 
 int
-fm_store_sync_flags(struct fm_store *s, const char *account, const char *folder,
-                    const char *base, uint32_t flags, struct fm_error *err)
+fm_store_quick(struct fm_store *s, const char *account, const char *folder,
+               struct fm_error *err)
 {
-	struct account *a;
-	struct folder *f;
-	if (locate(s, account, folder, base, &a, &f, NULL, err) < 0)
+	struct account *a = find_account(s, account, err);
+	if (a == NULL)
 		return -1;
-	return apply_flags(s, f, base, flags, ~flags, true, err);
+	for (size_t i = 0; i < a->n_folders; i++)
+		if (strcmp(a->folders[i]->name, folder) == 0)
+			return 0;
+	if (s->index != NULL)
+		return get_folder(a, folder, true, err) != NULL ? 0 : -1;
+	char *dir = fm_path_join(a->dir, folder);
+	if (access(dir, F_OK) < 0) {
+		free(dir);
+		return get_folder(a, folder, true, err) != NULL ? 0 : -1;
+	}
+	struct folder *f = xcalloc(1, sizeof(*f));
+	f->name = xstrdup(folder);
+	f->dir = dir;
+	f->lazy = true;
+	a->folders =
+	    xreallocarray(a->folders, a->n_folders + 1, sizeof(*a->folders));
+	a->folders[a->n_folders++] = f;
+	return 0;
+}
+
+/* Where a folder without its summary keeps base if its flags are was:
+ * "cur/BASE:2,FLAGS", or for no flags also "new/BASE" (a message
+ * delivered unseen). Sets *n_r to how many names. */
+static void
+lazy_names(const char *base, uint32_t was, char *names[2], size_t *n_r)
+{
+	char info[FM_MAILDIR_INFO_MAX];
+	fm_maildir_flags_format(was, info);
+	*n_r = 0;
+	if (was == 0)
+		names[(*n_r)++] = xasprintf("new/%s", base);
+	names[(*n_r)++] = xasprintf("cur/%s%s", base, info);
+}
+
+/* Renames base from where was says to cur/ with flags, without the
+ * summary: 1 done, 0 not found there, -1 failed. */
+static int
+lazy_set_flags(struct folder *f, const char *base, uint32_t was, uint32_t flags,
+               struct fm_error *err)
+{
+	char *names[2];
+	size_t n;
+	lazy_names(base, was, names, &n);
+	char info[FM_MAILDIR_INFO_MAX];
+	fm_maildir_flags_format(flags, info);
+	char *to_rel = xasprintf("cur/%s%s", base, info);
+	char *to = fm_path_join(f->dir, to_rel);
+	int ret = 0;
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		char *from = fm_path_join(f->dir, names[i]);
+		struct stat st;
+		int r = strcmp(names[i], to_rel) == 0 ? stat(from, &st)
+		                                      : rename(from, to);
+		int e = errno;
+		free(from);
+		if (r == 0) {
+			if (strcmp(names[i], to_rel) != 0)
+				f->unsynced |=
+				    FM_MAILDIR_DIR_CUR |
+				    (names[i][0] == 'n' ? FM_MAILDIR_DIR_NEW
+				                        : 0u);
+			struct fm_summary_entry ch = {
+			    .base = base, .file = to_rel, .flags = flags};
+			lazy_change(f, FM_SUMMARY_FILE, &ch);
+			ret = 1;
+		} else if (e != ENOENT) {
+			ret = fm_error_errno(err, FM_ERR_LOCAL, e,
+			                     _("Cannot rename the message "
+			                       "%s in %s"),
+			                     names[i], f->dir);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(to_rel);
+	free(to);
+	return ret;
+}
+
+int
+fm_store_sync_flags(struct fm_store *s, const char *account, const char *folder,
+                    const char *base, uint32_t was, uint32_t flags,
+                    uint32_t keep, struct fm_error *err)
+{
+	struct account *a = find_account(s, account, err);
+	struct folder *f =
+	    a != NULL ? get_folder_any(a, folder, false, err) : NULL;
+	if (f == NULL)
+		return -1;
+	if (f->lazy) {
+		int r = lazy_set_flags(f, base, was,
+		                       (was & keep) | (flags & ~keep), err);
+		if (r != 0)
+			return r < 0 ? -1 : 0;
+		/* Not where the caller said: find it the usual way. */
+		if (materialize(f, err) < 0)
+			return -1;
+	}
+	const struct fm_summary_entry *e = fm_summary_find(f->sum, base);
+	if (e == NULL)
+		return no_message(f, base, err);
+	uint32_t want = (e->flags & keep) | (flags & ~keep);
+	return apply_flags(s, f, base, want, ~want, true, err);
 }
 
 int
 fm_store_sync_remove(struct fm_store *s, const char *account,
-                     const char *folder, const char *base, struct fm_error *err)
+                     const char *folder, const char *base, uint32_t was,
+                     struct fm_error *err)
 {
 	struct account *a = find_account(s, account, err);
-	struct folder *f = a != NULL ? get_folder(a, folder, true, err) : NULL;
+	struct folder *f =
+	    a != NULL ? get_folder_any(a, folder, true, err) : NULL;
 	if (f == NULL)
 		return -1;
+	if (f->lazy) {
+		char *names[2];
+		size_t n;
+		lazy_names(base, was, names, &n);
+		int ret = 0;
+		for (size_t i = 0; i < n && ret == 0; i++) {
+			char *path = fm_path_join(f->dir, names[i]);
+			if (unlink(path) == 0) {
+				f->unsynced |= names[i][0] == 'n'
+				                   ? FM_MAILDIR_DIR_NEW
+				                   : FM_MAILDIR_DIR_CUR;
+				struct fm_summary_entry ch = {.base = base};
+				lazy_change(f, FM_SUMMARY_REMOVE, &ch);
+				ret = 1;
+			} else if (errno != ENOENT) {
+				ret = fm_error_errno(
+				    err, FM_ERR_LOCAL, errno,
+				    _("Cannot remove the message %s in %s"),
+				    names[i], f->dir);
+			}
+			free(path);
+		}
+		for (size_t i = 0; i < n; i++)
+			free(names[i]);
+		if (ret != 0)
+			return ret < 0 ? -1 : 0;
+		if (materialize(f, err) < 0)
+			return -1;
+	}
 	if (fm_summary_find(f->sum, base) == NULL)
 		return 0;
 	return apply_delete(s, a, f, base, err);

@@ -217,14 +217,30 @@ int fm_store_set_special_use(const char *data_dir, const char *account,
                              const char *const *folders, size_t n,
                              struct fm_error *err);
 
-/* Gives BASE exactly the maildir flags flags. The rename is durable once
- * fm_store_commit() (or a flush) returns: record it only after that. */
+/* Lets a sync work on ACCOUNT/FOLDER without reading its summary, for a
+ * folder of many messages of which few change. The caller vouches that it
+ * knows every message file in the folder and its flags (its sync state
+ * agrees with the folder, as a stamp proved). Deliveries are then not
+ * checked against earlier ones by key, and fm_store_sync_flags() and
+ * fm_store_sync_remove() find a file by the flags the caller says it has;
+ * what they do is appended to the summary's change log at the next flush.
+ * Anything else asked of the folder, or a file not where the caller said,
+ * loads the summary as usual. A folder already loaded stays so, and with
+ * a search index every folder is loaded (the index must learn what
+ * changes). */
+int fm_store_quick(struct fm_store *store, const char *account,
+                   const char *folder, struct fm_error *err);
+/* Gives BASE the maildir flags flags, but keeps the bits in keep as the
+ * file has them; was: the flags the caller believes the file has now (see
+ * fm_store_quick). The rename is durable once fm_store_commit() (or a
+ * flush) returns: record it only after that. */
 int fm_store_sync_flags(struct fm_store *store, const char *account,
-                        const char *folder, const char *base, uint32_t flags,
-                        struct fm_error *err);
-/* Removes BASE (the server expunged it). Succeeds if it is gone already. */
+                        const char *folder, const char *base, uint32_t was,
+                        uint32_t flags, uint32_t keep, struct fm_error *err);
+/* Removes BASE (the server expunged it); was as above. Succeeds if it is
+ * gone already. Durable once fm_store_commit() returns. */
 int fm_store_sync_remove(struct fm_store *store, const char *account,
-                         const char *folder, const char *base,
+                         const char *folder, const char *base, uint32_t was,
                          struct fm_error *err);
 
 /* The journal of an account, for the worker that replays it (borrowed). */

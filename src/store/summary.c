@@ -3,11 +3,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "store/maildir.h"
 #include "store/summary.h"
@@ -452,6 +454,22 @@ parse_record(char *p, struct entry *en)
 	return 0;
 }
 
+/* Parses "BASE FILE FLAGS" (in place) into e's base, file and flags. */
+static int
+parse_file_change(char *p, struct fm_summary_entry *e)
+{
+	char *f[3], *base, *file;
+	uint64_t flags;
+	if (fm_record_split(p, f, 3) < 0 ||
+	    fm_record_unescape(f[0], &base) < 0 || base == NULL ||
+	    fm_record_unescape(f[1], &file) < 0 || file == NULL ||
+	    fm_record_parse_u64(f[2], 16, UINT32_MAX, &flags) < 0)
+		return -1;
+	*e = (struct fm_summary_entry){
+	    .base = base, .file = file, .flags = (uint32_t)flags};
+	return 0;
+}
+
 /* Parses a "stamp CUR NEW" line (in place). */
 static int
 parse_stamp(char *p, struct fm_summary *s)
@@ -543,6 +561,12 @@ apply_log(struct fm_summary *s, char *p, const char *path, struct fm_error *err)
 				slot_add(s, s->n);
 				s->n++;
 			}
+		} else if (p[0] == '=' && p[1] == ' ') {
+			struct fm_summary_entry e;
+			if (parse_file_change(p + 2, &e) < 0)
+				return damaged(path, "log: bad file change",
+				               lineno, err);
+			fm_summary_set_file(s, e.base, e.file, e.flags);
 		} else if (parse_stamp(p, s) < 0) {
 			return damaged(path, "log: bad line", lineno, err);
 		}
@@ -551,6 +575,26 @@ apply_log(struct fm_summary *s, char *p, const char *path, struct fm_error *err)
 	/* What the log holds is on disk. */
 	written(s);
 	return 0;
+}
+
+/* Parses the header line (NUL-terminated, in place); NULL when it is
+ * good, else what is wrong with it. *digest_r points into line. */
+static const char *
+parse_header(char *line, uint64_t *count_r, uint64_t *bytes_r,
+             const char **digest_r)
+{
+	char *f[5];
+	uint64_t version;
+	if (fm_record_split(line, f, 5) < 0 ||
+	    strcmp(f[0], SUMMARY_MAGIC) != 0 ||
+	    fm_record_parse_u64(f[1], 10, 1000, &version) < 0 ||
+	    fm_record_parse_u64(f[2], 10, SUMMARY_FILE_MAX, count_r) < 0 ||
+	    fm_record_parse_u64(f[3], 10, SUMMARY_FILE_MAX, bytes_r) < 0)
+		return "bad header";
+	if (version != SUMMARY_VERSION)
+		return "unknown version";
+	*digest_r = f[4];
+	return NULL;
 }
 
 int
@@ -569,8 +613,8 @@ fm_summary_load(const char *path, struct fm_summary **s_r, struct fm_error *err)
 	}
 	s->buf = data;
 	char *nl = memchr(data, '\n', len);
-	char *f[5];
-	uint64_t version, count, bytes;
+	uint64_t count, bytes;
+	const char *want;
 	char digest[65];
 	int ret = -1;
 	if (nl == NULL) {
@@ -578,16 +622,9 @@ fm_summary_load(const char *path, struct fm_summary **s_r, struct fm_error *err)
 		goto out;
 	}
 	*nl = '\0';
-	if (fm_record_split(data, f, 5) < 0 ||
-	    strcmp(f[0], SUMMARY_MAGIC) != 0 ||
-	    fm_record_parse_u64(f[1], 10, 1000, &version) < 0 ||
-	    fm_record_parse_u64(f[2], 10, SUMMARY_FILE_MAX, &count) < 0 ||
-	    fm_record_parse_u64(f[3], 10, SUMMARY_FILE_MAX, &bytes) < 0) {
-		damaged(path, "bad header", 1, err);
-		goto out;
-	}
-	if (version != SUMMARY_VERSION) {
-		damaged(path, "unknown version", 1, err);
+	const char *why = parse_header(data, &count, &bytes, &want);
+	if (why != NULL) {
+		damaged(path, why, 1, err);
 		goto out;
 	}
 	char *body = nl + 1;
@@ -597,7 +634,7 @@ fm_summary_load(const char *path, struct fm_summary **s_r, struct fm_error *err)
 		goto out;
 	}
 	fm_record_digest(body, body_len, digest);
-	if (strcmp(digest, f[4]) != 0) {
+	if (strcmp(digest, want) != 0) {
 		damaged(path, "checksum", 1, err);
 		goto out;
 	}
@@ -619,6 +656,138 @@ out:
 	}
 	*s_r = s;
 	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Changes made while the summary is not loaded.
+ */
+
+void
+fm_summary_change_init(struct fm_summary_change *c,
+                       enum fm_summary_change_kind kind,
+                       const struct fm_summary_entry *e)
+{
+	*c = (struct fm_summary_change){.kind = kind};
+	c->e.base = xstrdup(e->base);
+	if (kind == FM_SUMMARY_REMOVE)
+		return;
+	c->e.file = xstrdup(e->file);
+	c->e.flags = e->flags;
+	if (kind == FM_SUMMARY_FILE)
+		return;
+	c->e.date = e->date;
+	c->e.size = e->size;
+	c->e.indexed = dup_or_null(e->indexed);
+	c->e.from = dup_or_null(e->from);
+	c->e.to = dup_or_null(e->to);
+	c->e.subject = dup_or_null(e->subject);
+	c->e.message_id = dup_or_null(e->message_id);
+	c->e.in_reply_to = dup_or_null(e->in_reply_to);
+	c->e.references = dup_or_null(e->references);
+}
+
+void
+fm_summary_change_free(struct fm_summary_change *c)
+{
+	struct entry en = {.e = c->e, .owned = true};
+	entry_free(&en);
+	memset(c, 0, sizeof(*c));
+}
+
+void
+fm_summary_apply(struct fm_summary *s, const struct fm_summary_change *v,
+                 size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct fm_summary_entry *e = &v[i].e;
+		switch (v[i].kind) {
+		case FM_SUMMARY_PUT:
+			fm_summary_put(s, e);
+			break;
+		case FM_SUMMARY_FILE:
+			fm_summary_set_file(s, e->base, e->file, e->flags);
+			break;
+		case FM_SUMMARY_REMOVE:
+			fm_summary_remove(s, e->base);
+			break;
+		}
+	}
+}
+
+/* The id of the snapshot at path ("COUNT BYTES DIGEST") and the length
+ * of its body, from its header line alone; NULL if there is no readable
+ * snapshot. */
+static char *
+snapshot_id(const char *path, size_t *bytes_r)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	char line[512];
+	ssize_t got = read(fd, line, sizeof(line) - 1);
+	close(fd);
+	if (got <= 0)
+		return NULL;
+	line[got] = '\0';
+	char *nl = strchr(line, '\n');
+	if (nl == NULL)
+		return NULL;
+	*nl = '\0';
+	uint64_t count, bytes;
+	const char *digest;
+	if (parse_header(line, &count, &bytes, &digest) != NULL)
+		return NULL;
+	*bytes_r = (size_t)bytes;
+	return xasprintf("%zu %zu %s", (size_t)count, (size_t)bytes, digest);
+}
+
+int
+fm_summary_append(const char *path, const struct fm_summary_change *v, size_t n,
+                  struct fm_error *err)
+{
+	if (n == 0)
+		return 1;
+	size_t snap_bytes = 0, log_len = 0, log_end = 0;
+	char *id = snapshot_id(path, &snap_bytes);
+	if (id == NULL)
+		return 0;
+	char *old = NULL;
+	if (fm_reclog_read(path, id, SUMMARY_FILE_MAX, &old, &log_len, &log_end,
+	                   err) < 0) {
+		free(id);
+		return -1;
+	}
+	free(old);
+	struct fm_buf chunk;
+	fm_buf_init(&chunk, SUMMARY_FILE_MAX);
+	for (size_t i = 0; i < n; i++) {
+		const struct fm_summary_entry *e = &v[i].e;
+		switch (v[i].kind) {
+		case FM_SUMMARY_PUT:
+			fm_buf_append(&chunk, "+ ", 2);
+			put_record(&chunk, e);
+			break;
+		case FM_SUMMARY_FILE:
+			fm_buf_append(&chunk, "= ", 2);
+			fm_record_put(&chunk, e->base);
+			fm_buf_append_char(&chunk, ' ');
+			fm_record_put(&chunk, e->file);
+			fm_buf_append_char(&chunk, ' ');
+			fm_record_put_u64(&chunk, e->flags, 16);
+			fm_buf_append_char(&chunk, '\n');
+			break;
+		case FM_SUMMARY_REMOVE:
+			fm_buf_append(&chunk, "- ", 2);
+			fm_record_put(&chunk, e->base);
+			fm_buf_append_char(&chunk, '\n');
+			break;
+		}
+	}
+	int r = fm_reclog_append_small(path, id, &log_end, snap_bytes,
+	                               chunk.data, chunk.len, err);
+	fm_buf_free(&chunk);
+	free(id);
+	return r;
 }
 
 /* ------------------------------------------------------------------------

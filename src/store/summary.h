@@ -13,6 +13,9 @@
  * changes little appends to the change log FILE.log instead (base.h):
  * "stamp CUR NEW", then "- BASE" per entry removed and "+ RECORD" per
  * entry added or changed, until the log outgrows a quarter of the file.
+ * Changes made while the summary is not loaded (fm_summary_append) add
+ * "= BASE FILE FLAGS" for an entry whose file and flags changed; they
+ * carry no stamp, so the next load lists the maildir.
  *
  * A struct fm_summary belongs to one thread at a time.
  */
@@ -86,6 +89,39 @@ size_t *fm_summary_by_date(const struct fm_summary *s);
  * unless force. *changed_r tells whether anything was updated (then save
  * it). parse reads the file at path into e (strings owned by the callee
  * until the next call); it returns -1 to skip a file. */
+/* Changes to a summary that is not loaded: a whole entry added or
+ * replaced (PUT), an entry's file and flags (FILE), an entry removed
+ * (REMOVE). The store keeps them while it works on a folder without
+ * reading its summary, then appends them to the summary's change log or
+ * applies them to the loaded summary. */
+enum fm_summary_change_kind {
+	FM_SUMMARY_PUT,
+	FM_SUMMARY_FILE,
+	FM_SUMMARY_REMOVE
+};
+struct fm_summary_change {
+	enum fm_summary_change_kind kind;
+	/* PUT: all of it; FILE: base, file and flags; REMOVE: base. The
+	 * strings are the change's own. */
+	struct fm_summary_entry e;
+};
+/* Fills c with a copy of what kind needs of e. */
+void fm_summary_change_init(struct fm_summary_change *c,
+                            enum fm_summary_change_kind kind,
+                            const struct fm_summary_entry *e);
+void fm_summary_change_free(struct fm_summary_change *c);
+/* Applies changes in order to a loaded summary (they are saved with it). A
+ * FILE or REMOVE change for an entry it does not have is skipped. */
+void fm_summary_apply(struct fm_summary *s, const struct fm_summary_change *v,
+                      size_t n);
+/* Appends changes to the change log of the summary at path without
+ * loading it: 1 when appended (durable), 0 when the summary must be
+ * loaded, changed (fm_summary_apply) and saved instead: there is no
+ * snapshot to follow, or the log would outgrow a quarter of it. -1 with
+ * FM_ERR_LOCAL on failure. */
+int fm_summary_append(const char *path, const struct fm_summary_change *v,
+                      size_t n, struct fm_error *err);
+
 typedef int fm_summary_parse_fn(void *ctx, const char *path,
                                 struct fm_summary_entry *e);
 int fm_summary_rescan(struct fm_summary *s, const char *folder_dir, bool force,

@@ -7,6 +7,7 @@ STORE_TESTS = \
 	tests/unit/test_journal \
 	tests/unit/test_thread \
 	tests/unit/test_summary \
+	tests/unit/test_store_quick \
 	tests/unit/test_service
 check_PROGRAMS += $(STORE_TESTS)
 TESTS += $(STORE_TESTS)
@@ -21,5 +22,7 @@ tests_unit_test_thread_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_thread_LDADD = $(UNIT_LDADD)
 tests_unit_test_summary_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_summary_LDADD = $(UNIT_LDADD)
+tests_unit_test_store_quick_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_store_quick_LDADD = $(UNIT_LDADD)
 tests_unit_test_service_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_service_LDADD = $(UNIT_LDADD)

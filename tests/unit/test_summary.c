@@ -284,6 +284,118 @@ test_change_log(void **state)
 	free(dir);
 }
 
+/* Changes appended without loading the summary load as if applied, after
+ * log chunks of a loaded save, and are refused when no snapshot exists or
+ * the log would outgrow it. */
+static void
+test_append_unloaded(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	char *path = fm_path_join(dir, "summary");
+	char *log = fm_path_join(dir, "summary.log");
+	struct fm_error err;
+	fm_error_clear(&err);
+	struct fm_summary_change ch[4];
+	struct fm_summary_entry e = {.base = "n001",
+	                             .file = "cur/n001:2,S",
+	                             .flags = FM_MAILDIR_SEEN,
+	                             .date = 7,
+	                             .size = 99,
+	                             .subject = "delivered unloaded",
+	                             .message_id = "<n@x>"};
+	fm_summary_change_init(&ch[0], FM_SUMMARY_PUT, &e);
+	/* No snapshot yet: the caller must load and save. */
+	assert_int_equal(fm_summary_append(path, ch, 1, &err), 0);
+	assert_int_equal(access(log, F_OK), -1);
+
+	struct fm_summary *s = fm_summary_new();
+	char base[32];
+	for (int i = 0; i < 200; i++) {
+		snprintf(base, sizeof(base), "m%03d", i);
+		put(s, base, i, "a subject long enough to make records count");
+	}
+	assert_int_equal(fm_summary_save(s, path, &err), 0);
+	/* A chunk from a loaded save first. */
+	assert_true(fm_summary_remove(s, "m001"));
+	assert_int_equal(fm_summary_save(s, path, &err), 0);
+	fm_summary_free(&s);
+
+	struct fm_summary_entry f = {.base = "m005",
+	                             .file = "cur/m005:2,FS",
+	                             .flags =
+	                                 FM_MAILDIR_SEEN | FM_MAILDIR_FLAGGED};
+	fm_summary_change_init(&ch[1], FM_SUMMARY_FILE, &f);
+	struct fm_summary_entry r = {.base = "m007"};
+	fm_summary_change_init(&ch[2], FM_SUMMARY_REMOVE, &r);
+	/* A file change for an entry the summary lacks is skipped. */
+	struct fm_summary_entry g = {
+	    .base = "zzz", .file = "cur/zzz:2,", .flags = 0};
+	fm_summary_change_init(&ch[3], FM_SUMMARY_FILE, &g);
+	assert_int_equal(fm_summary_append(path, ch, 4, &err), 1);
+
+	assert_int_equal(fm_summary_load(path, &s, &err), 0);
+	assert_int_equal(fm_summary_count(s), 199);
+	assert_null(fm_summary_find(s, "m001"));
+	assert_null(fm_summary_find(s, "m007"));
+	assert_null(fm_summary_find(s, "zzz"));
+	const struct fm_summary_entry *got = fm_summary_find(s, "m005");
+	assert_string_equal(got->file, "cur/m005:2,FS");
+	assert_int_equal(got->flags, FM_MAILDIR_SEEN | FM_MAILDIR_FLAGGED);
+	assert_string_equal(got->subject,
+	                    "a subject long enough to make records count");
+	got = fm_summary_find(s, "n001");
+	assert_non_null(got);
+	assert_string_equal(got->subject, "delivered unloaded");
+	assert_int_equal(got->size, 99);
+	assert_int_equal(got->date, 7);
+	/* The same changes applied to a loaded copy agree. */
+	struct fm_summary *t = fm_summary_new();
+	for (int i = 0; i < 200; i++) {
+		snprintf(base, sizeof(base), "m%03d", i);
+		put(t, base, i, "a subject long enough to make records count");
+	}
+	fm_summary_remove(t, "m001");
+	fm_summary_apply(t, ch, 4);
+	assert_int_equal(fm_summary_count(t), fm_summary_count(s));
+	for (size_t i = 0; i < fm_summary_count(t); i++) {
+		const struct fm_summary_entry *a = fm_summary_at(t, i);
+		const struct fm_summary_entry *b = fm_summary_find(s, a->base);
+		assert_non_null(b);
+		assert_string_equal(a->file, b->file);
+		assert_int_equal(a->flags, b->flags);
+	}
+	fm_summary_free(&t);
+	fm_summary_free(&s);
+
+	/* A log that would outgrow a quarter of the snapshot: refused, and
+	 * nothing written. */
+	size_t before;
+	free(slurp_file(log, &before));
+	enum { MANY = 200 };
+	struct fm_summary_change *big = calloc(MANY, sizeof(*big));
+	for (int i = 0; i < MANY; i++) {
+		char b[32], fl[48];
+		snprintf(b, sizeof(b), "m%03d", i);
+		snprintf(fl, sizeof(fl), "cur/m%03d:2,FRS", i);
+		struct fm_summary_entry x = {.base = b, .file = fl, .flags = 1};
+		fm_summary_change_init(&big[i], FM_SUMMARY_PUT, &x);
+	}
+	assert_int_equal(fm_summary_append(path, big, MANY, &err), 0);
+	size_t after;
+	free(slurp_file(log, &after));
+	assert_int_equal(after, before);
+	for (int i = 0; i < MANY; i++)
+		fm_summary_change_free(&big[i]);
+	free(big);
+	for (int i = 0; i < 4; i++)
+		fm_summary_change_free(&ch[i]);
+	free(log);
+	free(path);
+	rmrf(dir);
+	free(dir);
+}
+
 /* A stand-in header reader: the Subject line, the date from the file. */
 static int
 parse_stub(void *ctx, const char *path, struct fm_summary_entry *e)
@@ -407,6 +519,7 @@ main(void)
 	    cmocka_unit_test(test_round_trip),
 	    cmocka_unit_test(test_every_truncation_and_flip),
 	    cmocka_unit_test(test_change_log),
+	    cmocka_unit_test(test_append_unloaded),
 	    cmocka_unit_test(test_rescan_follows_the_maildir),
 	    cmocka_unit_test(test_many),
 	};
