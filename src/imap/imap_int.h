@@ -266,6 +266,7 @@ struct folder_run {
 	 * without reading its summary (fm_store_quick). */
 	bool quick;
 	uint32_t local_only; /* flag bits the server cannot keep */
+	size_t unsure;       /* quick: files not as the state said */
 	uint64_t saved_ms;
 	bool state_dirty;
 	size_t remote_changes; /* STOREs sent */

@@ -1002,26 +1002,39 @@ run_plan(struct folder_run *fr, const struct fm_plan *plan,
 			fm_state_remove_uid(fr->st, a->uid);
 			fr->state_dirty = true;
 			break;
-		case FM_PLAN_EXPUNGE_LOCAL:
-			if (fm_store_sync_remove(
-			        p->store, p->acct->name, fr->f->local, a->base,
-			        local_flags(fr, a->base), err) < 0)
+		case FM_PLAN_EXPUNGE_LOCAL: {
+			int r = fm_store_sync_remove(
+			    p->store, p->acct->name, fr->f->local, a->base,
+			    local_flags(fr, a->base), err);
+			if (r < 0)
 				return -1;
+			if (r == 1) {
+				/* Not as the state says (quick): left for
+				 * the next pass, which compares all. */
+				fr->unsure++;
+				break;
+			}
 			if (a->uid != 0)
 				fm_state_remove_uid(fr->st, a->uid);
 			fr->state_dirty = true;
 			p->stats->expunged_local++;
 			break;
+		}
 		case FM_PLAN_LINK:
 		case FM_PLAN_FLAGS: {
 			bool have;
 			uint32_t was = local_flags_have(fr, a->base, &have);
 			if (have && was != a->flags) {
-				if (fm_store_sync_flags(
-				        p->store, p->acct->name, fr->f->local,
-				        a->base, was, a->flags, fr->local_only,
-				        err) < 0)
+				int r = fm_store_sync_flags(
+				    p->store, p->acct->name, fr->f->local,
+				    a->base, was, a->flags, fr->local_only,
+				    err);
+				if (r < 0)
 					return -1;
+				if (r == 1) {
+					fr->unsure++;
+					break; /* unrecorded, as above */
+				}
 				p->stats->flags_local++;
 			}
 			if (imap_record(fr, a->uid, a->base, a->flags,
@@ -1328,11 +1341,14 @@ plan:
 	}
 	if (run_plan(&fr, plan, err) < 0)
 		goto out;
-	/* The whole plan ran: the counters can move on. */
+	/* The whole plan ran: the counters can move on; but changes left
+	 * unapplied (unsure) must be listed again by the next pass. */
+	uint64_t modseq =
+	    fr.unsure == 0 ? fr.modseq : fm_state_highestmodseq(fr.st);
 	if (fm_state_uidnext(fr.st) != sum->uidnext ||
-	    fm_state_highestmodseq(fr.st) != fr.modseq) {
+	    fm_state_highestmodseq(fr.st) != modseq) {
 		fm_state_set_uidnext(fr.st, sum->uidnext);
-		fm_state_set_highestmodseq(fr.st, fr.modseq);
+		fm_state_set_highestmodseq(fr.st, modseq);
 		fr.state_dirty = true;
 	}
 	if (imap_maybe_save(&fr, true, err) < 0)
@@ -1343,7 +1359,8 @@ plan:
 	/* Downloads and local changes leave the server's counters as SELECT
 	 * reported them; a STORE, EXPUNGE or APPEND moves them on. */
 	if (fr.modseq > 0 && fr.uidnext > 0 && sum->remote_deletes == 0 &&
-	    sum->uploads == 0 && fr.remote_changes == 0 && fr.refused == 0)
+	    sum->uploads == 0 && fr.remote_changes == 0 && fr.refused == 0 &&
+	    fr.unsure == 0)
 		stamp_write(p, f->local, seen);
 	ret = 0;
 out:

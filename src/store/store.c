@@ -1162,13 +1162,11 @@ fm_store_sync_flags(struct fm_store *s, const char *account, const char *folder,
 	if (f == NULL)
 		return -1;
 	if (f->lazy) {
+		/* Not where the caller said: the folder is not as it
+		 * believes; leave the message alone. */
 		int r = lazy_set_flags(f, base, was,
 		                       (was & keep) | (flags & ~keep), err);
-		if (r != 0)
-			return r < 0 ? -1 : 0;
-		/* Not where the caller said: find it the usual way. */
-		if (materialize(f, err) < 0)
-			return -1;
+		return r < 0 ? -1 : r == 1 ? 0 : 1;
 	}
 	const struct fm_summary_entry *e = fm_summary_find(f->sum, base);
 	if (e == NULL)
@@ -1211,10 +1209,7 @@ fm_store_sync_remove(struct fm_store *s, const char *account,
 		}
 		for (size_t i = 0; i < n; i++)
 			free(names[i]);
-		if (ret != 0)
-			return ret < 0 ? -1 : 0;
-		if (materialize(f, err) < 0)
-			return -1;
+		return ret < 0 ? -1 : ret == 1 ? 0 : 1;
 	}
 	if (fm_summary_find(f->sum, base) == NULL)
 		return 0;

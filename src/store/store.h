@@ -218,27 +218,29 @@ int fm_store_set_special_use(const char *data_dir, const char *account,
                              struct fm_error *err);
 
 /* Lets a sync work on ACCOUNT/FOLDER without reading its summary, for a
- * folder of many messages of which few change. The caller vouches that it
+ * folder of many messages of which few change. The caller believes it
  * knows every message file in the folder and its flags (its sync state
  * agrees with the folder, as a stamp proved). Deliveries are then not
  * checked against earlier ones by key, and fm_store_sync_flags() and
  * fm_store_sync_remove() find a file by the flags the caller says it has;
  * what they do is appended to the summary's change log at the next flush.
- * Anything else asked of the folder, or a file not where the caller said,
- * loads the summary as usual. A folder already loaded stays so, and with
- * a search index every folder is loaded (the index must learn what
- * changes). */
+ * Anything else asked of the folder loads the summary as usual. A folder
+ * already loaded stays so, and with a search index every folder is loaded
+ * (the index must learn what changes). */
 int fm_store_quick(struct fm_store *store, const char *account,
                    const char *folder, struct fm_error *err);
 /* Gives BASE the maildir flags flags, but keeps the bits in keep as the
- * file has them; was: the flags the caller believes the file has now (see
- * fm_store_quick). The rename is durable once fm_store_commit() (or a
- * flush) returns: record it only after that. */
+ * file has them; was: the flags the caller believes the file has now. The
+ * rename is durable once fm_store_commit() (or a flush) returns: record it
+ * only after that. In a folder worked on with fm_store_quick() a message
+ * not found by was is left alone and 1 returned: the folder changed in a
+ * way the caller does not know. Else 0, or -1 with err. */
 int fm_store_sync_flags(struct fm_store *store, const char *account,
                         const char *folder, const char *base, uint32_t was,
                         uint32_t flags, uint32_t keep, struct fm_error *err);
-/* Removes BASE (the server expunged it); was as above. Succeeds if it is
- * gone already. Durable once fm_store_commit() returns. */
+/* Removes BASE (the server expunged it); was and the result as above
+ * (gone already counts as done in a loaded folder). Durable once
+ * fm_store_commit() returns. */
 int fm_store_sync_remove(struct fm_store *store, const char *account,
                          const char *folder, const char *base, uint32_t was,
                          struct fm_error *err);

@@ -2,9 +2,9 @@
 /* A sync working on a folder without its summary (fm_store_quick): the
  * renames, removals and deliveries land in the maildir and in the
  * summary's change log alone (the snapshot is not rewritten), a file not
- * where the caller said makes the store load the summary and keep the
- * flags it cannot know, and a staged delivery never committed leaves no
- * entry behind. */
+ * where the caller said is left alone (and once the summary is loaded, the
+ * flags the caller cannot know are kept), and a staged delivery never
+ * committed leaves no entry behind. */
 #include "config.h"
 
 #include <setjmp.h>
@@ -242,7 +242,7 @@ test_quick_changes_go_to_the_log(void **state)
 }
 
 static void
-test_quick_wrong_flags_load_the_summary(void **state)
+test_quick_wrong_flags_left_alone(void **state)
 {
 	struct fixture *fx = *state;
 	struct fm_store *s = open_store(fx);
@@ -251,8 +251,26 @@ test_quick_wrong_flags_load_the_summary(void **state)
 	assert_int_equal(fm_store_quick(s, "acct", "INBOX", &err), 0);
 	uint32_t keep = ~FM_MAILDIR_STANDARD_FLAGS;
 	/* The caller does not know the keyword letter: the file is not
-	 * where it says, the store finds it and keeps the letter. */
+	 * where it says, so the store leaves it alone and says so. */
 	const char *b = fx->base[N - 1];
+	char *before = file_of(fx, b);
+	assert_int_equal(fm_store_sync_flags(s, "acct", "INBOX", b, SEEN,
+	                                     SEEN | FM_MAILDIR_REPLIED, keep,
+	                                     &err),
+	                 1);
+	assert_int_equal(
+	    fm_store_sync_remove(s, "acct", "INBOX", b, SEEN, &err), 1);
+	char *after = file_of(fx, b);
+	assert_string_equal(after, before);
+	free(after);
+	/* Loaded (a lookup needs the summary): the caller's flags are
+	 * applied, keeping the letter. */
+	struct fm_store_info info;
+	assert_int_equal(fm_store_lookup(s, "acct", "INBOX", b, &info, &err),
+	                 1);
+	assert_string_equal(info.file, before);
+	free(info.file);
+	free(before);
 	assert_int_equal(fm_store_sync_flags(s, "acct", "INBOX", b, SEEN,
 	                                     SEEN | FM_MAILDIR_REPLIED, keep,
 	                                     &err),
@@ -261,7 +279,6 @@ test_quick_wrong_flags_load_the_summary(void **state)
 	assert_int_equal(fm_maildir_flags_parse(file),
 	                 SEEN | FM_MAILDIR_REPLIED | FM_MAILDIR_KEYWORD('a'));
 	free(file);
-	/* Loaded now: the rest works as before. */
 	assert_int_equal(
 	    fm_store_sync_remove(s, "acct", "INBOX", fx->base[0], SEEN, &err),
 	    0);
@@ -308,8 +325,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_quick_changes_go_to_the_log,
 	                                    setup, teardown),
-	    cmocka_unit_test_setup_teardown(
-	        test_quick_wrong_flags_load_the_summary, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_quick_wrong_flags_left_alone,
+	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_quick_staged_rollback, setup,
 	                                    teardown),
 	};
