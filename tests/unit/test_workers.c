@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +171,36 @@ test_startup_then_manual(void **state)
 	}
 }
 
+/* A store call that holds the store thread until a byte arrives on
+ * release, after writing one to entered: a pass (itself a store call)
+ * cannot end meanwhile. */
+struct hold {
+	struct fm_store_service *svc;
+	int release[2], entered[2];
+};
+
+static int
+hold_store(struct fm_store *store, void *ctx, struct fm_error *err)
+{
+	(void)store;
+	(void)err;
+	struct hold *h = ctx;
+	char c = 'x';
+	if (write(h->entered[1], &c, 1) != 1 || read(h->release[0], &c, 1) != 1)
+		return -1;
+	return 0;
+}
+
+static void *
+hold_main(void *arg)
+{
+	struct hold *h = arg;
+	struct fm_error err;
+	fm_error_clear(&err);
+	fm_store_call(h->svc, hold_store, h, &err);
+	return NULL;
+}
+
 static void
 test_requests_coalesce(void **state)
 {
@@ -177,11 +208,26 @@ test_requests_coalesce(void **state)
 	unsigned seen = 0;
 	struct fm_account_msg *m = next_pass(e, &seen); /* the startup */
 	fm_account_msg_free(&m);
-	/* Three requests before the worker wakes: one pass answers all. */
+	/* Three requests while no pass can end (the store is held): the
+	 * worker may have taken the first, never more than one pass for the
+	 * other two. */
+	struct hold h = {.svc = e->svc};
+	assert_int_equal(pipe(h.release), 0);
+	assert_int_equal(pipe(h.entered), 0);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, hold_main, &h), 0);
+	char ch;
+	assert_int_equal(read(h.entered[0], &ch, 1), 1);
 	uint64_t a, b, c;
 	assert_int_equal(fm_workers_request(e->w, 1, &a), 0);
 	assert_int_equal(fm_workers_request(e->w, 1, &b), 0);
 	assert_int_equal(fm_workers_request(e->w, 1, &c), 0);
+	assert_int_equal(write(h.release[1], "x", 1), 1);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	for (int i = 0; i < 2; i++) {
+		close(h.release[i]);
+		close(h.entered[i]);
+	}
 	assert_int_equal(a, 1);
 	assert_true(b <= 2 && c <= 2);
 	m = next_pass(e, &seen);
