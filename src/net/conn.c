@@ -78,7 +78,8 @@ fm_net_wait_readable(struct fm_net_conn *conn, mailstream *stream,
 {
 	if (stream != NULL && stream->read_buffer_len > 0)
 		return 1;
-	if (conn->ssl != NULL && SSL_pending(conn->ssl) > 0)
+	/* Bytes OpenSSL read ahead count, even before a record is whole. */
+	if (conn->ssl != NULL && SSL_has_pending(conn->ssl))
 		return 1;
 	if (net_wait(conn, POLLIN, fm_now_ms() + timeout_ms) == 0)
 		return 1;
