@@ -52,6 +52,17 @@ put(struct fm_summary *s, const char *base, int64_t date, const char *subj)
 	fm_summary_put(s, &e);
 }
 
+/* Entries m000 .. m(n-1), dated by their number. */
+static void
+fill(struct fm_summary *s, int n)
+{
+	char base[32];
+	for (int i = 0; i < n; i++) {
+		snprintf(base, sizeof(base), "m%03d", i);
+		put(s, base, i, "a subject long enough to make records count");
+	}
+}
+
 static void
 test_round_trip(void **state)
 {
@@ -184,10 +195,7 @@ test_change_log(void **state)
 	fm_error_clear(&err);
 	struct fm_summary *s = fm_summary_new();
 	char base[32];
-	for (int i = 0; i < 200; i++) {
-		snprintf(base, sizeof(base), "m%03d", i);
-		put(s, base, i, "a subject long enough to make records count");
-	}
+	fill(s, 200);
 	assert_int_equal(fm_summary_save(s, path, &err), 0);
 	assert_int_equal(access(log, F_OK), -1);
 	size_t snap_len;
@@ -310,11 +318,7 @@ test_append_unloaded(void **state)
 	assert_int_equal(access(log, F_OK), -1);
 
 	struct fm_summary *s = fm_summary_new();
-	char base[32];
-	for (int i = 0; i < 200; i++) {
-		snprintf(base, sizeof(base), "m%03d", i);
-		put(s, base, i, "a subject long enough to make records count");
-	}
+	fill(s, 200);
 	assert_int_equal(fm_summary_save(s, path, &err), 0);
 	/* A chunk from a loaded save first. */
 	assert_true(fm_summary_remove(s, "m001"));
@@ -351,10 +355,7 @@ test_append_unloaded(void **state)
 	assert_int_equal(got->date, 7);
 	/* The same changes applied to a loaded copy agree. */
 	struct fm_summary *t = fm_summary_new();
-	for (int i = 0; i < 200; i++) {
-		snprintf(base, sizeof(base), "m%03d", i);
-		put(t, base, i, "a subject long enough to make records count");
-	}
+	fill(t, 200);
 	fm_summary_remove(t, "m001");
 	fm_summary_apply(t, ch, 4);
 	assert_int_equal(fm_summary_count(t), fm_summary_count(s));
