@@ -28,7 +28,9 @@
 #   nothing   resync, nothing changed on the server
 #   changes   resync after 100 new messages and 100 flag changes on the
 #             server (imap-mailbox.py change), reverted after each tool's
-#             run, so both tools see the same changes
+#             run, so both tools see the same changes; its floor,
+#             imap-floor.py --changes, is the least a client asks (SELECT,
+#             changed flags, new bodies, per mailbox) with no local work
 #
 # Durability, left as each tool ships it (nothing is turned off):
 #   mbsync    FSync yes, its default: every stored message file and every
@@ -372,7 +374,7 @@ note "  floor INBOX: $r; $(tail -n 1 "$work/floor.out")"
 
 tools=(mbsync)
 [[ $fulmar_state == yes ]] && tools+=(fulmar)
-for f in floor floor-all; do : >"$work/$f.runs"; done
+for f in floor floor-all floor-changes; do : >"$work/$f.runs"; done
 for t in "${tools[@]}"; do
 	for c in initial nothing changes; do : >"$work/$t-$c.runs"; done
 done
@@ -415,8 +417,21 @@ for ((i = 1; i <= runs; i++)); do
 	[[ ${r##* } == 0 && $(tail -n 1 "$work/floor.out") == "total $((n_inbox + n_folders)) "* ]] ||
 		fail "floor run (all folders): $r; $(cat "$work/floor.out")"
 	echo "$r" >>"$work/floor-all.runs"
+	# The changes floor: counters marked, the changes made, then the
+	# protocol alone (the client's own clock, without Python's start).
+	"$py" "$here/imap-floor.py" --mark "$work/marks" >>"$log" 2>&1 ||
+		fail "floor run (changes): cannot mark the mailboxes"
+	mailbox change --state "$work/change.json" --delta "$cd_" >>"$log" || fail "change failed"
+	sync
+	r=$(timed "$work/floor.out" "$py" "$here/imap-floor.py" --changes "$work/marks")
+	mailbox revert --state "$work/change.json" >>"$log" || fail "revert failed"
+	last=$(tail -n 1 "$work/floor.out")
+	[[ ${r##* } == 0 && $last == "changes $n_delta "* ]] ||
+		fail "floor run (changes): $r; $(cat "$work/floor.out")"
+	awk '{ printf "%.1f 0 0 0\n", $4 * 1000 }' <<<"$last" >>"$work/floor-changes.runs"
 	line+=" floor $(tail -n 1 "$work/floor.runs" | cut -d' ' -f1) ms,"
-	line+=" all folders $(tail -n 1 "$work/floor-all.runs" | cut -d' ' -f1) ms;"
+	line+=" all folders $(tail -n 1 "$work/floor-all.runs" | cut -d' ' -f1) ms,"
+	line+=" changes $(tail -n 1 "$work/floor-changes.runs" | cut -d' ' -f1) ms;"
 	for c in initial nothing changes; do
 		line+=" $c:"
 		for t in "${order[@]}"; do
@@ -447,6 +462,7 @@ row() { # TOOL CASE RUNSFILE
 }
 row floor INBOX "$work/floor.runs"
 row floor all "$work/floor-all.runs"
+row floor changes "$work/floor-changes.runs"
 for c in initial nothing changes; do
 	row mbsync "$c" "$work/mbsync-$c.runs"
 	if [[ $fulmar_state == yes ]]; then
@@ -483,6 +499,14 @@ ratio() { # LABEL COLUMN CASE TARGET
 			-v m="$(stats "$work/fulmar-initial.runs" 1 | cut -d' ' -f1)" \
 			'BEGIN { printf "fulmar initial / floor (all folders): %.2f\n", m / f }'
 	fi
+	for t in "${tools[@]}"; do
+		awk -v t="$t" -v f="$(stats "$work/floor-changes.runs" 1 | cut -d' ' -f1)" \
+			-v m="$(stats "$work/$t-changes.runs" 1 | cut -d' ' -f1)" \
+			'BEGIN { printf "%s changes / floor (changes): %.2f\n", t, m / f }'
+	done
+	awk -v f="$(stats "$work/floor-changes.runs" 1 | cut -d' ' -f1)" \
+		-v m="$(stats "$work/mbsync-changes.runs" 1 | cut -d' ' -f1)" -v t="$target_changes" \
+		'BEGIN { printf "floor (changes) / mbsync changes: %.2f (the target is %s)\n", f / m, t }'
 	echo "durability, fsync-family calls in one initial sync (strace, warm-up):"
 	echo "  mbsync (FSync yes, its default): $mbsync_sync"
 	if [[ $fulmar_state == yes ]]; then
