@@ -659,6 +659,21 @@ write_log(const char *path, const char *id, const char *const *chunks)
 	fm_buf_free(&b);
 }
 
+/* Checks that every entry of s is found by its key and its base name. */
+static void
+assert_findable(struct fm_state *s)
+{
+	for (size_t i = 0; i < fm_state_count(s); i++) {
+		const struct fm_state_entry *e = fm_state_entry_at(s, i);
+		if (fm_state_kind(s) == FM_STATE_IMAP)
+			assert_ptr_equal(fm_state_find_uid(s, e->uid), e);
+		else
+			assert_ptr_equal(fm_state_find_uidl(s, e->uidl), e);
+		if (e->base != NULL)
+			assert_ptr_equal(fm_state_find_base(s, e->base), e);
+	}
+}
+
 /* What a load of path makes of it: "ok" and the state as text, or
  * "damaged: " and the detail without the path. */
 static char *
@@ -676,6 +691,7 @@ load_result(const char *path, enum fm_state_kind kind)
 		assert_memory_equal(err.detail + pl, ": ", 2);
 		return xasprintf("damaged: %s", err.detail + pl + 2);
 	}
+	assert_findable(s);
 	char *d = dump(s);
 	char *r = xasprintf("ok\n%s", d);
 	free(d);
@@ -786,6 +802,9 @@ test_hand_written_bodies(void **state)
 	    {"imap", 3, "1 0 0 a -\n2 0 0 b -\n",
 	     "damaged: entry count differs from header"},
 	    {"imap", 1, "1 0 0 a -\n2 0 0 b -\n",
+	     "damaged: entry count differs from header"},
+	    /* A count no body of this size can hold. */
+	    {"imap", 4000000000u, "1 0 0 a -\n",
 	     "damaged: entry count differs from header"},
 	    /* POP3: the key is an escaped UIDL. */
 	    {"pop3", 3, "b%20c 1700000000 10 b1 -\nab 0 0 - -\n%2D 5 0 b2 k\n",
@@ -1064,6 +1083,92 @@ test_loaded_then_changed(void **state)
 	free(log);
 }
 
+/* A change log that adds more entries than the snapshot had and removes
+ * some of both: the tables grow and lose entries while it is applied. */
+static void
+test_log_grows_the_state(void **state)
+{
+	struct fixture *f = *state;
+	enum { SNAP = 100, ADD = 300, MORE = 200 };
+	struct fm_buf b, c, d, e;
+	fm_buf_init(&b, SIZE_MAX / 2);
+	fm_buf_init(&c, SIZE_MAX / 2);
+	fm_buf_init(&d, SIZE_MAX / 2);
+	fm_buf_init(&e, SIZE_MAX / 2);
+	fm_buf_printf(&b, "%s", counters);
+	for (unsigned u = 1; u <= SNAP; u++)
+		fm_buf_printf(&b, "%u 0 0 b%u -\n", 2 * u, 2 * u);
+	/* New entries between the old ones and after them, and every 5th
+	 * old entry takes a new name; then every 7th UID up to the last old
+	 * one goes, old or new; then more come, so that the tables grow
+	 * while removed entries wait to be dropped, and two removed UIDs
+	 * come back. */
+	fm_buf_printf(&c, "%s", counters);
+	for (unsigned u = 1; u <= ADD; u++)
+		fm_buf_printf(&c, "+ %u 0 1 n%u k\n", 2 * u - 1, u);
+	for (unsigned u = 5; u <= SNAP; u += 5)
+		fm_buf_printf(&c, "+ %u 0 2 r%u -\n", 2 * u, u);
+	fm_buf_printf(&d, "%s", counters);
+	for (unsigned u = 7; u <= 2 * SNAP; u += 7)
+		fm_buf_printf(&d, "- %u\n", u);
+	fm_buf_printf(&e, "%s", counters);
+	for (unsigned u = 2 * ADD + 1; u <= 2 * ADD + MORE; u++)
+		fm_buf_printf(&e, "+ %u 0 3 m%u -\n", u, u);
+	fm_buf_printf(&e, "+ 7 0 3 m7 -\n+ 70 0 3 m70 -\n");
+	char *id = write_snapshot(f->path, "imap", SNAP, b.data, b.len);
+	const char *const chunks[] = {c.data, d.data, e.data, NULL};
+	write_log(f->path, id, chunks);
+	free(id);
+	struct fm_state *s = NULL;
+	struct fm_error err;
+	fm_error_clear(&err);
+	assert_int_equal(fm_state_load(f->path, FM_STATE_IMAP, &s, NULL, &err),
+	                 0);
+	assert_findable(s);
+	size_t want = 0;
+	for (uint32_t u = 1; u <= 2 * ADD + MORE; u++) {
+		const struct fm_state_entry *en = fm_state_find_uid(s, u);
+		if (u > 2 * ADD || u == 7 || u == 70) {
+			char name[32];
+			snprintf(name, sizeof(name), "m%u", u);
+			assert_non_null(en);
+			assert_string_equal(en->base, name);
+			want++;
+			continue;
+		}
+		bool old = u % 2 == 0 && u <= 2 * SNAP;
+		bool gone = u % 7 == 0 && u <= 2 * SNAP;
+		if (gone || (!old && u % 2 == 0)) {
+			assert_null(en);
+			continue;
+		}
+		want++;
+		assert_non_null(en);
+		char name[32];
+		if (old && (u / 2) % 5 == 0)
+			snprintf(name, sizeof(name), "r%u", u / 2);
+		else if (old)
+			snprintf(name, sizeof(name), "b%u", u);
+		else
+			snprintf(name, sizeof(name), "n%u", (u + 1) / 2);
+		assert_string_equal(en->base, name);
+		assert_int_equal(en->flags,
+		                 old ? ((u / 2) % 5 == 0 ? 2 : 0) : 1);
+	}
+	assert_int_equal(fm_state_count(s), want);
+	for (size_t i = 1; i < fm_state_count(s); i++)
+		assert_true(fm_state_entry_at(s, i - 1)->uid <
+		            fm_state_entry_at(s, i)->uid);
+	fm_state_free(&s);
+	fm_buf_free(&b);
+	fm_buf_free(&c);
+	fm_buf_free(&d);
+	fm_buf_free(&e);
+	char *log = xasprintf("%s.log", f->path);
+	unlink(log);
+	free(log);
+}
+
 int
 main(void)
 {
@@ -1089,6 +1194,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_hand_written_logs, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_loaded_then_changed, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_log_grows_the_state, setup,
 	                                    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
