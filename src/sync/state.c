@@ -17,24 +17,50 @@
 /* A state file this large is not one fulmar wrote. */
 #define STATE_FILE_MAX ((size_t)1 << 30)
 #define HEADER_MAX 256
+/* The shortest entry line: "1 0 0 - -\n". */
+#define ENTRY_MIN 10
 
 /*
- * Entries live in one array (strings owned, hence the casts when freeing).
- * Two open-addressing tables with linear probing map the key and the base
- * name to an index: a slot holds index + 1, 0 is empty. Deleting shifts the
- * following cluster back instead of leaving tombstones.
+ * Entries live in one array of items: the entry handed out, the hash of
+ * its base name and which of its strings it owns. A loaded state keeps
+ * its file and its change log in memory, and the entries read from them
+ * point into them (escapes undone in place): a load allocates nothing per
+ * entry, while fm_state_put() copies what it is given. Two
+ * open-addressing tables with linear probing map the key and the base
+ * name to an index: a slot holds index + 1, 0 is empty. Deleting shifts
+ * the following cluster back instead of leaving tombstones.
  */
+struct item {
+	struct fm_state_entry e; /* first: handed out as &item->e */
+	uint32_t base_hash;      /* hash_str(e.base), if e.base != NULL */
+	uint8_t bits;            /* ITEM_* */
+};
+
+enum {
+	/* The string is malloc'ed; else it lives in buf or logbuf. */
+	ITEM_OWN_UIDL = 1,
+	ITEM_OWN_BASE = 2,
+	ITEM_OWN_KEYWORDS = 4,
+	/* Removed by the change log being loaded, and in no table: dropped
+	 * at the end of the load, so that the others keep their order. */
+	ITEM_DEAD = 8,
+};
+
 struct fm_state {
 	enum fm_state_kind kind;
 	uint32_t uidvalidity;
 	uint32_t uidnext;
 	uint64_t highestmodseq;
-	struct fm_state_entry *v;
+	struct item *v;
 	size_t n, cap;
+	size_t n_dead;    /* ITEM_DEAD items in v (only during a load) */
 	bool sorted;      /* v is in key order */
 	uint32_t *by_key; /* nslots each */
 	uint32_t *by_base;
-	size_t nslots; /* a power of two, at least 2 * n */
+	size_t nslots; /* a power of two, at least 2 * (n - n_dead) */
+	/* The loaded file and the records of its change log (NULL: none, or
+	 * cleared), which loaded entries point into. */
+	char *buf, *logbuf;
 	/* The snapshot on disk ("KIND COUNT BYTES DIGEST" of its header;
 	 * NULL: none, or a new one is due) and the valid length of its change
 	 * log (base.h), and the keys put or removed since the last write:
@@ -47,49 +73,83 @@ struct fm_state {
 };
 
 /* ------------------------------------------------------------------------
- * Hashing.
+ * Hashing. Only the tables in memory depend on it.
  */
 
-static uint64_t
-hash_str(const char *s)
+/* A string is hashed 8 bytes at a time, in two independent lanes:
+ * hashed byte by byte (FNV-1a), the base names took more time than the
+ * rest of a load. */
+static uint32_t
+hash_mem(const char *p, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ull;
+	const uint64_t k1 = 0xbf58476d1ce4e5b9ull, k2 = 0x94d049bb133111ebull;
+	const char *end = p + len;
+	uint64_t a = 0x9e3779b97f4a7c15ull ^ len, b = 0x6a09e667f3bcc909ull;
+	uint64_t w;
+	for (; end - p >= 16; p += 16) {
+		memcpy(&w, p, 8);
+		a = (a ^ w) * k1;
+		a ^= a >> 31;
+		memcpy(&w, p + 8, 8);
+		b = (b ^ w) * k2;
+		b ^= b >> 29;
 	}
-	return h ^ (h >> 29);
+	w = 0;
+	if (len >= 8) {
+		/* The last 8 bytes, some of them perhaps hashed already. */
+		memcpy(&w, end - 8, 8);
+		if (end - p > 8) {
+			uint64_t v;
+			memcpy(&v, p, 8);
+			a = (a ^ v) * k1;
+			a ^= a >> 31;
+		}
+	} else {
+		for (size_t i = 0; i < len; i++)
+			w |= (uint64_t)(unsigned char)p[i] << (8 * i);
+	}
+	b = (b ^ w) * k2;
+	uint64_t h = a ^ (b >> 32 | b << 32);
+	h ^= h >> 29;
+	h *= k1;
+	return (uint32_t)(h >> 32);
 }
 
-static uint64_t
+static uint32_t
+hash_str(const char *s)
+{
+	return hash_mem(s, strlen(s));
+}
+
+static uint32_t
 hash_uid(uint32_t uid)
 {
 	uint64_t h = uid * 0x9e3779b97f4a7c15ull;
-	return h ^ (h >> 32);
+	return (uint32_t)(h ^ (h >> 32));
 }
 
-static uint64_t
+static uint32_t
 key_hash(const struct fm_state *s, const struct fm_state_entry *e)
 {
 	return s->kind == FM_STATE_IMAP ? hash_uid(e->uid) : hash_str(e->uidl);
 }
 
-typedef uint64_t slot_hash_fn(const struct fm_state *s, uint32_t idx);
+typedef uint32_t slot_hash_fn(const struct fm_state *s, uint32_t idx);
 
-static uint64_t
+static uint32_t
 slot_key_hash(const struct fm_state *s, uint32_t idx)
 {
-	return key_hash(s, &s->v[idx]);
+	return key_hash(s, &s->v[idx].e);
 }
 
-static uint64_t
+static uint32_t
 slot_base_hash(const struct fm_state *s, uint32_t idx)
 {
-	return hash_str(s->v[idx].base);
+	return s->v[idx].base_hash;
 }
 
 static void
-table_insert(struct fm_state *s, uint32_t *slots, uint64_t h, size_t idx)
+table_insert(struct fm_state *s, uint32_t *slots, uint32_t h, size_t idx)
 {
 	size_t mask = s->nslots - 1, i = h & mask;
 	while (slots[i] != 0)
@@ -99,7 +159,7 @@ table_insert(struct fm_state *s, uint32_t *slots, uint64_t h, size_t idx)
 
 /* The slot holding idx, searched from its home h. */
 static size_t
-table_slot_of(const struct fm_state *s, const uint32_t *slots, uint64_t h,
+table_slot_of(const struct fm_state *s, const uint32_t *slots, uint32_t h,
               size_t idx)
 {
 	size_t mask = s->nslots - 1, i = h & mask;
@@ -113,7 +173,7 @@ table_slot_of(const struct fm_state *s, const uint32_t *slots, uint64_t h,
 
 /* Removes idx (whose home is h) and shifts the cluster after it back. */
 static void
-table_delete(struct fm_state *s, uint32_t *slots, uint64_t h, size_t idx,
+table_delete(struct fm_state *s, uint32_t *slots, uint32_t h, size_t idx,
              slot_hash_fn *hf)
 {
 	size_t mask = s->nslots - 1, i = table_slot_of(s, slots, h, idx);
@@ -137,34 +197,64 @@ table_delete(struct fm_state *s, uint32_t *slots, uint64_t h, size_t idx,
 	}
 }
 
+/* New tables of nslots holding v[0, upto). */
 static void
-tables_rebuild(struct fm_state *s, size_t nslots)
+tables_fill(struct fm_state *s, size_t nslots, size_t upto)
 {
 	free(s->by_key);
 	free(s->by_base);
 	s->nslots = nslots;
 	s->by_key = xcalloc(nslots, sizeof(*s->by_key));
 	s->by_base = xcalloc(nslots, sizeof(*s->by_base));
-	for (size_t i = 0; i < s->n; i++) {
-		table_insert(s, s->by_key, key_hash(s, &s->v[i]), i);
-		if (s->v[i].base != NULL)
-			table_insert(s, s->by_base, hash_str(s->v[i].base), i);
+	for (size_t i = 0; i < upto; i++) {
+		const struct item *it = &s->v[i];
+		if (it->bits & ITEM_DEAD)
+			continue;
+		table_insert(s, s->by_key, key_hash(s, &it->e), i);
+		if (it->e.base != NULL)
+			table_insert(s, s->by_base, it->base_hash, i);
 	}
 }
 
-static struct fm_state_entry *
+static void
+tables_rebuild(struct fm_state *s, size_t nslots)
+{
+	tables_fill(s, nslots, s->n);
+}
+
+static struct item *
 find_key(const struct fm_state *s, uint32_t uid, const char *uidl)
 {
 	if (s->n == 0)
 		return NULL;
 	size_t mask = s->nslots - 1;
-	size_t i =
-	    (s->kind == FM_STATE_IMAP ? hash_uid(uid) : hash_str(uidl)) & mask;
-	for (; s->by_key[i] != 0; i = (i + 1) & mask) {
-		struct fm_state_entry *e = &s->v[s->by_key[i] - 1];
-		if (s->kind == FM_STATE_IMAP ? e->uid == uid
-		                             : strcmp(e->uidl, uidl) == 0)
-			return e;
+	if (s->kind == FM_STATE_IMAP) {
+		for (size_t i = hash_uid(uid) & mask; s->by_key[i] != 0;
+		     i = (i + 1) & mask) {
+			struct item *it = &s->v[s->by_key[i] - 1];
+			if (it->e.uid == uid)
+				return it;
+		}
+		return NULL;
+	}
+	for (size_t i = hash_str(uidl) & mask; s->by_key[i] != 0;
+	     i = (i + 1) & mask) {
+		struct item *it = &s->v[s->by_key[i] - 1];
+		if (strcmp(it->e.uidl, uidl) == 0)
+			return it;
+	}
+	return NULL;
+}
+
+/* The item whose base name is base (hash h). */
+static struct item *
+find_base(const struct fm_state *s, const char *base, uint32_t h)
+{
+	size_t mask = s->nslots - 1;
+	for (size_t i = h & mask; s->by_base[i] != 0; i = (i + 1) & mask) {
+		struct item *it = &s->v[s->by_base[i] - 1];
+		if (it->base_hash == h && strcmp(it->e.base, base) == 0)
+			return it;
 	}
 	return NULL;
 }
@@ -219,20 +309,31 @@ fm_state_new(enum fm_state_kind kind)
 }
 
 static void
-entry_free_strings(struct fm_state_entry *e)
+item_free_strings(struct item *it)
 {
-	free((char *)e->uidl);
-	free((char *)e->base);
-	free((char *)e->keywords);
+	if (it->bits & ITEM_OWN_UIDL)
+		free((char *)it->e.uidl);
+	if (it->bits & ITEM_OWN_BASE)
+		free((char *)it->e.base);
+	if (it->bits & ITEM_OWN_KEYWORDS)
+		free((char *)it->e.keywords);
+	it->bits &=
+	    (uint8_t) ~(ITEM_OWN_UIDL | ITEM_OWN_BASE | ITEM_OWN_KEYWORDS);
 }
 
 void
 fm_state_clear(struct fm_state *s)
 {
 	for (size_t i = 0; i < s->n; i++)
-		entry_free_strings(&s->v[i]);
+		item_free_strings(&s->v[i]);
 	s->n = 0;
+	s->n_dead = 0;
 	s->sorted = true;
+	/* No entry points into the loaded files any more. */
+	free(s->buf);
+	free(s->logbuf);
+	s->buf = NULL;
+	s->logbuf = NULL;
 	/* Everything changed: the next save writes a snapshot. */
 	free(s->snap_id);
 	s->snap_id = NULL;
@@ -306,13 +407,17 @@ fm_state_count(const struct fm_state *s)
 const struct fm_state_entry *
 fm_state_find_uid(const struct fm_state *s, uint32_t uid)
 {
-	return s->kind == FM_STATE_IMAP ? find_key(s, uid, NULL) : NULL;
+	struct item *it =
+	    s->kind == FM_STATE_IMAP ? find_key(s, uid, NULL) : NULL;
+	return it != NULL ? &it->e : NULL;
 }
 
 const struct fm_state_entry *
 fm_state_find_uidl(const struct fm_state *s, const char *uidl)
 {
-	return s->kind == FM_STATE_POP3 ? find_key(s, 0, uidl) : NULL;
+	struct item *it =
+	    s->kind == FM_STATE_POP3 ? find_key(s, 0, uidl) : NULL;
+	return it != NULL ? &it->e : NULL;
 }
 
 const struct fm_state_entry *
@@ -320,14 +425,8 @@ fm_state_find_base(const struct fm_state *s, const char *base)
 {
 	if (s->n == 0 || base == NULL)
 		return NULL;
-	size_t mask = s->nslots - 1;
-	for (size_t i = hash_str(base) & mask; s->by_base[i] != 0;
-	     i = (i + 1) & mask) {
-		struct fm_state_entry *e = &s->v[s->by_base[i] - 1];
-		if (strcmp(e->base, base) == 0)
-			return e;
-	}
-	return NULL;
+	struct item *it = find_base(s, base, hash_str(base));
+	return it != NULL ? &it->e : NULL;
 }
 
 /* ------------------------------------------------------------------------
@@ -337,16 +436,16 @@ fm_state_find_base(const struct fm_state *s, const char *base)
 static int
 cmp_uid(const void *a, const void *b)
 {
-	uint32_t x = ((const struct fm_state_entry *)a)->uid;
-	uint32_t y = ((const struct fm_state_entry *)b)->uid;
+	uint32_t x = ((const struct item *)a)->e.uid;
+	uint32_t y = ((const struct item *)b)->e.uid;
 	return x < y ? -1 : x > y;
 }
 
 static int
 cmp_uidl(const void *a, const void *b)
 {
-	return strcmp(((const struct fm_state_entry *)a)->uidl,
-	              ((const struct fm_state_entry *)b)->uidl);
+	return strcmp(((const struct item *)a)->e.uidl,
+	              ((const struct item *)b)->e.uidl);
 }
 
 static bool
@@ -368,15 +467,25 @@ str_same(const char *a, const char *b)
 	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
-static char *
-dup_or_null(const char *str)
+/* str as an entry keeps it (NULL for none or empty): a copy, with own set
+ * in *bits, unless borrowed from the file being loaded. */
+static const char *
+keep(const char *str, bool borrow, uint8_t *bits, uint8_t own)
 {
-	return str == NULL || str[0] == '\0' ? NULL : xstrdup(str);
+	if (str == NULL || str[0] == '\0')
+		return NULL;
+	if (borrow)
+		return str;
+	*bits |= own;
+	return xstrdup(str);
 }
 
-int
-fm_state_put(struct fm_state *s, const struct fm_state_entry *in_,
-             struct fm_error *err)
+/* fm_state_put(), which copies the strings, or, borrow, the load's, which
+ * keeps strings that live as long as the state's buffers (and never hands
+ * back an entry's own strings: none is malloc'ed during a load). */
+static int
+put_item(struct fm_state *s, const struct fm_state_entry *in_, bool borrow,
+         struct fm_error *err)
 {
 	/* A copy: in_ may point into s->v, which may move below. */
 	const struct fm_state_entry in_copy = *in_, *in = &in_copy;
@@ -393,12 +502,14 @@ fm_state_put(struct fm_state *s, const struct fm_state_entry *in_,
 	}
 	const char *base =
 	    in->base != NULL && in->base[0] != '\0' ? in->base : NULL;
-	struct fm_state_entry *old = find_key(s, in->uid, in->uidl);
-	if (old == NULL || old->flags != in->flags ||
-	    old->first_seen != in->first_seen || !str_same(old->base, base) ||
-	    !str_same(old->keywords, dup_check(in->keywords)))
+	uint32_t bh = base != NULL ? hash_str(base) : 0;
+	struct item *old = find_key(s, in->uid, in->uidl);
+	if (old == NULL || old->e.flags != in->flags ||
+	    old->e.first_seen != in->first_seen ||
+	    !str_same(old->e.base, base) ||
+	    !str_same(old->e.keywords, dup_check(in->keywords)))
 		changed(s, in->uid, in->uidl);
-	const struct fm_state_entry *owner = fm_state_find_base(s, base);
+	const struct item *owner = base != NULL ? find_base(s, base, bh) : NULL;
 	if (owner != NULL && owner != old) {
 		fm_error_set(err, FM_ERR_LOCAL,
 		             _("Internal error: the message file %s belongs "
@@ -407,71 +518,88 @@ fm_state_put(struct fm_state *s, const struct fm_state_entry *in_,
 		return fm_error_detail(err, "state put: duplicate base name");
 	}
 	if (old == NULL) {
-		if ((s->n + 1) * 2 > s->nslots)
+		if ((s->n - s->n_dead + 1) * 2 > s->nslots)
 			tables_rebuild(s, s->nslots * 2);
 		if (s->n == s->cap) {
 			s->cap = s->cap == 0 ? 64 : s->cap * 2;
 			s->v = xreallocarray(s->v, s->cap, sizeof(*s->v));
 		}
-		struct fm_state_entry *e = &s->v[s->n];
-		*e = (struct fm_state_entry){
+		struct item *it = &s->v[s->n];
+		*it = (struct item){.base_hash = bh};
+		it->e = (struct fm_state_entry){
 		    .uid = in->uid,
-		    .uidl = imap ? NULL : xstrdup(in->uidl),
+		    .uidl =
+		        imap ? NULL
+		             : keep(in->uidl, borrow, &it->bits, ITEM_OWN_UIDL),
 		    .first_seen = in->first_seen,
-		    .base = dup_or_null(base),
+		    .base = keep(base, borrow, &it->bits, ITEM_OWN_BASE),
 		    .flags = in->flags,
-		    .keywords = dup_or_null(in->keywords),
+		    .keywords = keep(in->keywords, borrow, &it->bits,
+		                     ITEM_OWN_KEYWORDS),
 		};
-		if (s->n > 0 && (imap ? cmp_uid : cmp_uidl)(e - 1, e) > 0)
+		if (s->n > 0 && (imap ? cmp_uid : cmp_uidl)(it - 1, it) > 0)
 			s->sorted = false;
-		table_insert(s, s->by_key, key_hash(s, e), s->n);
-		if (e->base != NULL)
-			table_insert(s, s->by_base, hash_str(e->base), s->n);
+		table_insert(s, s->by_key, key_hash(s, &it->e), s->n);
+		if (base != NULL)
+			table_insert(s, s->by_base, bh, s->n);
 		s->n++;
 		return 0;
 	}
 	size_t idx = (size_t)(old - s->v);
-	if (old->base != NULL && (base == NULL || strcmp(old->base, base))) {
-		table_delete(s, s->by_base, hash_str(old->base), idx,
+	if (old->e.base != NULL &&
+	    (base == NULL || strcmp(old->e.base, base) != 0)) {
+		table_delete(s, s->by_base, old->base_hash, idx,
 		             slot_base_hash);
-		free((char *)old->base);
-		old->base = NULL;
+		if (old->bits & ITEM_OWN_BASE)
+			free((char *)old->e.base);
+		old->bits &= (uint8_t)~ITEM_OWN_BASE;
+		old->e.base = NULL;
 	}
-	if (old->base == NULL && base != NULL) {
-		old->base = xstrdup(base);
-		table_insert(s, s->by_base, hash_str(base), idx);
+	if (old->e.base == NULL && base != NULL) {
+		old->e.base = keep(base, borrow, &old->bits, ITEM_OWN_BASE);
+		old->base_hash = bh;
+		table_insert(s, s->by_base, bh, idx);
 	}
 	/* in may hand back this entry's own strings: copy before freeing. */
-	char *keywords = dup_or_null(in->keywords);
-	free((char *)old->keywords);
-	old->keywords = keywords;
-	old->first_seen = in->first_seen;
-	old->flags = in->flags;
+	uint8_t own = 0;
+	const char *keywords =
+	    keep(in->keywords, borrow, &own, ITEM_OWN_KEYWORDS);
+	if (old->bits & ITEM_OWN_KEYWORDS)
+		free((char *)old->e.keywords);
+	old->bits = (uint8_t)((old->bits & ~ITEM_OWN_KEYWORDS) | own);
+	old->e.keywords = keywords;
+	old->e.first_seen = in->first_seen;
+	old->e.flags = in->flags;
 	return 0;
 }
 
-static bool
-remove_entry(struct fm_state *s, struct fm_state_entry *e)
+int
+fm_state_put(struct fm_state *s, const struct fm_state_entry *in,
+             struct fm_error *err)
 {
-	if (e == NULL)
+	return put_item(s, in, false, err);
+}
+
+static bool
+remove_item(struct fm_state *s, struct item *it)
+{
+	if (it == NULL)
 		return false;
-	changed(s, e->uid, e->uidl);
-	size_t idx = (size_t)(e - s->v), last = s->n - 1;
-	table_delete(s, s->by_key, key_hash(s, e), idx, slot_key_hash);
-	if (e->base != NULL)
-		table_delete(s, s->by_base, hash_str(e->base), idx,
-		             slot_base_hash);
-	entry_free_strings(e);
+	changed(s, it->e.uid, it->e.uidl);
+	size_t idx = (size_t)(it - s->v), last = s->n - 1;
+	table_delete(s, s->by_key, key_hash(s, &it->e), idx, slot_key_hash);
+	if (it->e.base != NULL)
+		table_delete(s, s->by_base, it->base_hash, idx, slot_base_hash);
+	item_free_strings(it);
 	if (idx != last) {
 		/* The last entry takes the hole; repoint its slots. */
-		struct fm_state_entry *l = &s->v[last];
-		s->by_key[table_slot_of(s, s->by_key, key_hash(s, l), last)] =
-		    (uint32_t)idx + 1;
-		if (l->base != NULL)
-			s->by_base[table_slot_of(s, s->by_base,
-			                         hash_str(l->base), last)] =
-			    (uint32_t)idx + 1;
-		s->v[idx] = *l;
+		struct item *l = &s->v[last];
+		s->by_key[table_slot_of(s, s->by_key, key_hash(s, &l->e),
+		                        last)] = (uint32_t)idx + 1;
+		if (l->e.base != NULL)
+			s->by_base[table_slot_of(s, s->by_base, l->base_hash,
+			                         last)] = (uint32_t)idx + 1;
+		*it = *l;
 		s->sorted = false;
 	}
 	s->n--;
@@ -482,14 +610,13 @@ bool
 fm_state_remove_uid(struct fm_state *s, uint32_t uid)
 {
 	return s->kind == FM_STATE_IMAP &&
-	       remove_entry(s, find_key(s, uid, NULL));
+	       remove_item(s, find_key(s, uid, NULL));
 }
 
 bool
 fm_state_remove_uidl(struct fm_state *s, const char *uidl)
 {
-	return s->kind == FM_STATE_POP3 &&
-	       remove_entry(s, find_key(s, 0, uidl));
+	return s->kind == FM_STATE_POP3 && remove_item(s, find_key(s, 0, uidl));
 }
 
 const struct fm_state_entry *
@@ -501,7 +628,7 @@ fm_state_entry_at(struct fm_state *s, size_t i)
 		tables_rebuild(s, s->nslots);
 		s->sorted = true;
 	}
-	return i < s->n ? &s->v[i] : NULL;
+	return i < s->n ? &s->v[i].e : NULL;
 }
 
 /* ------------------------------------------------------------------------
@@ -586,10 +713,10 @@ save_changes(struct fm_state *s, const char *path, struct fm_error *err)
 		if (i > 0 && (imap ? uid == s->chg_uid[i - 1]
 		                   : strcmp(uidl, s->chg_uidl[i - 1]) == 0))
 			continue;
-		const struct fm_state_entry *e = find_key(s, uid, uidl);
-		if (e != NULL) {
+		const struct item *it = find_key(s, uid, uidl);
+		if (it != NULL) {
 			fm_buf_append(&chunk, "+ ", 2);
-			put_entry(&chunk, s, e);
+			put_entry(&chunk, s, &it->e);
 		} else {
 			fm_buf_append(&chunk, "- ", 2);
 			put_key(&chunk, s, uid, uidl);
@@ -652,7 +779,9 @@ fm_state_save(struct fm_state *s, const char *path, struct fm_error *err)
 }
 
 /* ------------------------------------------------------------------------
- * Loading.
+ * Loading. Entries of a file fulmar wrote come in key order, each after
+ * the last; they take a faster way in than fm_state_put(), which the
+ * others still go through. The strings stay in the loaded buffers.
  */
 
 static int
@@ -668,31 +797,169 @@ damaged(const char *path, struct fm_error *err, const char *why, size_t line)
 	return fm_error_detail(err, "%s: %s", path, why);
 }
 
-/* Parses one entry line (in place; e's strings point into it). */
+/* Parses the number field at *pp, which ends at a space, as
+ * fm_record_parse_u64() would (base 10 or 16, no leading zeros, at most
+ * max, which must be below 10^19), and moves *pp past the space. */
 static int
-parse_entry(const struct fm_state *s, char *line, struct fm_state_entry *e)
+scan_u64(char **pp, unsigned base, uint64_t max, uint64_t *v_r)
 {
-	char *f[5];
-	uint64_t uid = 0, flags, seen;
-	char *uidl = NULL, *base, *keywords;
-	if (fm_record_split(line, f, 5) < 0 ||
-	    (s->kind == FM_STATE_IMAP
-	         ? fm_record_parse_u64(f[0], 10, UINT32_MAX, &uid) < 0
-	         : fm_record_unescape(f[0], &uidl) < 0 || uidl == NULL) ||
-	    fm_record_parse_u64(f[1], 10, INT64_MAX, &seen) < 0 ||
-	    fm_record_parse_u64(f[2], 16, UINT32_MAX, &flags) < 0 ||
-	    fm_record_unescape(f[3], &base) < 0 ||
-	    fm_record_unescape(f[4], &keywords) < 0)
+	const char *start = *pp, *p = start;
+	uint64_t v = 0;
+	for (;; p++) {
+		unsigned d;
+		if (*p >= '0' && *p <= '9')
+			d = (unsigned)(*p - '0');
+		else if (base == 16 && *p >= 'a' && *p <= 'f')
+			d = (unsigned)(*p - 'a' + 10);
+		else
+			break;
+		v = v * base + d; /* wraps past 19 or 16 digits: refused */
+	}
+	size_t digits = (size_t)(p - start);
+	if (*p != ' ' || digits == 0 || digits > (base == 16 ? 16 : 19) ||
+	    (digits > 1 && *start == '0') || v > max)
 		return -1;
-	*e = (struct fm_state_entry){
-	    .uid = (uint32_t)uid,
-	    .uidl = uidl,
-	    .first_seen = (int64_t)seen,
-	    .base = base,
-	    .flags = (uint32_t)flags,
-	    .keywords = keywords,
-	};
+	*pp = (char *)p + 1;
+	*v_r = v;
 	return 0;
+}
+
+/* Whether a word of 8 bytes holds a byte up to ' ', DEL or '%': the
+ * bytes that end a field, are refused or start an escape. Exact for the
+ * word as a whole (the bit trick may flag more bytes after a true one). */
+static bool
+word_special(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = ones * 0x80;
+	uint64_t del = w ^ (ones * 0x7f), pct = w ^ (ones * '%');
+	return (((w - ones * 0x21) & ~w) | ((del - ones) & ~del) |
+	        ((pct - ones) & ~pct)) &
+	       high;
+}
+
+/* Cuts the string field at *pp in place: up to the next space (and moves
+ * *pp past it) or, for the last field, to end, the end of the line (a
+ * NUL). Undoes the escapes as fm_record_unescape() does: *str_r is NULL
+ * for "-", *len_r its length. -1 on anything fm_record_put() would not
+ * write. */
+static int
+scan_str(char **pp, const char *end, bool last, const char **str_r,
+         size_t *len_r)
+{
+	char *start = *pp, *p = start;
+	bool escaped = false;
+	/* Plain bytes 8 at a time, then byte by byte from the first word
+	 * that holds anything else. */
+	for (uint64_t w; end - p >= 8; p += 8) {
+		memcpy(&w, p, 8);
+		if (word_special(w))
+			break;
+	}
+	for (;; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c <= ' ' || c == 0x7f)
+			break;
+		escaped |= c == '%';
+	}
+	if (*p != (last ? '\0' : ' ') || p == start)
+		return -1;
+	*p = '\0';
+	*pp = p + 1;
+	size_t len = (size_t)(p - start);
+	if (len == 1 && start[0] == '-') {
+		*str_r = NULL;
+		*len_r = 0;
+		return 0;
+	}
+	if (escaped) {
+		char *out;
+		if (fm_record_unescape(start, &out) < 0)
+			return -1;
+		len = strlen(out);
+	}
+	*str_r = start;
+	*len_r = len;
+	return 0;
+}
+
+/* Parses one entry line ("KEY FIRST-SEEN FLAGS BASE KEYWORDS", ended by a
+ * NUL at end) in place; e's strings point into it, and lens[] receives the
+ * lengths of its UIDL, base name and keywords. */
+static int
+parse_entry(const struct fm_state *s, char *line, const char *end,
+            struct fm_state_entry *e, size_t lens[3])
+{
+	char *p = line;
+	uint64_t uid = 0, seen, flags;
+	const char *uidl = NULL, *base, *keywords;
+	lens[0] = 0;
+	if ((s->kind == FM_STATE_IMAP
+	         ? scan_u64(&p, 10, UINT32_MAX, &uid) < 0
+	         : scan_str(&p, end, false, &uidl, &lens[0]) < 0 ||
+	               uidl == NULL) ||
+	    scan_u64(&p, 10, INT64_MAX, &seen) < 0 ||
+	    scan_u64(&p, 16, UINT32_MAX, &flags) < 0 ||
+	    scan_str(&p, end, false, &base, &lens[1]) < 0 ||
+	    scan_str(&p, end, true, &keywords, &lens[2]) < 0)
+		return -1;
+	/* Field by field: a compound literal here became a slow string
+	 * instruction. */
+	e->uid = (uint32_t)uid;
+	e->uidl = uidl;
+	e->first_seen = (int64_t)seen;
+	e->base = base;
+	e->flags = (uint32_t)flags;
+	e->keywords = keywords;
+	return 0;
+}
+
+/* Whether the entry parsed into v[n] may skip put_item() on its way in:
+ * its key comes after every key so far, so it is new, and its strings
+ * are not too long. */
+static bool
+load_in_order(const struct fm_state *s, const size_t lens[3])
+{
+	const struct fm_state_entry *e = &s->v[s->n].e;
+	if (lens[0] > FM_STATE_STRING_MAX || lens[1] > FM_STATE_STRING_MAX ||
+	    lens[2] > FM_STATE_STRING_MAX)
+		return false;
+	if (s->n == 0)
+		return s->kind != FM_STATE_IMAP || e->uid != 0;
+	const struct fm_state_entry *last = &s->v[s->n - 1].e;
+	return s->kind == FM_STATE_IMAP ? e->uid > last->uid
+	                                : strcmp(e->uidl, last->uidl) > 0;
+}
+
+/* Puts the entries loaded in order (v[0, n), whose base_hash holds the
+ * base name's length) into the empty tables, all in one go: in one loop
+ * the hashing and probing of several entries overlap. The index of the
+ * first entry whose base name an earlier one has, or SIZE_MAX. */
+static size_t
+load_index(struct fm_state *s)
+{
+	size_t nslots = s->nslots;
+	while (s->n * 2 > nslots)
+		nslots *= 2;
+	if (nslots != s->nslots)
+		tables_fill(s, nslots, 0);
+	size_t mask = s->nslots - 1;
+	for (size_t i = 0; i < s->n; i++) {
+		struct item *it = &s->v[i];
+		table_insert(s, s->by_key, key_hash(s, &it->e), i);
+		if (it->e.base == NULL)
+			continue;
+		uint32_t h = hash_mem(it->e.base, it->base_hash);
+		size_t k = h & mask;
+		for (; s->by_base[k] != 0; k = (k + 1) & mask) {
+			const struct item *o = &s->v[s->by_base[k] - 1];
+			if (o->base_hash == h &&
+			    strcmp(o->e.base, it->e.base) == 0)
+				return i;
+		}
+		s->by_base[k] = (uint32_t)i + 1;
+		it->base_hash = h;
+	}
+	return SIZE_MAX;
 }
 
 /* Parses "NAME N" into *v (at most max). */
@@ -710,40 +977,82 @@ static const char *const counter_names[] = {"uidvalidity", "uidnext",
                                             "highestmodseq"};
 static const uint64_t counter_maxes[] = {UINT32_MAX, UINT32_MAX, INT64_MAX};
 
+/* Parses the body. Entries in key order, as fulmar writes them, are
+ * parsed into v and go into the tables together at the end; from the
+ * first that is not, each goes through put_item(). A fault is named at
+ * the first line that has one, as line by line. */
 static int
 parse_body(struct fm_state *s, char *body, size_t len, size_t count,
            const char *path, struct fm_error *err)
 {
 	uint64_t values[3];
 	char *p = body, *end = body + len;
+	/* The first NUL byte: the line that holds it is damaged. */
+	const char *nul = memchr(body, '\0', len);
 	size_t lineno = 0, entries = 0;
-	while (p < end) {
+	/* While in_order, v[0, n) are not in the tables yet, and v[i] is
+	 * on line i + 4, after the counters. */
+	bool in_order = true;
+	const char *why = NULL;
+	while (p < end && why == NULL) {
 		char *nl = memchr(p, '\n', (size_t)(end - p));
-		if (nl == NULL)
-			return damaged(path, err, "last line unterminated",
-			               lineno + 1);
+		lineno++;
+		if (nl == NULL) {
+			why = "last line unterminated";
+			break;
+		}
+		if (nul != NULL && nul < nl) {
+			why = "NUL byte";
+			break;
+		}
 		*nl = '\0';
-		if (memchr(p, '\0', (size_t)(nl - p)) != NULL)
-			return damaged(path, err, "NUL byte", lineno + 1);
 		char *line = p;
 		p = nl + 1;
-		lineno++;
 		if (lineno <= 3) {
 			if (parse_counter(line, counter_names[lineno - 1],
 			                  counter_maxes[lineno - 1],
 			                  &values[lineno - 1]) < 0)
-				return damaged(path, err, "bad counter",
-				               lineno);
+				why = "bad counter";
 			continue;
 		}
-		struct fm_state_entry e;
-		if (parse_entry(s, line, &e) < 0)
-			return damaged(path, err, "bad entry", lineno);
-		if (fm_state_put(s, &e, NULL) < 0)
-			return damaged(path, err, "invalid or duplicate entry",
-			               lineno);
+		/* Parsed in place, just past the last entry. */
+		if (s->n == s->cap) {
+			s->cap = s->cap == 0 ? 64 : s->cap * 2;
+			s->v = xreallocarray(s->v, s->cap, sizeof(*s->v));
+		}
+		struct item *it = &s->v[s->n];
+		size_t lens[3];
+		if (parse_entry(s, line, nl, &it->e, lens) < 0) {
+			why = "bad entry";
+			break;
+		}
 		entries++;
+		if (in_order && load_in_order(s, lens)) {
+			it->base_hash = (uint32_t)lens[1];
+			it->bits = 0;
+			s->n++;
+			continue;
+		}
+		if (in_order) {
+			in_order = false;
+			size_t dup = load_index(s);
+			if (dup != SIZE_MAX)
+				return damaged(path, err,
+				               "invalid or duplicate entry",
+				               dup + 4);
+		}
+		if (put_item(s, &it->e, true, NULL) < 0)
+			why = "invalid or duplicate entry";
 	}
+	if (in_order) {
+		/* Their lines come before any other fault's. */
+		size_t dup = load_index(s);
+		if (dup != SIZE_MAX)
+			return damaged(path, err, "invalid or duplicate entry",
+			               dup + 4);
+	}
+	if (why != NULL)
+		return damaged(path, err, why, lineno);
 	if (lineno < 3 || entries != count)
 		return damaged(path, err, "entry count differs from header", 0);
 	s->uidvalidity = (uint32_t)values[0];
@@ -752,9 +1061,69 @@ parse_body(struct fm_state *s, char *body, size_t len, size_t count,
 	return 0;
 }
 
+/* Makes room in v for n entries in all. */
+static void
+reserve(struct fm_state *s, size_t n)
+{
+	if (n > s->cap) {
+		s->v = xreallocarray(s->v, n, sizeof(*s->v));
+		s->cap = n;
+	}
+}
+
+/* Removes the entry with this key during a load: out of the tables at
+ * once, out of v at its end (drop_dead). */
+static void
+kill_item(struct fm_state *s, struct item *it)
+{
+	if (it == NULL)
+		return;
+	size_t idx = (size_t)(it - s->v);
+	table_delete(s, s->by_key, key_hash(s, &it->e), idx, slot_key_hash);
+	if (it->e.base != NULL)
+		table_delete(s, s->by_base, it->base_hash, idx, slot_base_hash);
+	it->bits |= ITEM_DEAD;
+	s->n_dead++;
+}
+
+/* Drops the items kill_item() marked, keeping the others in order, and
+ * moves the tables' indexes with them (their slots stay). */
+static void
+drop_dead(struct fm_state *s)
+{
+	if (s->n_dead == 0)
+		return;
+	/* to[old index + 1] = new index + 1, to[0] = 0: a slot's new value. */
+	uint32_t *to = xmalloc((s->n + 1) * sizeof(*to));
+	to[0] = 0;
+	size_t w = 0, run = 0; /* the live items from run on move to w */
+	for (size_t r = 0; r <= s->n; r++) {
+		if (r < s->n && !(s->v[r].bits & ITEM_DEAD)) {
+			to[r + 1] = (uint32_t)(w + (r - run)) + 1;
+			continue;
+		}
+		if (run != w)
+			memmove(&s->v[w], &s->v[run],
+			        (r - run) * sizeof(*s->v));
+		w += r - run;
+		run = r + 1;
+		if (r < s->n)
+			item_free_strings(&s->v[r]);
+	}
+	for (size_t i = 0; i < s->nslots; i++) {
+		s->by_key[i] = to[s->by_key[i]];
+		s->by_base[i] = to[s->by_base[i]];
+	}
+	free(to);
+	s->n = w;
+	s->n_dead = 0;
+}
+
 /* Applies one chunk of the change log: its counters, then its entries
  * (each key once): every old version goes first, so entries that traded
- * base names cannot collide. */
+ * base names cannot collide. An entry put again keeps its place (only its
+ * base name leaves the table), one removed is dropped at the end of the
+ * load: the entries stay in key order. */
 static int
 apply_chunk(struct fm_state *s, char **lines, size_t n)
 {
@@ -773,9 +1142,20 @@ apply_chunk(struct fm_state *s, char **lines, size_t n)
 	int ret = 0;
 	for (size_t i = 3; i < n && ret == 0; i++) {
 		char *l = lines[i];
+		size_t lens[3];
 		if (l[0] == '+' && l[1] == ' ' &&
-		    parse_entry(s, l + 2, &put[np]) == 0) {
-			remove_entry(s, find_key(s, put[np].uid, put[np].uidl));
+		    parse_entry(s, l + 2, l + strlen(l), &put[np], lens) == 0) {
+			struct item *old =
+			    find_key(s, put[np].uid, put[np].uidl);
+			if (old != NULL && old->e.base != NULL) {
+				table_delete(s, s->by_base, old->base_hash,
+				             (size_t)(old - s->v),
+				             slot_base_hash);
+				if (old->bits & ITEM_OWN_BASE)
+					free((char *)old->e.base);
+				old->bits &= (uint8_t)~ITEM_OWN_BASE;
+				old->e.base = NULL;
+			}
 			np++;
 		} else if (l[0] == '-' && l[1] == ' ') {
 			uint64_t uid = 0;
@@ -787,29 +1167,35 @@ apply_chunk(struct fm_state *s, char **lines, size_t n)
 			              uidl == NULL)
 				ret = -1;
 			else
-				remove_entry(s,
-				             find_key(s, (uint32_t)uid, uidl));
+				kill_item(s, find_key(s, (uint32_t)uid, uidl));
 		} else {
 			ret = -1;
 		}
 	}
 	for (size_t i = 0; i < np && ret == 0; i++)
-		if (fm_state_put(s, &put[i], NULL) < 0)
+		if (put_item(s, &put[i], true, NULL) < 0)
 			ret = -1;
 	free(put);
 	return ret;
 }
 
-/* Applies the change log's records (NUL-terminated; chunks begin with
- * their uidvalidity line). */
+/* Applies the change log's records (len bytes, NUL-terminated; chunks
+ * begin with their uidvalidity line). */
 static int
-apply_log(struct fm_state *s, char *p, const char *path, struct fm_error *err)
+apply_log(struct fm_state *s, char *p, size_t len, const char *path,
+          struct fm_error *err)
 {
+	char *end = p + len;
+	/* Each line adds at most one entry. */
+	size_t room = s->n;
+	for (const char *q = p; (q = memchr(q, '\n', (size_t)(end - q))); q++)
+		room++;
+	reserve(s, room);
 	char **lines = NULL;
 	size_t n = 0, cap = 0, chunks = 0;
 	int ret = 0;
-	while (*p != '\0' && ret == 0) {
-		char *nl = strchr(p, '\n');
+	while (p < end && ret == 0) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
 		if (nl == NULL) {
 			ret = damaged(path, err, "change log line unterminated",
 			              0);
@@ -833,6 +1219,8 @@ apply_log(struct fm_state *s, char *p, const char *path, struct fm_error *err)
 	if (ret == 0 && n > 0 && apply_chunk(s, lines, n) < 0)
 		ret = damaged(path, err, "bad change log chunk", chunks + 1);
 	free(lines);
+	if (ret == 0)
+		drop_dead(s);
 	return ret;
 }
 
@@ -853,6 +1241,7 @@ fm_state_load(const char *path, enum fm_state_kind kind,
 		return 0;
 	}
 	struct fm_state *s = fm_state_new(kind);
+	s->buf = data; /* the entries will point into it */
 	char *nl = memchr(data, '\n', len < HEADER_MAX ? len : HEADER_MAX);
 	char *f[6];
 	uint64_t version, count, body_len;
@@ -895,17 +1284,26 @@ fm_state_load(const char *path, enum fm_state_kind kind,
 		damaged(path, err, "checksum mismatch", 0);
 		goto out;
 	}
+	/* Sized once, for as many entries as the body can hold (the count
+	 * is checked when they have been read), and v for a quarter more,
+	 * what the change log may add: growing it then would copy it all,
+	 * while room never written to takes no memory. */
+	size_t room =
+	    count < have / ENTRY_MIN ? (size_t)count : have / ENTRY_MIN;
+	reserve(s, room + room / 4 + 16);
+	size_t nslots = s->nslots;
+	while (nslots < 2 * room)
+		nslots *= 2;
+	tables_rebuild(s, nslots);
 	if (parse_body(s, body, have, (size_t)count, path, err) < 0)
 		goto out;
 	char *snap_id = xasprintf("%s %llu %zu %s", f[2],
 	                          (unsigned long long)count, have, digest);
-	char *log = NULL;
 	size_t log_len, log_end;
-	int lr = fm_reclog_read(path, snap_id, STATE_FILE_MAX, &log, &log_len,
-	                        &log_end, err);
-	if (lr == 0 && log != NULL)
-		lr = apply_log(s, log, path, err);
-	free(log);
+	int lr = fm_reclog_read(path, snap_id, STATE_FILE_MAX, &s->logbuf,
+	                        &log_len, &log_end, err);
+	if (lr == 0 && s->logbuf != NULL)
+		lr = apply_log(s, s->logbuf, log_len, path, err);
 	if (lr < 0) {
 		free(snap_id);
 		goto out;
@@ -920,6 +1318,5 @@ out:
 	if (rc < 0 && damaged_r != NULL)
 		*damaged_r = true;
 	fm_state_free(&s);
-	free(data);
 	return rc;
 }
