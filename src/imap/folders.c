@@ -54,13 +54,21 @@ folder_add(struct pass *p, const char *local)
 }
 
 char *
-imap_state_path(struct pass *p, const char *local)
+imap_folder_path(struct pass *p, const char *local, const char *name)
 {
 	char *dir = fm_store_folder_dir(fm_store_data_dir(p->store),
 	                                p->acct->name, local);
-	char *path = fm_path_join(dir, STATE_FILE);
+	if (name == NULL)
+		return dir;
+	char *path = fm_path_join(dir, name);
 	free(dir);
 	return path;
+}
+
+char *
+imap_state_path(struct pass *p, const char *local)
+{
+	return imap_folder_path(p, local, STATE_FILE);
 }
 
 /* `folders` patterns: '*' matches anything, '%' anything but '/'. */

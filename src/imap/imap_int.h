@@ -120,7 +120,42 @@ void imap_save_roles(struct pass *p);
 int imap_create_folders(struct pass *p, struct fm_error *err);
 /* LIST-STATUS, when offered: every folder's counters (has_status). */
 int imap_list_status(struct pass *p, struct fm_error *err);
+/* The path of name in the local folder's maildir directory ("cur/..", or
+ * a file of ours), or of the directory itself when name is NULL. */
+char *imap_folder_path(struct pass *p, const char *local, const char *name);
 char *imap_state_path(struct pass *p, const char *local);
+
+/* ------------------------------------------------------------------------
+ * stamp.c: the unchanged-folder stamp.
+ */
+
+enum {
+	ST_VALIDITY,
+	ST_UIDNEXT,
+	ST_MODSEQ,
+	ST_EXISTS,
+	ST_FILES, /* the maildir's names: how many, and their hash */
+	ST_HASH,
+	ST_CUR, /* cur/ and new/ change times (ns) */
+	ST_NEW,
+	ST_TRUST, /* 1: the times alone tell a change (see imap_stamp_write) */
+	ST_N
+};
+
+/* Reads the folder's stamp into v; false if there is none. */
+bool imap_stamp_read(struct pass *p, const char *local, uint64_t v[ST_N]);
+/* Whether the maildir holds the names it held when the stamp v was
+ * written: told by the directories' change times when the stamp trusts
+ * them, else listed (*listed_r then). */
+bool imap_stamp_local_same(struct pass *p, const char *local,
+                           const uint64_t v[ST_N], bool *listed_r);
+/* Whether the folder is exactly as its stamp says: the server's counters
+ * now (the values before ST_FILES) and the maildir's names. A listing that
+ * agrees renews the stamp. */
+bool imap_stamp_matches(struct pass *p, const char *local, uint64_t now[ST_N]);
+/* Writes the stamp (v[ST_FILES] and on are filled here), or removes it
+ * when v is NULL or the folder cannot be stamped. */
+void imap_stamp_write(struct pass *p, const char *local, uint64_t v[ST_N]);
 
 /* ------------------------------------------------------------------------
  * replay.c: step 3 of a pass.

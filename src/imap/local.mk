@@ -8,5 +8,6 @@ src_libfulmar_a_SOURCES += \
 	src/imap/replay.c \
 	src/imap/watch.c \
 	src/imap/session.c \
+	src/imap/stamp.c \
 	src/imap/sync.c \
 	src/imap/uploads.c

@@ -224,13 +224,9 @@ identity(struct pass *p, const struct chain *c, char **msgid_r,
 			if (strcmp(lv[i].base, c->base) != 0 ||
 			    lv[i].message_id == NULL)
 				continue;
-			char *dir =
-			    fm_store_folder_dir(fm_store_data_dir(p->store),
-			                        p->acct->name, c->final);
-			char *path = fm_path_join(dir, lv[i].file);
+			char *path = imap_folder_path(p, c->final, lv[i].file);
 			*size_r = imap_crlf_size(path, lv[i].size);
 			free(path);
-			free(dir);
 			*msgid_r = xstrdup(lv[i].message_id);
 		}
 		fm_store_msgs_free(lv, ln);
@@ -452,6 +448,22 @@ struct found {
 	uint64_t ident_size;
 };
 
+/* Whether the server still has uid in folders[k], selected: then it is
+ * the copy, its identity fetched into *fd (1); 0 if not, -1 on failure. */
+static int
+found_at(struct pass *p, struct found *fd, uint32_t uid, size_t k,
+         bool recorded, struct fm_error *err)
+{
+	free(fd->msgid);
+	int r = fetch_identity(p, uid, &fd->msgid, &fd->size, err);
+	if (r == 1) {
+		fd->uid = uid;
+		fd->at = k;
+		fd->recorded = recorded;
+	}
+	return r;
+}
+
 /* Looks for the chain's copy in folders[k], selected, with its state st;
  * fills *fd when it is there. */
 static int
@@ -469,17 +481,9 @@ search_folder(struct pass *p, struct replay *rp, struct chain *c, size_t k,
 			fd->kw =
 			    se->keywords != NULL ? xstrdup(se->keywords) : NULL;
 		}
-		uint32_t uid = se->uid;
-		free(fd->msgid);
-		int r = fetch_identity(p, uid, &fd->msgid, &fd->size, err);
-		if (r < 0)
-			return -1;
-		if (r == 1) {
-			fd->uid = uid;
-			fd->at = k;
-			fd->recorded = true;
-			return 0;
-		}
+		int r = found_at(p, fd, se->uid, k, true, err);
+		if (r != 0)
+			return r < 0 ? -1 : 0;
 		fd->stale[k] = true;
 	}
 	uint32_t lo, hi;
@@ -488,15 +492,9 @@ search_folder(struct pass *p, struct replay *rp, struct chain *c, size_t k,
 	find_tags(p, rp, c->folders[k], si->sel_uidvalidity, lo, hi);
 	uint32_t uid = c->tag_uid[k];
 	if (uid != 0 && !(valid && fm_state_find_uid(st, uid) != NULL)) {
-		free(fd->msgid);
-		int r = fetch_identity(p, uid, &fd->msgid, &fd->size, err);
-		if (r < 0)
-			return -1;
-		if (r == 1) {
-			fd->uid = uid;
-			fd->at = k;
-			return 0;
-		}
+		int r = found_at(p, fd, uid, k, false, err);
+		if (r != 0)
+			return r < 0 ? -1 : 0;
 	}
 	if (!fd->ident_done) {
 		fd->ident_done = true;

@@ -33,16 +33,11 @@
  * time. */
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
-#include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
-#include <time.h>
 
 #include "imap/imap_int.h"
 #include "log/log.h"
@@ -63,7 +58,6 @@ enum {
  * the next pass, the folder is skipped without loading its state or
  * summary. A cache: missing or damaged, the folder is simply synced in
  * full. */
-#define STAMP_FILE ".fulmar-unchanged"
 
 /* ------------------------------------------------------------------------
  * The pass.
@@ -138,186 +132,6 @@ imap_tag_range(uint32_t state_next, uint32_t server_next, uint32_t *lo_r,
 		lo = hi - TAG_SEARCH_MAX;
 	*lo_r = lo;
 	*hi_r = hi;
-}
-
-/* ------------------------------------------------------------------------
- * The unchanged-folder stamp.
- */
-
-enum {
-	ST_VALIDITY,
-	ST_UIDNEXT,
-	ST_MODSEQ,
-	ST_EXISTS,
-	ST_FILES, /* the maildir's names: how many, and their hash */
-	ST_HASH,
-	ST_CUR, /* cur/ and new/ change times (ns) */
-	ST_NEW,
-	ST_TRUST, /* 1: the times alone tell a change (see stamp_write) */
-	ST_N
-};
-#define STAMP_MAGIC "fulmar-unchanged 2 "
-
-static char *
-stamp_path(struct pass *p, const char *local, char **dir_r)
-{
-	char *dir = fm_store_folder_dir(fm_store_data_dir(p->store),
-	                                p->acct->name, local);
-	char *path = fm_path_join(dir, STAMP_FILE);
-	if (dir_r != NULL)
-		*dir_r = dir;
-	else
-		free(dir);
-	return path;
-}
-
-static void stamp_write(struct pass *p, const char *local, uint64_t v[ST_N]);
-
-/* The change times of dir/cur and dir/new, in ns; false if unreadable. */
-static bool
-dir_times(const char *dir, uint64_t *cur_r, uint64_t *new_r)
-{
-	const char *subs[2] = {"cur", "new"};
-	uint64_t *out[2] = {cur_r, new_r};
-	for (int k = 0; k < 2; k++) {
-		char *sub = fm_path_join(dir, subs[k]);
-		struct stat st;
-		int r = stat(sub, &st);
-		free(sub);
-		if (r < 0)
-			return false;
-		*out[k] = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
-		          (uint64_t)st.st_mtim.tv_nsec;
-	}
-	return true;
-}
-
-/* Reads the folder's stamp into v; false if there is none. */
-static bool
-stamp_read(struct pass *p, const char *local, uint64_t v[ST_N])
-{
-	char *path = stamp_path(p, local, NULL);
-	char *data = NULL;
-	size_t len = 0;
-	struct fm_error e;
-	fm_error_clear(&e);
-	bool ok = fm_record_read_file(path, 4096, &data, &len, &e) == 0;
-	free(path);
-	if (ok) {
-		char *f[ST_N];
-		char *nl = memchr(data, '\n', len);
-		if (nl != NULL)
-			*nl = '\0';
-		size_t ml = strlen(STAMP_MAGIC);
-		ok = strncmp(data, STAMP_MAGIC, ml) == 0 &&
-		     fm_record_split(data + ml, f, ST_N) == 0;
-		for (int i = 0; ok && i < ST_N; i++)
-			ok = fm_record_parse_u64(f[i], 10, UINT64_MAX, &v[i]) ==
-			     0;
-	}
-	free(data);
-	return ok;
-}
-
-/* Whether the maildir holds the names it held when the stamp v was
- * written: told by the directories' change times when the stamp trusts
- * them, else listed (*listed_r then). */
-static bool
-stamp_local_same(struct pass *p, const char *local, const uint64_t v[ST_N],
-                 bool *listed_r)
-{
-	char *dir = fm_store_folder_dir(fm_store_data_dir(p->store),
-	                                p->acct->name, local);
-	bool same;
-	*listed_r = false;
-	if (v[ST_TRUST] == 1) {
-		/* The times alone: the same when nothing was renamed, added
-		 * or removed since (the stamp has no names). */
-		uint64_t cur, new;
-		same = dir_times(dir, &cur, &new) && cur == v[ST_CUR] &&
-		       new == v[ST_NEW];
-	} else {
-		uint64_t files, hash;
-		same = fm_maildir_fingerprint(dir, &files, &hash) &&
-		       files == v[ST_FILES] && hash == v[ST_HASH];
-		*listed_r = true;
-	}
-	free(dir);
-	return same;
-}
-
-/* Whether the folder is exactly as the stamp says: the server's counters
- * (now, the first ST_FILES values), and the maildir's names. A listing
- * that agrees renews the stamp, so the next pass need not list. */
-static bool
-stamp_matches(struct pass *p, const char *local, uint64_t now[ST_N])
-{
-	uint64_t v[ST_N];
-	bool listed = false;
-	bool same = stamp_read(p, local, v);
-	for (int i = 0; same && i < ST_FILES; i++)
-		same = v[i] == now[i];
-	same = same && stamp_local_same(p, local, v, &listed);
-	if (same && listed)
-		stamp_write(p, local, now);
-	return same;
-}
-
-/* Writes the stamp (v[ST_FILES] and on filled here), or removes it when
- * the folder cannot be stamped. The names are listed only when the times
- * cannot be trusted. The stamp is a cache that proves itself
- * (any change to either side changes what it compares), so it is written
- * without fsync.
- *
- * The change times are trusted only when the coarse clock has moved past
- * them: a file system stamps changes with that clock's ticks, so a change
- * in the same tick as the last one could leave the time as it was; once
- * the clock is past it, any later change gets a later time. */
-static void
-stamp_write(struct pass *p, const char *local, uint64_t v[ST_N])
-{
-	char *dir = NULL;
-	char *path = stamp_path(p, local, &dir);
-	struct timespec now;
-	bool ok = v != NULL && dir_times(dir, &v[ST_CUR], &v[ST_NEW]) &&
-	          clock_gettime(CLOCK_REALTIME_COARSE, &now) == 0;
-	if (ok) {
-		uint64_t t =
-		    (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
-		v[ST_TRUST] = t > v[ST_CUR] && t > v[ST_NEW];
-		/* Trusted times need no names: when they differ, the
-		 * folder is synced. */
-		v[ST_FILES] = v[ST_HASH] = 0;
-		if (!v[ST_TRUST])
-			ok = fm_maildir_fingerprint(dir, &v[ST_FILES],
-			                            &v[ST_HASH]);
-	}
-	if (!ok) {
-		if (unlink(path) < 0 && errno != ENOENT)
-			fm_log_warn("%s: %s", path, strerror(errno));
-	} else {
-		struct fm_buf line;
-		fm_buf_init(&line, 1024);
-		fm_buf_append_str(&line, STAMP_MAGIC);
-		for (int i = 0; i < ST_N; i++)
-			fm_buf_printf(&line, i > 0 ? " %llu" : "%llu",
-			              (unsigned long long)v[i]);
-		fm_buf_append_char(&line, '\n');
-		char *tmp = xasprintf("%s.tmp", path);
-		int fd =
-		    open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		int r = fd < 0 ? -1 : fm_write_all(fd, line.data, line.len);
-		if (fd >= 0 && close(fd) < 0)
-			r = -1;
-		if (r < 0 || rename(tmp, path) < 0) {
-			fm_log_warn("%s: %s", path, strerror(errno));
-			unlink(tmp);
-		}
-		free(tmp);
-		fm_buf_free(&line);
-	}
-	free(path);
-	free(dir);
 }
 
 /* ------------------------------------------------------------------------
@@ -599,11 +413,7 @@ sorted:
 static char *
 folder_file(struct folder_run *fr, const char *file)
 {
-	char *dir = fm_store_folder_dir(fm_store_data_dir(fr->p->store),
-	                                fr->p->acct->name, fr->f->local);
-	char *path = fm_path_join(dir, file);
-	free(dir);
-	return path;
+	return imap_folder_path(fr->p, fr->f->local, file);
 }
 
 char *
@@ -835,26 +645,25 @@ local_find(struct folder_run *fr, const char *base)
 }
 
 /* The flags of the local message base as this run knows them; *have_r
- * false if there is none. */
+ * (if not NULL) false when there is none. */
 static uint32_t
-local_flags_have(struct folder_run *fr, const char *base, bool *have_r)
+local_flags(struct folder_run *fr, const char *base, bool *have_r)
 {
+	bool have;
+	uint32_t flags = 0;
 	if (fr->quick) {
 		const struct fm_state_entry *e =
 		    fm_state_find_base(fr->st, base);
-		*have_r = e != NULL;
-		return e != NULL ? e->flags : 0;
+		have = e != NULL;
+		flags = have ? e->flags : 0;
+	} else {
+		const struct fm_store_msg *m = local_find(fr, base);
+		have = m != NULL;
+		flags = have ? m->flags : 0;
 	}
-	const struct fm_store_msg *m = local_find(fr, base);
-	*have_r = m != NULL;
-	return m != NULL ? m->flags : 0;
-}
-
-static uint32_t
-local_flags(struct folder_run *fr, const char *base)
-{
-	bool have;
-	return local_flags_have(fr, base, &have);
+	if (have_r != NULL)
+		*have_r = have;
+	return flags;
 }
 
 static int
@@ -1005,7 +814,7 @@ run_plan(struct folder_run *fr, const struct fm_plan *plan,
 		case FM_PLAN_EXPUNGE_LOCAL: {
 			int r = fm_store_sync_remove(
 			    p->store, p->acct->name, fr->f->local, a->base,
-			    local_flags(fr, a->base), err);
+			    local_flags(fr, a->base, NULL), err);
 			if (r < 0)
 				return -1;
 			if (r == 1) {
@@ -1023,7 +832,7 @@ run_plan(struct folder_run *fr, const struct fm_plan *plan,
 		case FM_PLAN_LINK:
 		case FM_PLAN_FLAGS: {
 			bool have;
-			uint32_t was = local_flags_have(fr, a->base, &have);
+			uint32_t was = local_flags(fr, a->base, &have);
 			if (have && was != a->flags) {
 				int r = fm_store_sync_flags(
 				    p->store, p->acct->name, fr->f->local,
@@ -1131,13 +940,110 @@ cmp_entry_uid(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* The planner's view of the local messages (fr->lv): the state's plain
+ * keywords for those it knows, and for the others their Message-ID and
+ * size, and the UID a delivery tag names (a download a crash left
+ * unrecorded). known: the state's UIDVALIDITY is the server's. */
+static struct fm_plan_local *
+local_input(struct folder_run *fr, bool known,
+            const struct fm_state_entry *synced, size_t ns)
+{
+	struct fm_plan_local *lin =
+	    xcalloc(fr->ln > 0 ? fr->ln : 1, sizeof(*lin));
+	/* Which local messages the state knows, looked up once. */
+	bool *in_state = xcalloc(fr->ln > 0 ? fr->ln : 1, sizeof(*in_state));
+	for (size_t i = 0; i < fr->ln; i++) {
+		const struct fm_store_msg *m = &fr->lv[i];
+		const struct fm_state_entry *se =
+		    known ? fm_state_find_base(fr->st, m->base) : NULL;
+		in_state[i] = se != NULL;
+		const char *kw = NULL;
+		if (se != NULL) {
+			/* the same entry's plain keywords (synced is in
+			 * UID order) */
+			struct fm_state_entry key = {.uid = se->uid};
+			const struct fm_state_entry *x = bsearch(
+			    &key, synced, ns, sizeof(*synced), cmp_entry_uid);
+			kw = x != NULL ? x->keywords : NULL;
+		}
+		lin[i] = (struct fm_plan_local){
+		    .base = m->base,
+		    .flags = m->flags,
+		    .keywords = kw,
+		};
+		if (se == NULL) {
+			lin[i].msgid = m->message_id;
+			char *path = folder_file(fr, m->file);
+			lin[i].size = imap_crlf_size(path, m->size);
+			free(path);
+		}
+	}
+	if (known) {
+		/* Tags name the UIDs of downloads not recorded yet, also of
+		 * those the server expunged since (then the file goes). */
+		struct tagged *tv = NULL;
+		size_t tn = 0;
+		for (size_t k = 0; k < fr->ln; k++) {
+			size_t tl;
+			const char *t =
+			    fm_maildir_base_tag(fr->lv[k].base, &tl);
+			if (t == NULL || tl != 32 || in_state[k])
+				continue;
+			tv = xreallocarray(tv, tn + 1, sizeof(*tv));
+			memcpy(tv[tn].tag, t, 32);
+			tv[tn].tag[32] = '\0';
+			tv[tn++].index = k;
+		}
+		if (tn > 0) {
+			qsort(tv, tn, sizeof(*tv), cmp_tagged);
+			uint32_t lo, hi;
+			imap_tag_range(fm_state_uidnext(fr->st), fr->uidnext,
+			               &lo, &hi);
+			for (size_t i = 0; i < fr->rn; i++)
+				if (fr->rv[i].uid >= hi)
+					hi = fr->rv[i].uid + 1;
+			for (uint32_t u = lo; u < hi; u++) {
+				if (fm_state_find_uid(fr->st, u) != NULL)
+					continue;
+				struct tagged key;
+				char *k = imap_key_of(fr->validity, u);
+				fm_store_key_tag(fr->p->acct->name,
+				                 fr->f->local, k, key.tag);
+				free(k);
+				const struct tagged *hit = bsearch(
+				    &key, tv, tn, sizeof(*tv), cmp_tagged);
+				if (hit != NULL)
+					lin[hit->index].uid_hint = u;
+			}
+		}
+		free(tv);
+	}
+	free(in_state);
+	return lin;
+}
+
+/* The same for a quick run: every local message is a state entry, as the
+ * state says. */
+static struct fm_plan_local *
+quick_input(const struct fm_state_entry *synced, size_t ns)
+{
+	struct fm_plan_local *lin = xcalloc(ns > 0 ? ns : 1, sizeof(*lin));
+	for (size_t i = 0; i < ns; i++)
+		lin[i] = (struct fm_plan_local){
+		    .base = synced[i].base,
+		    .flags = synced[i].flags,
+		    .keywords = synced[i].keywords,
+		};
+	return lin;
+}
+
 static int
 sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 {
 	if (f->has_status && f->st_modseq > 0 && f->st_uidnext > 0) {
 		uint64_t now[ST_N] = {f->st_validity, f->st_uidnext,
 		                      f->st_modseq, f->st_messages};
-		if (stamp_matches(p, f->local, now)) {
+		if (imap_stamp_matches(p, f->local, now)) {
 			/* Neither side changed: not even a SELECT. */
 			p->stats->folders++;
 			return 0;
@@ -1166,7 +1072,7 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 	}
 	uint64_t seen[ST_N] = {fr.validity, fr.uidnext, fr.modseq, fr.exists};
 	if (fr.modseq > 0 && fr.uidnext > 0 &&
-	    stamp_matches(p, f->local, seen)) {
+	    imap_stamp_matches(p, f->local, seen)) {
 		/* Neither side changed since a sync that left them equal. */
 		p->stats->folders++;
 		ret = 0;
@@ -1175,11 +1081,12 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 	/* Only the server changed since a pass that left both sides as the
 	 * state says? Then the state stands for the local side. */
 	uint64_t old[ST_N];
-	bool listed, local_same = stamp_read(p, f->local, old) &&
-	                          old[ST_VALIDITY] == fr.validity &&
-	                          stamp_local_same(p, f->local, old, &listed);
+	bool listed,
+	    local_same = imap_stamp_read(p, f->local, old) &&
+	                 old[ST_VALIDITY] == fr.validity &&
+	                 imap_stamp_local_same(p, f->local, old, &listed);
 	/* From here on the folder may change: the stamp no longer holds. */
-	stamp_write(p, f->local, NULL);
+	imap_stamp_write(p, f->local, NULL);
 	if (imap_load_state(p, f->local, &fr.st, err) < 0)
 		goto out;
 	imap_uploads_load(p, f->local, &fr.up);
@@ -1188,9 +1095,13 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 	           fm_state_uidvalidity(fr.st) == fr.validity &&
 	           fm_state_uidnext(fr.st) == old[ST_UIDNEXT] &&
 	           fm_state_highestmodseq(fr.st) == old[ST_MODSEQ] &&
-	           fm_state_count(fr.st) == old[ST_EXISTS] &&
-	           fm_store_quick(p->store, p->acct->name, f->local, err) == 0;
-	fm_error_clear(err);
+	           fm_state_count(fr.st) == old[ST_EXISTS];
+	if (fr.quick &&
+	    fm_store_quick(p->store, p->acct->name, f->local, err) < 0) {
+		/* The usual way then, which says what is wrong if it is. */
+		fr.quick = false;
+		fm_error_clear(err);
+	}
 	if (list_remote(&fr, err) < 0)
 		goto out;
 	if (!fr.quick && fm_store_folder_msgs(p->store, p->acct->name, f->local,
@@ -1200,8 +1111,6 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 		qsort(fr.lv, fr.ln, sizeof(*fr.lv), cmp_msg_base);
 
 	bool known = fm_state_uidvalidity(fr.st) == fr.validity;
-	/* Delivery tags of files the state does not know yet: a download
-	 * whose recording a crash prevented. */
 	struct fm_plan_input in = {
 	    .state_uidvalidity = fm_state_uidvalidity(fr.st),
 	    .uidvalidity = fr.validity,
@@ -1230,92 +1139,11 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 		                                 .size = fr.rv[i].size};
 	in.remote = rin;
 	in.n_remote = fr.rn;
-	if (fr.quick) {
-		/* Every local message is a state entry, as it says. */
-		lin = xcalloc(ns > 0 ? ns : 1, sizeof(*lin));
-		for (size_t i = 0; i < ns; i++)
-			lin[i] = (struct fm_plan_local){
-			    .base = synced[i].base,
-			    .flags = synced[i].flags,
-			    .keywords = synced[i].keywords,
-			};
-		in.local = lin;
-		in.n_local = ns;
-		goto plan;
-	}
-	lin = xcalloc(fr.ln > 0 ? fr.ln : 1, sizeof(*lin));
-	/* Which local messages the state knows, looked up once. */
-	bool *in_state = xcalloc(fr.ln > 0 ? fr.ln : 1, sizeof(*in_state));
-	for (size_t i = 0; i < fr.ln; i++) {
-		const struct fm_store_msg *m = &fr.lv[i];
-		const struct fm_state_entry *se =
-		    known ? fm_state_find_base(fr.st, m->base) : NULL;
-		in_state[i] = se != NULL;
-		const char *kw = NULL;
-		if (se != NULL) {
-			/* the same entry's plain keywords (synced is in
-			 * UID order) */
-			struct fm_state_entry key = {.uid = se->uid};
-			const struct fm_state_entry *x = bsearch(
-			    &key, synced, ns, sizeof(*synced), cmp_entry_uid);
-			kw = x != NULL ? x->keywords : NULL;
-		}
-		lin[i] = (struct fm_plan_local){
-		    .base = m->base,
-		    .flags = m->flags,
-		    .keywords = kw,
-		};
-		if (se == NULL) {
-			lin[i].msgid = m->message_id;
-			char *path = folder_file(&fr, m->file);
-			lin[i].size = imap_crlf_size(path, m->size);
-			free(path);
-		}
-	}
-	if (known) {
-		/* Tags name the UIDs of downloads not recorded yet, also of
-		 * those the server expunged since (then the file goes). */
-		struct tagged *tv = NULL;
-		size_t tn = 0;
-		for (size_t k = 0; k < fr.ln; k++) {
-			size_t tl;
-			const char *t = fm_maildir_base_tag(fr.lv[k].base, &tl);
-			if (t == NULL || tl != 32 || in_state[k])
-				continue;
-			tv = xreallocarray(tv, tn + 1, sizeof(*tv));
-			memcpy(tv[tn].tag, t, 32);
-			tv[tn].tag[32] = '\0';
-			tv[tn++].index = k;
-		}
-		if (tn > 0) {
-			qsort(tv, tn, sizeof(*tv), cmp_tagged);
-			uint32_t lo, hi;
-			imap_tag_range(fm_state_uidnext(fr.st), fr.uidnext, &lo,
-			               &hi);
-			for (size_t i = 0; i < fr.rn; i++)
-				if (fr.rv[i].uid >= hi)
-					hi = fr.rv[i].uid + 1;
-			for (uint32_t u = lo; u < hi; u++) {
-				if (fm_state_find_uid(fr.st, u) != NULL)
-					continue;
-				struct tagged key;
-				char *k = imap_key_of(fr.validity, u);
-				fm_store_key_tag(p->acct->name, f->local, k,
-				                 key.tag);
-				free(k);
-				const struct tagged *hit = bsearch(
-				    &key, tv, tn, sizeof(*tv), cmp_tagged);
-				if (hit != NULL)
-					lin[hit->index].uid_hint = u;
-			}
-		}
-		free(tv);
-	}
-	free(in_state);
+	lin = fr.quick ? quick_input(synced, ns)
+	               : local_input(&fr, known, synced, ns);
 	in.local = lin;
-	in.n_local = fr.ln;
+	in.n_local = fr.quick ? ns : fr.ln;
 	fr.lin = lin;
-plan:
 	if (fm_plan_make(&in, &plan, err) < 0)
 		goto out;
 	const struct fm_plan_summary *sum = fm_plan_summary(plan);
@@ -1361,7 +1189,7 @@ plan:
 	if (fr.modseq > 0 && fr.uidnext > 0 && sum->remote_deletes == 0 &&
 	    sum->uploads == 0 && fr.remote_changes == 0 && fr.refused == 0 &&
 	    fr.unsure == 0)
-		stamp_write(p, f->local, seen);
+		imap_stamp_write(p, f->local, seen);
 	ret = 0;
 out:
 	if (ret < 0 && fr.st != NULL && fr.state_dirty) {

@@ -42,11 +42,7 @@
 static char *
 uploads_path(struct pass *p, const char *local)
 {
-	char *dir = fm_store_folder_dir(fm_store_data_dir(p->store),
-	                                p->acct->name, local);
-	char *path = fm_path_join(dir, UPLOADS_FILE);
-	free(dir);
-	return path;
+	return imap_folder_path(p, local, UPLOADS_FILE);
 }
 
 void

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The unchanged-folder stamp, FOLDER/.fulmar-unchanged: the server's
+ * counters and the maildir's state after a pass that left both sides
+ * equal (see doc/HACKING, "IMAP synchronisation"). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "imap/imap_int.h"
+#include "log/log.h"
+#include "store/maildir.h"
+
+#define STAMP_FILE ".fulmar-unchanged"
+#define STAMP_MAGIC "fulmar-unchanged 2 "
+
+/* The change times of dir/cur and dir/new, in ns; false if unreadable. */
+static bool
+dir_times(const char *dir, uint64_t *cur_r, uint64_t *new_r)
+{
+	const char *subs[2] = {"cur", "new"};
+	uint64_t *out[2] = {cur_r, new_r};
+	for (int k = 0; k < 2; k++) {
+		char *sub = fm_path_join(dir, subs[k]);
+		struct stat st;
+		int r = stat(sub, &st);
+		free(sub);
+		if (r < 0)
+			return false;
+		*out[k] = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
+		          (uint64_t)st.st_mtim.tv_nsec;
+	}
+	return true;
+}
+
+/* Reads the folder's stamp into v; false if there is none. */
+bool
+imap_stamp_read(struct pass *p, const char *local, uint64_t v[ST_N])
+{
+	char *path = imap_folder_path(p, local, STAMP_FILE);
+	char *data = NULL;
+	size_t len = 0;
+	struct fm_error e;
+	fm_error_clear(&e);
+	bool ok = fm_record_read_file(path, 4096, &data, &len, &e) == 0;
+	free(path);
+	if (ok) {
+		char *f[ST_N];
+		char *nl = memchr(data, '\n', len);
+		if (nl != NULL)
+			*nl = '\0';
+		size_t ml = strlen(STAMP_MAGIC);
+		ok = strncmp(data, STAMP_MAGIC, ml) == 0 &&
+		     fm_record_split(data + ml, f, ST_N) == 0;
+		for (int i = 0; ok && i < ST_N; i++)
+			ok = fm_record_parse_u64(f[i], 10, UINT64_MAX, &v[i]) ==
+			     0;
+	}
+	free(data);
+	return ok;
+}
+
+/* Whether the maildir holds the names it held when the stamp v was
+ * written: told by the directories' change times when the stamp trusts
+ * them, else listed (*listed_r then). */
+bool
+imap_stamp_local_same(struct pass *p, const char *local, const uint64_t v[ST_N],
+                      bool *listed_r)
+{
+	char *dir = imap_folder_path(p, local, NULL);
+	bool same;
+	*listed_r = false;
+	if (v[ST_TRUST] == 1) {
+		/* The times alone: the same when nothing was renamed, added
+		 * or removed since (the stamp has no names). */
+		uint64_t cur, new;
+		same = dir_times(dir, &cur, &new) && cur == v[ST_CUR] &&
+		       new == v[ST_NEW];
+	} else {
+		uint64_t files, hash;
+		same = fm_maildir_fingerprint(dir, &files, &hash) &&
+		       files == v[ST_FILES] && hash == v[ST_HASH];
+		*listed_r = true;
+	}
+	free(dir);
+	return same;
+}
+
+/* Whether the folder is exactly as the stamp says: the server's counters
+ * (now, the first ST_FILES values), and the maildir's names. A listing
+ * that agrees renews the stamp, so the next pass need not list. */
+bool
+imap_stamp_matches(struct pass *p, const char *local, uint64_t now[ST_N])
+{
+	uint64_t v[ST_N];
+	bool listed = false;
+	bool same = imap_stamp_read(p, local, v);
+	for (int i = 0; same && i < ST_FILES; i++)
+		same = v[i] == now[i];
+	same = same && imap_stamp_local_same(p, local, v, &listed);
+	if (same && listed)
+		imap_stamp_write(p, local, now);
+	return same;
+}
+
+/* Writes the stamp (v[ST_FILES] and on filled here), or removes it when
+ * the folder cannot be stamped. The names are listed only when the times
+ * cannot be trusted. The stamp is a cache that proves itself
+ * (any change to either side changes what it compares), so it is written
+ * without fsync.
+ *
+ * The change times are trusted only when the coarse clock has moved past
+ * them: a file system stamps changes with that clock's ticks, so a change
+ * in the same tick as the last one could leave the time as it was; once
+ * the clock is past it, any later change gets a later time. */
+void
+imap_stamp_write(struct pass *p, const char *local, uint64_t v[ST_N])
+{
+	char *dir = imap_folder_path(p, local, NULL);
+	char *path = fm_path_join(dir, STAMP_FILE);
+	struct timespec now;
+	bool ok = v != NULL && dir_times(dir, &v[ST_CUR], &v[ST_NEW]) &&
+	          clock_gettime(CLOCK_REALTIME_COARSE, &now) == 0;
+	if (ok) {
+		uint64_t t =
+		    (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+		v[ST_TRUST] = t > v[ST_CUR] && t > v[ST_NEW];
+		/* Trusted times need no names: when they differ, the
+		 * folder is synced. */
+		v[ST_FILES] = v[ST_HASH] = 0;
+		if (!v[ST_TRUST])
+			ok = fm_maildir_fingerprint(dir, &v[ST_FILES],
+			                            &v[ST_HASH]);
+	}
+	if (!ok) {
+		if (unlink(path) < 0 && errno != ENOENT)
+			fm_log_warn("%s: %s", path, strerror(errno));
+	} else {
+		struct fm_buf line;
+		fm_buf_init(&line, 1024);
+		fm_buf_append_str(&line, STAMP_MAGIC);
+		for (int i = 0; i < ST_N; i++)
+			fm_buf_printf(&line, i > 0 ? " %llu" : "%llu",
+			              (unsigned long long)v[i]);
+		fm_buf_append_char(&line, '\n');
+		char *tmp = xasprintf("%s.tmp", path);
+		int fd =
+		    open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		int r = fd < 0 ? -1 : fm_write_all(fd, line.data, line.len);
+		if (fd >= 0 && close(fd) < 0)
+			r = -1;
+		if (r < 0 || rename(tmp, path) < 0) {
+			fm_log_warn("%s: %s", path, strerror(errno));
+			unlink(tmp);
+		}
+		free(tmp);
+		fm_buf_free(&line);
+	}
+	free(path);
+	free(dir);
+}
