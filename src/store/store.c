@@ -190,12 +190,21 @@ tags_find(const struct folder *f, const char *tag)
 	return k == SIZE_MAX ? NULL : f->tag_bases[f->tag_slots[k] - 1];
 }
 
+/* Forgets the changes kept for a folder without its summary. */
 static void
-folder_free(struct folder *f)
+changes_clear(struct folder *f)
 {
 	for (size_t i = 0; i < f->n_changes; i++)
 		fm_summary_change_free(&f->changes[i]);
 	free(f->changes);
+	f->changes = NULL;
+	f->n_changes = 0;
+}
+
+static void
+folder_free(struct folder *f)
+{
+	changes_clear(f);
 	fm_maildir_batch_free(&f->batch);
 	store_strv_free(f->staged, f->n_staged);
 	fm_summary_free(&f->sum);
@@ -207,9 +216,9 @@ folder_free(struct folder *f)
 	free(f);
 }
 
-/* Reads the summary of a folder worked on without it: the maildir as it
- * is now, then the changes made since (those of staged deliveries are not
- * in the maildir yet). */
+/* Reads a folder's summary: the maildir as it is now, then the changes
+ * made without the summary since (those of staged deliveries are not in
+ * the maildir yet); and its tags. */
 static int
 materialize(struct folder *f, struct fm_error *err)
 {
@@ -220,13 +229,26 @@ materialize(struct folder *f, struct fm_error *err)
 	for (size_t i = 0; i < fm_summary_count(f->sum); i++)
 		tags_add(f, fm_summary_at(f->sum, i)->base);
 	f->dirty = changed || f->n_changes > 0;
-	for (size_t i = 0; i < f->n_changes; i++)
-		fm_summary_change_free(&f->changes[i]);
-	free(f->changes);
-	f->changes = NULL;
-	f->n_changes = 0;
+	changes_clear(f);
 	f->lazy = false;
 	return 0;
+}
+
+static struct folder *
+folder_new(const char *name, char *dir)
+{
+	struct folder *f = xcalloc(1, sizeof(*f));
+	f->name = xstrdup(name);
+	f->dir = dir;
+	return f;
+}
+
+static void
+folder_attach(struct account *a, struct folder *f)
+{
+	a->folders =
+	    xreallocarray(a->folders, a->n_folders + 1, sizeof(*a->folders));
+	a->folders[a->n_folders++] = f;
 }
 
 /* The folder, loaded (and created when create). NULL with err set. */
@@ -257,18 +279,12 @@ get_folder(struct account *a, const char *name, bool create,
 		free(dir);
 		return NULL;
 	}
-	struct folder *f = xcalloc(1, sizeof(*f));
-	f->name = xstrdup(name);
-	f->dir = dir;
-	if (store_summary_open(dir, &f->sum, &f->dirty, err) < 0) {
+	struct folder *f = folder_new(name, dir);
+	if (materialize(f, err) < 0) {
 		folder_free(f);
 		return NULL;
 	}
-	for (size_t i = 0; i < fm_summary_count(f->sum); i++)
-		tags_add(f, fm_summary_at(f->sum, i)->base);
-	a->folders =
-	    xreallocarray(a->folders, a->n_folders + 1, sizeof(*a->folders));
-	a->folders[a->n_folders++] = f;
+	folder_attach(a, f);
 	return f;
 }
 
@@ -481,13 +497,7 @@ fm_store_flush(struct fm_store *s, struct fm_error *err)
 					continue;
 				}
 				if (r == 1) {
-					for (size_t j = 0; j < f->n_changes;
-					     j++)
-						fm_summary_change_free(
-						    &f->changes[j]);
-					free(f->changes);
-					f->changes = NULL;
-					f->n_changes = 0;
+					changes_clear(f);
 					continue;
 				}
 			}
@@ -1082,13 +1092,9 @@ fm_store_quick(struct fm_store *s, const char *account, const char *folder,
 		free(dir);
 		return get_folder(a, folder, true, err) != NULL ? 0 : -1;
 	}
-	struct folder *f = xcalloc(1, sizeof(*f));
-	f->name = xstrdup(folder);
-	f->dir = dir;
+	struct folder *f = folder_new(folder, dir);
 	f->lazy = true;
-	a->folders =
-	    xreallocarray(a->folders, a->n_folders + 1, sizeof(*a->folders));
-	a->folders[a->n_folders++] = f;
+	folder_attach(a, f);
 	return 0;
 }
 
