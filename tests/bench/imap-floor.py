@@ -106,46 +106,31 @@ class Link:
             sizes.append(n)
             ln = self.line()
 
-    def command(self, text, on_untagged=None):
-        self.tag += 1
-        tag = b"f%d" % self.tag
-        self.s.sendall(tag + b" " + text.encode() + b"\r\n")
-        while True:
+    def pipeline(self, texts, on_untagged=None):
+        """Sends every command at once, then reads until the last one's
+        tagged reply; any NO or BAD ends the run."""
+        if not texts:
+            return
+        tags = []
+        out = b""
+        for text in texts:
+            self.tag += 1
+            tags.append(b"f%d" % self.tag)
+            out += tags[-1] + b" " + text.encode() + b"\r\n"
+        self.s.sendall(out)
+        left = set(tags)
+        while left:
             first, sizes = self.response()
-            if first.startswith(tag + b" "):
+            tag = first.split(b" ", 1)[0]
+            if tag in left:
                 if not first.startswith(tag + b" OK"):
-                    sys.exit("imap-floor: %s: %s" % (text.split()[0],
-                                                      first.decode()))
-                return
-            if on_untagged:
+                    sys.exit("imap-floor: %s" % first.decode())
+                left.discard(tag)
+            elif on_untagged:
                 on_untagged(first, sizes)
 
-
-def _pipeline(self, texts, on_untagged=None):
-    """Sends every command at once, then reads until the last one's
-    tagged reply; any NO or BAD ends the run."""
-    if not texts:
-        return
-    tags = []
-    out = b""
-    for text in texts:
-        self.tag += 1
-        tags.append(b"f%d" % self.tag)
-        out += tags[-1] + b" " + text.encode() + b"\r\n"
-    self.s.sendall(out)
-    left = set(tags)
-    while left:
-        first, sizes = self.response()
-        tag = first.split(b" ", 1)[0]
-        if tag in left:
-            if not first.startswith(tag + b" OK"):
-                sys.exit("imap-floor: %s" % first.decode())
-            left.discard(tag)
-        elif on_untagged:
-            on_untagged(first, sizes)
-
-
-Link.pipeline = _pipeline
+    def command(self, text, on_untagged=None):
+        self.pipeline([text], on_untagged)
 
 
 def quote(name):
