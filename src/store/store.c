@@ -86,12 +86,7 @@ find_account(struct fm_store *s, const char *name, struct fm_error *err)
 static uint64_t
 tag_hash(const char *tag, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)tag[i];
-		h *= 0x100000001b3ull;
-	}
-	return h ^ (h >> 29);
+	return fm_hash_mem(tag, len);
 }
 
 /* The slot holding tag (len bytes), or SIZE_MAX. */

@@ -48,12 +48,7 @@ struct fm_summary {
 static uint64_t
 hash_str(const char *s)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ull;
-	}
-	return h ^ (h >> 29);
+	return fm_hash_mem(s, strlen(s));
 }
 
 static void

@@ -24,12 +24,7 @@ struct idmap {
 static uint64_t
 hash_id(const char *s, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 0x100000001b3ull;
-	}
-	return h ^ (h >> 31);
+	return fm_hash_mem(s, len);
 }
 
 static bool

@@ -76,49 +76,10 @@ struct fm_state {
  * Hashing. Only the tables in memory depend on it.
  */
 
-/* A string is hashed 8 bytes at a time, in two independent lanes:
- * hashed byte by byte (FNV-1a), the base names took more time than the
- * rest of a load. */
-static uint32_t
-hash_mem(const char *p, size_t len)
-{
-	const uint64_t k1 = 0xbf58476d1ce4e5b9ull, k2 = 0x94d049bb133111ebull;
-	const char *end = p + len;
-	uint64_t a = 0x9e3779b97f4a7c15ull ^ len, b = 0x6a09e667f3bcc909ull;
-	uint64_t w;
-	for (; end - p >= 16; p += 16) {
-		memcpy(&w, p, 8);
-		a = (a ^ w) * k1;
-		a ^= a >> 31;
-		memcpy(&w, p + 8, 8);
-		b = (b ^ w) * k2;
-		b ^= b >> 29;
-	}
-	w = 0;
-	if (len >= 8) {
-		/* The last 8 bytes, some of them perhaps hashed already. */
-		memcpy(&w, end - 8, 8);
-		if (end - p > 8) {
-			uint64_t v;
-			memcpy(&v, p, 8);
-			a = (a ^ v) * k1;
-			a ^= a >> 31;
-		}
-	} else {
-		for (size_t i = 0; i < len; i++)
-			w |= (uint64_t)(unsigned char)p[i] << (8 * i);
-	}
-	b = (b ^ w) * k2;
-	uint64_t h = a ^ (b >> 32 | b << 32);
-	h ^= h >> 29;
-	h *= k1;
-	return (uint32_t)(h >> 32);
-}
-
 static uint32_t
 hash_str(const char *s)
 {
-	return hash_mem(s, strlen(s));
+	return fm_hash_mem(s, strlen(s));
 }
 
 static uint32_t
@@ -948,7 +909,7 @@ load_index(struct fm_state *s)
 		table_insert(s, s->by_key, key_hash(s, &it->e), i);
 		if (it->e.base == NULL)
 			continue;
-		uint32_t h = hash_mem(it->e.base, it->base_hash);
+		uint32_t h = fm_hash_mem(it->e.base, it->base_hash);
 		size_t k = h & mask;
 		for (; s->by_base[k] != 0; k = (k + 1) & mask) {
 			const struct item *o = &s->v[s->by_base[k] - 1];
