@@ -142,17 +142,25 @@ enum {
 	ST_N
 };
 
-/* Reads the folder's stamp into v; false if there is none. */
-bool imap_stamp_read(struct pass *p, const char *local, uint64_t v[ST_N]);
-/* Whether the maildir holds the names it held when the stamp v was
- * written: told by the directories' change times when the stamp trusts
- * them, else listed (*listed_r then). */
+/* A folder's stamp as read, and what was found of its local half. */
+struct imap_stamp {
+	bool have; /* read and well-formed */
+	uint64_t v[ST_N];
+	int local_same; /* -1: not looked at yet; else as below */
+	bool listed;    /* the names were listed to tell */
+};
+/* Reads the folder's stamp (st->have false if there is none). */
+void imap_stamp_read(struct pass *p, const char *local, struct imap_stamp *st);
+/* Whether the maildir holds the names it held when the stamp was written:
+ * told by the directories' change times when the stamp trusts them, else
+ * listed. Looked at once per struct imap_stamp. */
 bool imap_stamp_local_same(struct pass *p, const char *local,
-                           const uint64_t v[ST_N], bool *listed_r);
+                           struct imap_stamp *st);
 /* Whether the folder is exactly as its stamp says: the server's counters
  * now (the values before ST_FILES) and the maildir's names. A listing that
  * agrees renews the stamp. */
-bool imap_stamp_matches(struct pass *p, const char *local, uint64_t now[ST_N]);
+bool imap_stamp_matches(struct pass *p, const char *local,
+                        struct imap_stamp *st, uint64_t now[ST_N]);
 /* Writes the stamp (v[ST_FILES] and on are filled here), or removes it
  * when v is NULL or the folder cannot be stamped. */
 void imap_stamp_write(struct pass *p, const char *local, uint64_t v[ST_N]);

@@ -40,10 +40,10 @@ dir_times(const char *dir, uint64_t *cur_r, uint64_t *new_r)
 	return true;
 }
 
-/* Reads the folder's stamp into v; false if there is none. */
-bool
-imap_stamp_read(struct pass *p, const char *local, uint64_t v[ST_N])
+void
+imap_stamp_read(struct pass *p, const char *local, struct imap_stamp *st)
 {
+	*st = (struct imap_stamp){.local_same = -1};
 	char *path = imap_folder_path(p, local, STAMP_FILE);
 	char *data = NULL;
 	size_t len = 0;
@@ -60,23 +60,23 @@ imap_stamp_read(struct pass *p, const char *local, uint64_t v[ST_N])
 		ok = strncmp(data, STAMP_MAGIC, ml) == 0 &&
 		     fm_record_split(data + ml, f, ST_N) == 0;
 		for (int i = 0; ok && i < ST_N; i++)
-			ok = fm_record_parse_u64(f[i], 10, UINT64_MAX, &v[i]) ==
-			     0;
+			ok = fm_record_parse_u64(f[i], 10, UINT64_MAX,
+			                         &st->v[i]) == 0;
 	}
 	free(data);
-	return ok;
+	st->have = ok;
 }
 
-/* Whether the maildir holds the names it held when the stamp v was
- * written: told by the directories' change times when the stamp trusts
- * them, else listed (*listed_r then). */
 bool
-imap_stamp_local_same(struct pass *p, const char *local, const uint64_t v[ST_N],
-                      bool *listed_r)
+imap_stamp_local_same(struct pass *p, const char *local, struct imap_stamp *st)
 {
+	if (!st->have)
+		return false;
+	if (st->local_same >= 0)
+		return st->local_same == 1;
+	const uint64_t *v = st->v;
 	char *dir = imap_folder_path(p, local, NULL);
 	bool same;
-	*listed_r = false;
 	if (v[ST_TRUST] == 1) {
 		/* The times alone: the same when nothing was renamed, added
 		 * or removed since (the stamp has no names). */
@@ -87,25 +87,22 @@ imap_stamp_local_same(struct pass *p, const char *local, const uint64_t v[ST_N],
 		uint64_t files, hash;
 		same = fm_maildir_fingerprint(dir, &files, &hash) &&
 		       files == v[ST_FILES] && hash == v[ST_HASH];
-		*listed_r = true;
+		st->listed = true;
 	}
 	free(dir);
+	st->local_same = same;
 	return same;
 }
 
-/* Whether the folder is exactly as the stamp says: the server's counters
- * (now, the first ST_FILES values), and the maildir's names. A listing
- * that agrees renews the stamp, so the next pass need not list. */
 bool
-imap_stamp_matches(struct pass *p, const char *local, uint64_t now[ST_N])
+imap_stamp_matches(struct pass *p, const char *local, struct imap_stamp *st,
+                   uint64_t now[ST_N])
 {
-	uint64_t v[ST_N];
-	bool listed = false;
-	bool same = imap_stamp_read(p, local, v);
+	bool same = st->have;
 	for (int i = 0; same && i < ST_FILES; i++)
-		same = v[i] == now[i];
-	same = same && imap_stamp_local_same(p, local, v, &listed);
-	if (same && listed)
+		same = st->v[i] == now[i];
+	same = same && imap_stamp_local_same(p, local, st);
+	if (same && st->listed)
 		imap_stamp_write(p, local, now);
 	return same;
 }

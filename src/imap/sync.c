@@ -1040,10 +1040,13 @@ quick_input(const struct fm_state_entry *synced, size_t ns)
 static int
 sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 {
+	/* Read once: the checks below and the quick pass's share it. */
+	struct imap_stamp stamp;
+	imap_stamp_read(p, f->local, &stamp);
 	if (f->has_status && f->st_modseq > 0 && f->st_uidnext > 0) {
 		uint64_t now[ST_N] = {f->st_validity, f->st_uidnext,
 		                      f->st_modseq, f->st_messages};
-		if (imap_stamp_matches(p, f->local, now)) {
+		if (imap_stamp_matches(p, f->local, &stamp, now)) {
 			/* Neither side changed: not even a SELECT. */
 			p->stats->folders++;
 			return 0;
@@ -1072,7 +1075,7 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 	}
 	uint64_t seen[ST_N] = {fr.validity, fr.uidnext, fr.modseq, fr.exists};
 	if (fr.modseq > 0 && fr.uidnext > 0 &&
-	    imap_stamp_matches(p, f->local, seen)) {
+	    imap_stamp_matches(p, f->local, &stamp, seen)) {
 		/* Neither side changed since a sync that left them equal. */
 		p->stats->folders++;
 		ret = 0;
@@ -1080,11 +1083,9 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 	}
 	/* Only the server changed since a pass that left both sides as the
 	 * state says? Then the state stands for the local side. */
-	uint64_t old[ST_N];
-	bool listed,
-	    local_same = imap_stamp_read(p, f->local, old) &&
-	                 old[ST_VALIDITY] == fr.validity &&
-	                 imap_stamp_local_same(p, f->local, old, &listed);
+	const uint64_t *old = stamp.v;
+	bool local_same = stamp.have && old[ST_VALIDITY] == fr.validity &&
+	                  imap_stamp_local_same(p, f->local, &stamp);
 	/* From here on the folder may change: the stamp no longer holds. */
 	imap_stamp_write(p, f->local, NULL);
 	if (imap_load_state(p, f->local, &fr.st, err) < 0)
