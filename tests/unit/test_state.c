@@ -1005,9 +1005,7 @@ test_hand_written_logs(void **state)
 			         cases[i].want);
 		free(got);
 	}
-	char *log = xasprintf("%s.log", f->path);
-	unlink(log);
-	free(log);
+	fm_reclog_remove(f->path);
 }
 
 /* A loaded state changed every way: entries from the snapshot, from its
@@ -1078,9 +1076,7 @@ test_loaded_then_changed(void **state)
 	put_ok(s, 5, NULL, "b5", 0, NULL);
 	assert_int_equal(fm_state_count(s), 1);
 	fm_state_free(&s);
-	char *log = xasprintf("%s.log", f->path);
-	unlink(log);
-	free(log);
+	fm_reclog_remove(f->path);
 }
 
 /* A change log that adds more entries than the snapshot had and removes
@@ -1164,9 +1160,7 @@ test_log_grows_the_state(void **state)
 	fm_buf_free(&c);
 	fm_buf_free(&d);
 	fm_buf_free(&e);
-	char *log = xasprintf("%s.log", f->path);
-	unlink(log);
-	free(log);
+	fm_reclog_remove(f->path);
 }
 
 int
