@@ -55,6 +55,9 @@ struct pass {
 	/* the first folder stopped by the guard, for the pass's error */
 	char *guarded;
 	char *guard_text;
+	/* stamps waiting for the clock to pass their times (stamp.c) */
+	struct imap_pending_stamp *pending;
+	size_t n_pending;
 };
 
 /* ------------------------------------------------------------------------
@@ -162,8 +165,17 @@ bool imap_stamp_local_same(struct pass *p, const char *local,
 bool imap_stamp_matches(struct pass *p, const char *local,
                         struct imap_stamp *st, uint64_t now[ST_N]);
 /* Writes the stamp (v[ST_FILES] and on are filled here), or removes it
- * when v is NULL or the folder cannot be stamped. */
+ * when v is NULL or the folder cannot be stamped. A stamp whose times the
+ * clock has not passed yet waits for imap_stamps_flush(). */
 void imap_stamp_write(struct pass *p, const char *local, uint64_t v[ST_N]);
+/* Writes the waiting stamps once the clock has passed their times; a
+ * folder changed meanwhile gets none. At the end of a pass. */
+void imap_stamps_flush(struct pass *p);
+
+struct imap_pending_stamp {
+	char *local;
+	uint64_t v[ST_N];
+};
 
 /* ------------------------------------------------------------------------
  * replay.c: step 3 of a pass.

@@ -107,59 +107,133 @@ imap_stamp_matches(struct pass *p, const char *local, struct imap_stamp *st,
 	return same;
 }
 
+static uint64_t
+coarse_now(void)
+{
+	struct timespec now;
+	if (clock_gettime(CLOCK_REALTIME_COARSE, &now) < 0)
+		return 0;
+	return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+static void
+put(const char *path, const uint64_t v[ST_N])
+{
+	struct fm_buf line;
+	fm_buf_init(&line, 1024);
+	fm_buf_append_str(&line, STAMP_MAGIC);
+	for (int i = 0; i < ST_N; i++)
+		fm_buf_printf(&line, i > 0 ? " %llu" : "%llu",
+		              (unsigned long long)v[i]);
+	fm_buf_append_char(&line, '\n');
+	char *tmp = xasprintf("%s.tmp", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int r = fd < 0 ? -1 : fm_write_all(fd, line.data, line.len);
+	if (fd >= 0 && close(fd) < 0)
+		r = -1;
+	if (r < 0 || rename(tmp, path) < 0) {
+		fm_log_warn("%s: %s", path, strerror(errno));
+		unlink(tmp);
+	}
+	free(tmp);
+	fm_buf_free(&line);
+}
+
+static void
+unpend(struct pass *p, const char *local)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < p->n_pending; i++) {
+		if (strcmp(p->pending[i].local, local) == 0)
+			free(p->pending[i].local);
+		else
+			p->pending[k++] = p->pending[i];
+	}
+	p->n_pending = k;
+}
+
 /* Writes the stamp (v[ST_FILES] and on filled here), or removes it when
- * the folder cannot be stamped. The names are listed only when the times
- * cannot be trusted. The stamp is a cache that proves itself
- * (any change to either side changes what it compares), so it is written
- * without fsync.
+ * v is NULL. The stamp is a cache that proves itself (any change to
+ * either side changes what it compares), so it is written without fsync.
  *
  * The change times are trusted only when the coarse clock has moved past
  * them: a file system stamps changes with that clock's ticks, so a change
  * in the same tick as the last one could leave the time as it was; once
- * the clock is past it, any later change gets a later time. */
+ * the clock is past it, any later change gets a later time. Times the
+ * clock has not passed yet (the folder just changed) wait for the end of
+ * the pass, imap_stamps_flush(), which waits the rest of the tick once for
+ * all folders; whole-second times (a file system without finer ones) would
+ * mean waiting a second, so then the names are listed instead. */
 void
 imap_stamp_write(struct pass *p, const char *local, uint64_t v[ST_N])
 {
 	char *dir = imap_folder_path(p, local, NULL);
 	char *path = fm_path_join(dir, STAMP_FILE);
-	struct timespec now;
+	unpend(p, local);
+	uint64_t t = 0;
 	bool ok = v != NULL && dir_times(dir, &v[ST_CUR], &v[ST_NEW]) &&
-	          clock_gettime(CLOCK_REALTIME_COARSE, &now) == 0;
+	          (t = coarse_now()) != 0;
 	if (ok) {
-		uint64_t t =
-		    (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
 		v[ST_TRUST] = t > v[ST_CUR] && t > v[ST_NEW];
 		/* Trusted times need no names: when they differ, the
 		 * folder is synced. */
 		v[ST_FILES] = v[ST_HASH] = 0;
-		if (!v[ST_TRUST])
+		if (!v[ST_TRUST] && v[ST_CUR] % 1000000000u != 0 &&
+		    v[ST_NEW] % 1000000000u != 0) {
+			p->pending = xreallocarray(p->pending, p->n_pending + 1,
+			                           sizeof(*p->pending));
+			struct imap_pending_stamp *ps =
+			    &p->pending[p->n_pending++];
+			ps->local = xstrdup(local);
+			memcpy(ps->v, v, sizeof(ps->v));
+			/* The old stamp no longer holds meanwhile. */
+			v = NULL;
+			ok = false;
+		} else if (!v[ST_TRUST]) {
 			ok = fm_maildir_fingerprint(dir, &v[ST_FILES],
 			                            &v[ST_HASH]);
-	}
-	if (!ok) {
-		if (unlink(path) < 0 && errno != ENOENT)
-			fm_log_warn("%s: %s", path, strerror(errno));
-	} else {
-		struct fm_buf line;
-		fm_buf_init(&line, 1024);
-		fm_buf_append_str(&line, STAMP_MAGIC);
-		for (int i = 0; i < ST_N; i++)
-			fm_buf_printf(&line, i > 0 ? " %llu" : "%llu",
-			              (unsigned long long)v[i]);
-		fm_buf_append_char(&line, '\n');
-		char *tmp = xasprintf("%s.tmp", path);
-		int fd =
-		    open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		int r = fd < 0 ? -1 : fm_write_all(fd, line.data, line.len);
-		if (fd >= 0 && close(fd) < 0)
-			r = -1;
-		if (r < 0 || rename(tmp, path) < 0) {
-			fm_log_warn("%s: %s", path, strerror(errno));
-			unlink(tmp);
 		}
-		free(tmp);
-		fm_buf_free(&line);
 	}
+	if (ok)
+		put(path, v);
+	else if (unlink(path) < 0 && errno != ENOENT)
+		fm_log_warn("%s: %s", path, strerror(errno));
 	free(path);
 	free(dir);
+}
+
+void
+imap_stamps_flush(struct pass *p)
+{
+	uint64_t latest = 0;
+	for (size_t i = 0; i < p->n_pending; i++)
+		for (int k = ST_CUR; k <= ST_NEW; k++)
+			if (p->pending[i].v[k] > latest)
+				latest = p->pending[i].v[k];
+	/* A tick is a few milliseconds; a clock that does not move in
+	 * 50 ms is not trusted at all. */
+	uint64_t t = coarse_now();
+	for (int i = 0; p->n_pending > 0 && t <= latest && i < 50; i++) {
+		struct timespec ms = {0, 1000000};
+		nanosleep(&ms, NULL);
+		t = coarse_now();
+	}
+	for (size_t i = 0; i < p->n_pending; i++) {
+		struct imap_pending_stamp *ps = &p->pending[i];
+		char *dir = imap_folder_path(p, ps->local, NULL);
+		char *path = fm_path_join(dir, STAMP_FILE);
+		uint64_t cur, new;
+		/* Not changed since: its times are its own now. */
+		if (t > latest && dir_times(dir, &cur, &new) &&
+		    cur == ps->v[ST_CUR] && new == ps->v[ST_NEW]) {
+			ps->v[ST_TRUST] = 1;
+			put(path, ps->v);
+		}
+		free(path);
+		free(dir);
+		free(ps->local);
+	}
+	free(p->pending);
+	p->pending = NULL;
+	p->n_pending = 0;
 }

@@ -1269,6 +1269,8 @@ fm_imap_sync(const struct fm_account *acct, struct fm_store *store,
 	}
 	ret = 0;
 out:
+	/* Folders that were synced are stamped, also after a failure. */
+	imap_stamps_flush(&p);
 	if (ret < 0 && fm_net_failed(fm_imap_conn(p.imap)))
 		fm_imap_abort(&p.imap);
 	fm_imap_close(&p.imap);
