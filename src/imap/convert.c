@@ -252,6 +252,25 @@ msgid_from_header(const char *h, size_t len)
 	return gt > lt + 1 ? xstrndup(lt + 1, (size_t)(gt - lt) - 1) : NULL;
 }
 
+char *
+imap_quoted(const char *s)
+{
+	struct fm_buf b;
+	fm_buf_init(&b, 2 * strlen(s) + 3);
+	fm_buf_append_char(&b, '"');
+	for (const char *p = s; *p != '\0'; p++) {
+		if ((unsigned char)*p < ' ' || (unsigned char)*p >= 0x7f) {
+			fm_buf_free(&b);
+			return NULL;
+		}
+		if (*p == '"' || *p == '\\')
+			fm_buf_append_char(&b, '\\');
+		fm_buf_append_char(&b, *p);
+	}
+	fm_buf_append_char(&b, '"');
+	return fm_buf_steal(&b);
+}
+
 void
 imap_parse_att(const struct mailimap_msg_att *att, struct imap_fetched *out)
 {

@@ -92,6 +92,16 @@ no_progress(size_t current, size_t maximum, void *ctx)
 	(void)ctx;
 }
 
+void
+imap_take_messages(mailimap *s, mailimap_msg_att_handler *handler, void *ctx)
+{
+	/* libetpan hands FETCH responses to the handler only while a
+	 * progress callback is set. */
+	mailimap_set_progress_callback(s, handler != NULL ? no_progress : NULL,
+	                               NULL, NULL);
+	mailimap_set_msg_att_handler(s, handler, ctx);
+}
+
 /* Looks up what the batch needs: a message stored before but not
  * recorded (a crash) is found by its tag and not fetched again. */
 static void
@@ -100,18 +110,26 @@ batch_prepare(struct batch *b)
 	struct pass *p = b->fr->p;
 	b->want = xcalloc(b->n > 0 ? b->n : 1, sizeof(*b->want));
 	for (size_t i = 0; i < b->n; i++) {
+		struct dl *d = &b->v[i];
+		/* Staged by the pipeline as the plan wants it: this pass
+		 * downloaded it (counted then). */
+		const struct imap_staged *sg = imap_staged_find(b->fr, d->uid);
+		if (sg != NULL && sg->whole == d->whole &&
+		    sg->flags == (d->flags & FM_MAILDIR_STANDARD_FLAGS)) {
+			d->base = xstrdup(sg->base);
+			continue;
+		}
 		/* A quick run knows every local file: none is unrecorded. */
-		char *key = b->fr->quick
-		                ? NULL
-		                : imap_key_of(b->fr->validity, b->v[i].uid);
-		b->v[i].base = key == NULL
-		                   ? NULL
-		                   : fm_store_find_key(p->store, p->acct->name,
-		                                       b->fr->f->local, key);
+		char *key =
+		    b->fr->quick ? NULL : imap_key_of(b->fr->validity, d->uid);
+		d->base = key == NULL
+		              ? NULL
+		              : fm_store_find_key(p->store, p->acct->name,
+		                                  b->fr->f->local, key);
 		free(key);
-		b->v[i].have = b->v[i].base != NULL;
-		if (b->v[i].base == NULL)
-			b->want[b->nw++] = b->v[i].uid;
+		d->have = d->base != NULL;
+		if (d->base == NULL)
+			b->want[b->nw++] = d->uid;
 	}
 	fm_buf_init(&b->lf, SIZE_MAX / 2);
 	fm_error_clear(&b->err);
@@ -159,13 +177,11 @@ batch_receive(struct batch *b, struct fm_error *err)
 		return 0;
 	mailimap *s = b->fr->p->s;
 	struct mailimap_response *resp = NULL;
-	mailimap_set_msg_att_handler(s, take_message, b);
-	mailimap_set_progress_callback(s, no_progress, NULL, NULL);
+	imap_take_messages(s, take_message, b);
 	int r = mailimap_read_line(s) == NULL
 	            ? MAILIMAP_ERROR_STREAM
 	            : mailimap_parse_response(s, &resp);
-	mailimap_set_progress_callback(s, NULL, NULL, NULL);
-	mailimap_set_msg_att_handler(s, NULL, NULL);
+	imap_take_messages(s, NULL, NULL);
 	if (s->imap_response_info != NULL &&
 	    s->imap_response_info->rsp_fetch_list != NULL) {
 		mailimap_fetch_list_free(s->imap_response_info->rsp_fetch_list);
@@ -233,6 +249,23 @@ batch_finish(struct batch *b, int ret, struct fm_error *err)
 	free(b->want);
 	b->want = NULL;
 	return ret;
+}
+
+static int
+cmp_staged(const void *a, const void *b)
+{
+	uint32_t x = ((const struct imap_staged *)a)->uid;
+	uint32_t y = ((const struct imap_staged *)b)->uid;
+	return x < y ? -1 : x > y;
+}
+
+const struct imap_staged *
+imap_staged_find(const struct folder_run *fr, uint32_t uid)
+{
+	struct imap_staged key = {.uid = uid};
+	return fr->n_staged == 0 ? NULL
+	                         : bsearch(&key, fr->staged, fr->n_staged,
+	                                   sizeof(key), cmp_staged);
 }
 
 static uint64_t

@@ -35,6 +35,7 @@ struct folder {
 	bool has_status;
 	uint32_t st_validity, st_uidnext, st_messages;
 	uint64_t st_modseq;
+	bool synced; /* by the pipeline already (prefetch.c) */
 };
 
 struct pass {
@@ -87,6 +88,9 @@ struct mailimap_flag_list *imap_flag_list(uint32_t bits, const char *keywords);
 struct mailimap_set *imap_uid_set(uint32_t *uids, size_t n);
 /* The same as text ("3:7,9"), for a command sent by hand. */
 char *imap_uid_set_text(uint32_t *uids, size_t n);
+/* s as a quoted string for a command (newly allocated); NULL when it
+ * holds a control or non-ASCII byte. */
+char *imap_quoted(const char *s);
 /* An astring (atom or quoted string) at *pp into out, *pp moved past it;
  * false if it is none (a literal, say), or longer than out. */
 bool imap_read_astring(const char **pp, char *out, size_t size);
@@ -329,6 +333,20 @@ struct folder_run {
 	/* transfer progress */
 	size_t done, total;
 	uint64_t bytes;
+	/* Listed and downloaded by the pipeline (prefetch.c): staged holds
+	 * the new messages already staged in the store, by UID; deferred
+	 * says the plan needs commands of its own. */
+	bool prefetched, deferred;
+	struct imap_staged *staged;
+	size_t n_staged;
+};
+
+/* A download the pipeline staged. */
+struct imap_staged {
+	uint32_t uid;
+	uint32_t flags; /* the maildir flags it was staged with */
+	bool whole;
+	char *base;
 };
 
 /* Partial: whether the local copy is headers only, or as the state entry
@@ -349,5 +367,45 @@ int imap_record(struct folder_run *fr, uint32_t uid, const char *base,
 /* Downloads the plan's new messages (download.c). */
 int imap_downloads(struct folder_run *fr, const struct fm_plan *plan,
                    struct fm_error *err);
+/* Has libetpan hand each FETCH response of the next answers to handler
+ * as it is parsed (and free it after), or stop that (handler NULL). */
+void imap_take_messages(mailimap *s, mailimap_msg_att_handler *handler,
+                        void *ctx);
+/* The staged download of uid, or NULL (download.c). */
+const struct imap_staged *imap_staged_find(const struct folder_run *fr,
+                                           uint32_t uid);
+
+struct remote *imap_remote_add(struct folder_run *fr, uint32_t uid);
+/* The first of fr->rv[0..n) (sorted) with a UID >= uid, or n. */
+size_t imap_remote_lower(const struct folder_run *fr, size_t n, uint32_t uid);
+/* Drops the UIDs that VANISHED responses of the last command name; first
+ * (may be NULL) is freed. Whether there were any: then the list is
+ * sorted. */
+bool imap_drop_vanished(struct folder_run *fr,
+                        struct mailimap_qresync_vanished *first);
+/* The remote list as the state has it: its UIDs below next. */
+void imap_remote_from_state(struct folder_run *fr, uint32_t next);
+/* Sorts the remote list; a UID listed twice stays once. */
+void imap_listing_done(struct folder_run *fr);
+/* Flags the server cannot keep (PERMANENTFLAGS of the selected folder). */
+uint32_t imap_local_only_flags(const struct pass *p);
+/* Whether the state is as the stamp's pass left it, nothing waiting to
+ * be uploaded: with the stamp's local half holding, a quick run. */
+bool imap_quick_state(const struct folder_run *fr,
+                      const struct imap_stamp *stamp);
+/* A folder's run once both listings are in: the plan, its actions, the
+ * state and the stamp. 0 also when the guard stopped it, or (prefetched)
+ * when it was deferred. */
+int imap_settle(struct folder_run *fr, struct fm_error *err);
+/* Frees the run; after a failure (ret < 0) saves what it recorded. */
+void imap_run_end(struct folder_run *fr, int ret);
+
+/* ------------------------------------------------------------------------
+ * prefetch.c
+ */
+
+/* Syncs, pipelined, the folders only the server changed since a quick
+ * run is possible (see the file). The others are left as they were. */
+int imap_prefetch(struct pass *p, struct fm_error *err);
 
 #endif

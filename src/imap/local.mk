@@ -8,6 +8,7 @@ src_libfulmar_a_SOURCES += \
 	src/imap/replay.c \
 	src/imap/watch.c \
 	src/imap/session.c \
+	src/imap/prefetch.c \
 	src/imap/stamp.c \
 	src/imap/sync.c \
 	src/imap/uploads.c

@@ -17,7 +17,8 @@
  *      need no replay, because the three-way plan sees their effect.
  *   4. Every folder: SELECT, the server's listing (CONDSTORE narrows it to
  *      what changed, QRESYNC also past expunges), the local listing,
- *      fm_plan_make(), and the actions.
+ *      fm_plan_make(), and the actions. Folders only the server changed
+ *      go first, all in one pipeline (prefetch.c).
  * Steps 1 and 2 are in folders.c, step 3 in replay.c; this file has the
  * driver and step 4.
  *
@@ -138,8 +139,8 @@ imap_tag_range(uint32_t state_next, uint32_t server_next, uint32_t *lo_r,
  * Step 4: one folder.
  */
 
-static struct remote *
-remote_add(struct folder_run *fr, uint32_t uid)
+struct remote *
+imap_remote_add(struct folder_run *fr, uint32_t uid)
 {
 	if (fr->rn == fr->rcap) {
 		fr->rcap = fr->rcap != 0 ? 2 * fr->rcap : 256;
@@ -165,6 +166,20 @@ imap_remote_find(struct folder_run *fr, uint32_t uid)
 	return bsearch(&key, fr->rv, fr->rn, sizeof(*fr->rv), cmp_remote);
 }
 
+size_t
+imap_remote_lower(const struct folder_run *fr, size_t n, uint32_t uid)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (fr->rv[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /* Marks the remote entries whose UIDs the set names as gone; fr->rv is
  * sorted by UID. */
 static void
@@ -183,17 +198,22 @@ mark_vanished(struct folder_run *fr, const struct mailimap_set *set)
 			a = b;
 			b = t;
 		}
-		size_t lo = 0, hi = fr->rn; /* the first entry >= a */
-		while (lo < hi) {
-			size_t mid = lo + (hi - lo) / 2;
-			if (fr->rv[mid].uid < a)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		for (size_t i = lo; i < fr->rn && fr->rv[i].uid <= b; i++)
+		for (size_t i = imap_remote_lower(fr, fr->rn, a);
+		     i < fr->rn && fr->rv[i].uid <= b; i++)
 			fr->rv[i].gone = true;
 	}
+}
+
+/* The UIDs a VANISHED response names, or NULL if ed is none. */
+static const struct mailimap_set *
+vanished_of(const struct mailimap_extension_data *ed)
+{
+	if (ed->ext_extension->ext_id != MAILIMAP_EXTENSION_QRESYNC ||
+	    ed->ext_type != MAILIMAP_QRESYNC_TYPE_VANISHED ||
+	    ed->ext_data == NULL)
+		return NULL;
+	const struct mailimap_qresync_vanished *v = ed->ext_data;
+	return v->qr_known_uids;
 }
 
 /* Drops from the remote list every UID that a VANISHED response of the
@@ -202,28 +222,26 @@ mark_vanished(struct folder_run *fr, const struct mailimap_set *set)
  * freed here. Expunges the server reports while the command runs
  * (VANISHED without EARLIER) count as well: those messages are gone too.
  */
-static void
-drop_vanished(struct folder_run *fr, struct mailimap_qresync_vanished *first)
+bool
+imap_drop_vanished(struct folder_run *fr,
+                   struct mailimap_qresync_vanished *first)
 {
+	const struct mailimap_response_info *ri = fr->p->s->imap_response_info;
+	clistiter *ext = ri != NULL && ri->rsp_extension_list != NULL
+	                     ? clist_begin(ri->rsp_extension_list)
+	                     : NULL;
+	bool any = first != NULL;
+	for (clistiter *it = ext; it != NULL && !any; it = clist_next(it))
+		any = vanished_of(clist_content(it)) != NULL;
+	if (!any)
+		return false;
 	qsort(fr->rv, fr->rn, sizeof(*fr->rv), cmp_remote);
 	if (first != NULL) {
 		mark_vanished(fr, first->qr_known_uids);
 		mailimap_qresync_vanished_free(first);
 	}
-	const struct mailimap_response_info *ri = fr->p->s->imap_response_info;
-	for (clistiter *it = ri != NULL && ri->rsp_extension_list != NULL
-	                         ? clist_begin(ri->rsp_extension_list)
-	                         : NULL;
-	     it != NULL; it = clist_next(it)) {
-		const struct mailimap_extension_data *ed = clist_content(it);
-		if (ed->ext_extension->ext_id == MAILIMAP_EXTENSION_QRESYNC &&
-		    ed->ext_type == MAILIMAP_QRESYNC_TYPE_VANISHED &&
-		    ed->ext_data != NULL) {
-			const struct mailimap_qresync_vanished *v =
-			    ed->ext_data;
-			mark_vanished(fr, v->qr_known_uids);
-		}
-	}
+	for (clistiter *it = ext; it != NULL; it = clist_next(it))
+		mark_vanished(fr, vanished_of(clist_content(it)));
 	size_t k = 0;
 	for (size_t i = 0; i < fr->rn; i++) {
 		if (fr->rv[i].gone) {
@@ -234,6 +252,44 @@ drop_vanished(struct folder_run *fr, struct mailimap_qresync_vanished *first)
 		fr->rv[k++] = fr->rv[i];
 	}
 	fr->rn = k;
+	return true;
+}
+
+/* Puts a listing's FETCH responses (res, may be NULL) into the remote
+ * list; see list_range. merge: entries may exist already (sorted). */
+static void
+take_listing(struct folder_run *fr, clist *res, uint32_t first, uint32_t last,
+             bool identity, bool merge)
+{
+	for (clistiter *it = res != NULL ? clist_begin(res) : NULL; it != NULL;
+	     it = clist_next(it)) {
+		struct imap_fetched fx;
+		imap_parse_att(clist_content(it), &fx);
+		if (fx.uid == 0 || fx.uid < first ||
+		    (last != 0 && fx.uid > last)) {
+			free(fx.keywords);
+			free(fx.msgid);
+			continue;
+		}
+		struct remote *rm = merge ? imap_remote_find(fr, fx.uid) : NULL;
+		if (rm == NULL)
+			rm = imap_remote_add(fr, fx.uid);
+		if (fx.have_flags) {
+			free(rm->keywords);
+			rm->flags = fx.flags;
+			rm->keywords = fx.keywords;
+			rm->have_flags = true;
+		} else {
+			free(fx.keywords);
+		}
+		if (identity) {
+			rm->size = fx.size;
+			free(rm->msgid);
+			rm->msgid = fx.msgid;
+		} else {
+			free(fx.msgid);
+		}
+	}
 }
 
 /* UID FETCH first:last (last 0: "*") of flags, and with identity also
@@ -270,41 +326,47 @@ list_range(struct folder_run *fr, uint32_t first, uint32_t last, bool identity,
 		         fr->f->local);
 		return fm_imap_fail(p->imap, what, err);
 	}
-	for (clistiter *it = res != NULL ? clist_begin(res) : NULL; it != NULL;
-	     it = clist_next(it)) {
-		struct imap_fetched fx;
-		imap_parse_att(clist_content(it), &fx);
-		if (fx.uid == 0 || fx.uid < first ||
-		    (last != 0 && fx.uid > last)) {
-			free(fx.keywords);
-			free(fx.msgid);
-			continue;
-		}
-		struct remote *rm =
-		    changedsince > 0 ? imap_remote_find(fr, fx.uid) : NULL;
-		if (rm == NULL)
-			rm = remote_add(fr, fx.uid);
-		if (fx.have_flags) {
-			free(rm->keywords);
-			rm->flags = fx.flags;
-			rm->keywords = fx.keywords;
-			rm->have_flags = true;
-		} else {
-			free(fx.keywords);
-		}
-		if (identity) {
-			rm->size = fx.size;
-			free(rm->msgid);
-			rm->msgid = fx.msgid;
-		} else {
-			free(fx.msgid);
-		}
-	}
+	take_listing(fr, res, first, last, identity, changedsince > 0);
 	if (res != NULL)
 		mailimap_fetch_list_free(res);
 	if (vanished)
-		drop_vanished(fr, gone);
+		imap_drop_vanished(fr, gone);
 	return 0;
+}
+
+/* The remote list as the state knows it: its messages below next, with
+ * their flags. */
+void
+imap_remote_from_state(struct folder_run *fr, uint32_t next)
+{
+	for (size_t i = 0; i < fm_state_count(fr->st); i++) {
+		const struct fm_state_entry *e = fm_state_entry_at(fr->st, i);
+		if (e->uid >= next)
+			break;
+		struct remote *rm = imap_remote_add(fr, e->uid);
+		rm->flags = e->flags;
+		bool had;
+		rm->keywords = imap_kw_strip(e->keywords, &had);
+		rm->have_flags = true;
+	}
+}
+
+/* Sorts the remote list by UID. A UID listed twice would make the plan
+ * fail: the first stays. */
+void
+imap_listing_done(struct folder_run *fr)
+{
+	qsort(fr->rv, fr->rn, sizeof(*fr->rv), cmp_remote);
+	size_t k = 0;
+	for (size_t i = 0; i < fr->rn; i++) {
+		if (k > 0 && fr->rv[k - 1].uid == fr->rv[i].uid) {
+			free(fr->rv[i].keywords);
+			free(fr->rv[i].msgid);
+			continue;
+		}
+		fr->rv[k++] = fr->rv[i];
+	}
+	fr->rn = k;
 }
 
 static size_t
@@ -335,20 +397,8 @@ list_remote(struct folder_run *fr, struct fm_error *err)
 	/* Messages the state knows: their flags. */
 	bool narrow = fr->p->condstore && fm_state_highestmodseq(st) > 0 &&
 	              fr->modseq > 0 && next > 1;
-	if (narrow) {
-		/* Start from the state, then apply what changed. */
-		for (size_t i = 0; i < fm_state_count(st); i++) {
-			const struct fm_state_entry *e =
-			    fm_state_entry_at(st, i);
-			if (e->uid >= next)
-				break;
-			struct remote *rm = remote_add(fr, e->uid);
-			rm->flags = e->flags;
-			bool had;
-			rm->keywords = imap_kw_strip(e->keywords, &had);
-			rm->have_flags = true;
-		}
-	}
+	if (narrow) /* Start from the state, then apply what changed. */
+		imap_remote_from_state(fr, next);
 	size_t before_new = fr->rn;
 	if (fr->uidnext == 0 || fr->uidnext > next) {
 		/* New messages (or, without UIDNEXT, maybe some). */
@@ -395,18 +445,7 @@ list_remote(struct folder_run *fr, struct fm_error *err)
 	if (list_range(fr, 1, next - 1, false, 0, err) < 0)
 		return -1;
 sorted:
-	qsort(fr->rv, fr->rn, sizeof(*fr->rv), cmp_remote);
-	/* A UID listed twice would make the plan fail: keep the first. */
-	size_t k = 0;
-	for (size_t i = 0; i < fr->rn; i++) {
-		if (k > 0 && fr->rv[k - 1].uid == fr->rv[i].uid) {
-			free(fr->rv[i].keywords);
-			free(fr->rv[i].msgid);
-			continue;
-		}
-		fr->rv[k++] = fr->rv[i];
-	}
-	fr->rn = k;
+	imap_listing_done(fr);
 	return 0;
 }
 
@@ -873,8 +912,8 @@ run_plan(struct folder_run *fr, const struct fm_plan *plan,
 }
 
 /* Flags the server cannot keep, from PERMANENTFLAGS. */
-static uint32_t
-local_only_flags(const struct pass *p)
+uint32_t
+imap_local_only_flags(const struct pass *p)
 {
 	uint32_t keep = ~FM_MAILDIR_STANDARD_FLAGS; /* keyword letters */
 	const struct mailimap_selection_info *si = p->s->imap_selection_info;
@@ -1037,6 +1076,179 @@ quick_input(const struct fm_state_entry *synced, size_t ns)
 	return lin;
 }
 
+/* What the plan would need the server for, beyond what a prefetched
+ * folder (prefetch.c) already has: a command of its own, which the
+ * pipeline in flight cannot take. */
+static bool
+needs_server(const struct folder_run *fr, const struct fm_plan *plan)
+{
+	for (size_t i = 0; i < fm_plan_count(plan); i++) {
+		const struct fm_plan_action *a = fm_plan_action_at(plan, i);
+		switch (a->op) {
+		case FM_PLAN_EXPUNGE_REMOTE:
+		case FM_PLAN_UPLOAD:
+			return true;
+		case FM_PLAN_FLAGS:
+		case FM_PLAN_LINK:
+			if (a->remote_add != 0 || a->remote_del != 0 ||
+			    a->kw_remote_add != NULL ||
+			    a->kw_remote_del != NULL)
+				return true;
+			break;
+		case FM_PLAN_DOWNLOAD:
+			if (imap_staged_find(fr, a->uid) == NULL)
+				return true;
+			break;
+		default:
+			break;
+		}
+	}
+	return false;
+}
+
+int
+imap_settle(struct folder_run *fr, struct fm_error *err)
+{
+	struct pass *p = fr->p;
+	struct folder *f = fr->f;
+	struct fm_plan *plan = NULL;
+	struct fm_plan_remote *rin = NULL;
+	struct fm_plan_local *lin = NULL;
+	struct fm_state_entry *synced = NULL;
+	char **kw_plain = NULL;
+	size_t ns = 0;
+	int ret = -1;
+	if (!fr->quick &&
+	    fm_store_folder_msgs(p->store, p->acct->name, f->local, &fr->lv,
+	                         &fr->ln, err) < 0)
+		goto out;
+	if (fr->ln > 0)
+		qsort(fr->lv, fr->ln, sizeof(*fr->lv), cmp_msg_base);
+
+	bool known = fm_state_uidvalidity(fr->st) == fr->validity;
+	struct fm_plan_input in = {
+	    .state_uidvalidity = fm_state_uidvalidity(fr->st),
+	    .uidvalidity = fr->validity,
+	    .uidnext = fr->uidnext,
+	    .local_only_flags = fr->local_only,
+	    .force = p->so->force,
+	};
+	ns = fm_state_count(fr->st);
+	synced = xcalloc(ns > 0 ? ns : 1, sizeof(*synced));
+	/* The planner sees keywords without the local PARTIAL marker. */
+	kw_plain = xcalloc(ns > 0 ? ns : 1, sizeof(*kw_plain));
+	for (size_t i = 0; i < ns; i++) {
+		bool had;
+		synced[i] = *fm_state_entry_at(fr->st, i);
+		kw_plain[i] = imap_kw_strip(synced[i].keywords, &had);
+		synced[i].keywords = kw_plain[i];
+	}
+	in.synced = synced;
+	in.n_synced = ns;
+	rin = xcalloc(fr->rn > 0 ? fr->rn : 1, sizeof(*rin));
+	for (size_t i = 0; i < fr->rn; i++)
+		rin[i] = (struct fm_plan_remote){.uid = fr->rv[i].uid,
+		                                 .flags = fr->rv[i].flags,
+		                                 .keywords = fr->rv[i].keywords,
+		                                 .msgid = fr->rv[i].msgid,
+		                                 .size = fr->rv[i].size};
+	in.remote = rin;
+	in.n_remote = fr->rn;
+	lin = fr->quick ? quick_input(synced, ns)
+	                : local_input(fr, known, synced, ns);
+	in.local = lin;
+	in.n_local = fr->quick ? ns : fr->ln;
+	fr->lin = lin;
+	if (fm_plan_make(&in, &plan, err) < 0)
+		goto out;
+	if (fr->prefetched && needs_server(fr, plan)) {
+		/* Left to the usual way, after the pipeline. */
+		fr->deferred = true;
+		ret = 0;
+		goto out;
+	}
+	const struct fm_plan_summary *sum = fm_plan_summary(plan);
+	if (sum->needs_confirmation) {
+		p->stats->guarded++;
+		char *text = xasprintf(
+		    _("%s/%s: this sync would delete %zu of %zu messages "
+		      "here and %zu of %zu on the server; nothing was "
+		      "changed in this folder. If that is what you want, run "
+		      "`fulmar sync --force %s/%s`"),
+		    p->acct->name, f->local, sum->local_deletes,
+		    sum->local_total, sum->remote_deletes, sum->remote_total,
+		    p->acct->name, f->local);
+		fm_log_warn("%s", text);
+		if (p->guarded == NULL) {
+			p->guarded = xstrdup(f->local);
+			p->guard_text = text;
+		} else {
+			free(text);
+		}
+		ret = 0;
+		goto out;
+	}
+	if (run_plan(fr, plan, err) < 0)
+		goto out;
+	/* The whole plan ran: the counters can move on; but changes left
+	 * unapplied (unsure) must be listed again by the next pass. */
+	uint64_t modseq =
+	    fr->unsure == 0 ? fr->modseq : fm_state_highestmodseq(fr->st);
+	if (fm_state_uidnext(fr->st) != sum->uidnext ||
+	    fm_state_highestmodseq(fr->st) != modseq) {
+		fm_state_set_uidnext(fr->st, sum->uidnext);
+		fm_state_set_highestmodseq(fr->st, modseq);
+		fr->state_dirty = true;
+	}
+	if (imap_maybe_save(fr, true, err) < 0)
+		goto out;
+	prune_uploads(fr);
+	f->has_state = true;
+	p->stats->folders++;
+	/* Downloads and local changes leave the server's counters as SELECT
+	 * reported them; a STORE, EXPUNGE or APPEND moves them on. */
+	uint64_t seen[ST_N] = {fr->validity, fr->uidnext, fr->modseq,
+	                       fr->exists};
+	if (fr->modseq > 0 && fr->uidnext > 0 && sum->remote_deletes == 0 &&
+	    sum->uploads == 0 && fr->remote_changes == 0 && fr->refused == 0 &&
+	    fr->unsure == 0)
+		imap_stamp_write(p, f->local, seen);
+	ret = 0;
+out:
+	fm_plan_free(&plan);
+	for (size_t i = 0; kw_plain != NULL && i < ns; i++)
+		free(kw_plain[i]);
+	free(kw_plain);
+	free(synced);
+	free(rin);
+	free(lin);
+	fr->lin = NULL;
+	return ret;
+}
+
+void
+imap_run_end(struct folder_run *fr, int ret)
+{
+	if (ret < 0 && fr->st != NULL && fr->state_dirty) {
+		/* Keep what was done. */
+		struct fm_error ignore;
+		fm_error_clear(&ignore);
+		imap_save_state(fr->p, fr->f->local, fr->st, &ignore);
+	}
+	for (size_t i = 0; i < fr->rn; i++) {
+		free(fr->rv[i].keywords);
+		free(fr->rv[i].msgid);
+	}
+	free(fr->rv);
+	fm_store_msgs_free(fr->lv, fr->ln);
+	fm_state_free(&fr->st);
+	imap_uploads_free(&fr->up);
+	for (size_t i = 0; i < fr->n_staged; i++)
+		free(fr->staged[i].base);
+	free(fr->staged);
+	memset(fr, 0, sizeof(*fr));
+}
+
 static int
 sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 {
@@ -1053,12 +1265,6 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 		}
 	}
 	struct folder_run fr = {.p = p, .f = f, .saved_ms = fm_now_ms()};
-	struct fm_plan *plan = NULL;
-	struct fm_plan_remote *rin = NULL;
-	struct fm_plan_local *lin = NULL;
-	struct fm_state_entry *synced = NULL;
-	char **kw_plain = NULL;
-	size_t ns = 0;
 	int ret = -1;
 	if (imap_select_folder(p, f, &fr.modseq, err) < 0)
 		return -1;
@@ -1091,12 +1297,8 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 	if (imap_load_state(p, f->local, &fr.st, err) < 0)
 		goto out;
 	imap_uploads_load(p, f->local, &fr.up);
-	fr.local_only = local_only_flags(p);
-	fr.quick = local_same && fr.up.n == 0 &&
-	           fm_state_uidvalidity(fr.st) == fr.validity &&
-	           fm_state_uidnext(fr.st) == old[ST_UIDNEXT] &&
-	           fm_state_highestmodseq(fr.st) == old[ST_MODSEQ] &&
-	           fm_state_count(fr.st) == old[ST_EXISTS];
+	fr.local_only = imap_local_only_flags(p);
+	fr.quick = local_same && imap_quick_state(&fr, &stamp);
 	if (fr.quick &&
 	    fm_store_quick(p->store, p->acct->name, f->local, err) < 0) {
 		/* The usual way then, which says what is wrong if it is. */
@@ -1105,116 +1307,24 @@ sync_folder(struct pass *p, struct folder *f, struct fm_error *err)
 	}
 	if (list_remote(&fr, err) < 0)
 		goto out;
-	if (!fr.quick && fm_store_folder_msgs(p->store, p->acct->name, f->local,
-	                                      &fr.lv, &fr.ln, err) < 0)
-		goto out;
-	if (fr.ln > 0)
-		qsort(fr.lv, fr.ln, sizeof(*fr.lv), cmp_msg_base);
-
-	bool known = fm_state_uidvalidity(fr.st) == fr.validity;
-	struct fm_plan_input in = {
-	    .state_uidvalidity = fm_state_uidvalidity(fr.st),
-	    .uidvalidity = fr.validity,
-	    .uidnext = fr.uidnext,
-	    .local_only_flags = fr.local_only,
-	    .force = p->so->force,
-	};
-	ns = fm_state_count(fr.st);
-	synced = xcalloc(ns > 0 ? ns : 1, sizeof(*synced));
-	/* The planner sees keywords without the local PARTIAL marker. */
-	kw_plain = xcalloc(ns > 0 ? ns : 1, sizeof(*kw_plain));
-	for (size_t i = 0; i < ns; i++) {
-		bool had;
-		synced[i] = *fm_state_entry_at(fr.st, i);
-		kw_plain[i] = imap_kw_strip(synced[i].keywords, &had);
-		synced[i].keywords = kw_plain[i];
-	}
-	in.synced = synced;
-	in.n_synced = ns;
-	rin = xcalloc(fr.rn > 0 ? fr.rn : 1, sizeof(*rin));
-	for (size_t i = 0; i < fr.rn; i++)
-		rin[i] = (struct fm_plan_remote){.uid = fr.rv[i].uid,
-		                                 .flags = fr.rv[i].flags,
-		                                 .keywords = fr.rv[i].keywords,
-		                                 .msgid = fr.rv[i].msgid,
-		                                 .size = fr.rv[i].size};
-	in.remote = rin;
-	in.n_remote = fr.rn;
-	lin = fr.quick ? quick_input(synced, ns)
-	               : local_input(&fr, known, synced, ns);
-	in.local = lin;
-	in.n_local = fr.quick ? ns : fr.ln;
-	fr.lin = lin;
-	if (fm_plan_make(&in, &plan, err) < 0)
-		goto out;
-	const struct fm_plan_summary *sum = fm_plan_summary(plan);
-	if (sum->needs_confirmation) {
-		p->stats->guarded++;
-		char *text = xasprintf(
-		    _("%s/%s: this sync would delete %zu of %zu messages "
-		      "here and %zu of %zu on the server; nothing was "
-		      "changed in this folder. If that is what you want, run "
-		      "`fulmar sync --force %s/%s`"),
-		    p->acct->name, f->local, sum->local_deletes,
-		    sum->local_total, sum->remote_deletes, sum->remote_total,
-		    p->acct->name, f->local);
-		fm_log_warn("%s", text);
-		if (p->guarded == NULL) {
-			p->guarded = xstrdup(f->local);
-			p->guard_text = text;
-		} else {
-			free(text);
-		}
-		ret = 0;
-		goto out;
-	}
-	if (run_plan(&fr, plan, err) < 0)
-		goto out;
-	/* The whole plan ran: the counters can move on; but changes left
-	 * unapplied (unsure) must be listed again by the next pass. */
-	uint64_t modseq =
-	    fr.unsure == 0 ? fr.modseq : fm_state_highestmodseq(fr.st);
-	if (fm_state_uidnext(fr.st) != sum->uidnext ||
-	    fm_state_highestmodseq(fr.st) != modseq) {
-		fm_state_set_uidnext(fr.st, sum->uidnext);
-		fm_state_set_highestmodseq(fr.st, modseq);
-		fr.state_dirty = true;
-	}
-	if (imap_maybe_save(&fr, true, err) < 0)
-		goto out;
-	prune_uploads(&fr);
-	f->has_state = true;
-	p->stats->folders++;
-	/* Downloads and local changes leave the server's counters as SELECT
-	 * reported them; a STORE, EXPUNGE or APPEND moves them on. */
-	if (fr.modseq > 0 && fr.uidnext > 0 && sum->remote_deletes == 0 &&
-	    sum->uploads == 0 && fr.remote_changes == 0 && fr.refused == 0 &&
-	    fr.unsure == 0)
-		imap_stamp_write(p, f->local, seen);
-	ret = 0;
+	ret = imap_settle(&fr, err);
 out:
-	if (ret < 0 && fr.st != NULL && fr.state_dirty) {
-		/* Keep what was done. */
-		struct fm_error ignore;
-		fm_error_clear(&ignore);
-		imap_save_state(p, f->local, fr.st, &ignore);
-	}
-	fm_plan_free(&plan);
-	for (size_t i = 0; kw_plain != NULL && i < ns; i++)
-		free(kw_plain[i]);
-	free(kw_plain);
-	free(synced);
-	free(rin);
-	free(lin);
-	for (size_t i = 0; i < fr.rn; i++) {
-		free(fr.rv[i].keywords);
-		free(fr.rv[i].msgid);
-	}
-	free(fr.rv);
-	fm_store_msgs_free(fr.lv, fr.ln);
-	fm_state_free(&fr.st);
-	imap_uploads_free(&fr.up);
+	imap_run_end(&fr, ret);
 	return ret;
+}
+
+/* Whether the state is as the stamp's pass left it, with no upload
+ * pending: then, with the stamp's local half holding, it stands for the
+ * local side (a quick run). */
+bool
+imap_quick_state(const struct folder_run *fr, const struct imap_stamp *stamp)
+{
+	const uint64_t *old = stamp->v;
+	return stamp->have && fr->up.n == 0 &&
+	       fm_state_uidvalidity(fr->st) == old[ST_VALIDITY] &&
+	       fm_state_uidnext(fr->st) == old[ST_UIDNEXT] &&
+	       fm_state_highestmodseq(fr->st) == old[ST_MODSEQ] &&
+	       fm_state_count(fr->st) == old[ST_EXISTS];
 }
 
 int
@@ -1253,12 +1363,13 @@ fm_imap_sync(const struct fm_account *acct, struct fm_store *store,
 	if (imap_create_folders(&p, err) < 0)
 		goto out;
 	imap_save_roles(&p);
-	if (imap_replay_moves(&p, err) < 0 || imap_list_status(&p, err) < 0)
+	if (imap_replay_moves(&p, err) < 0 || imap_list_status(&p, err) < 0 ||
+	    imap_prefetch(&p, err) < 0)
 		goto out;
 	for (size_t i = 0; i < p.n_folders; i++) {
 		struct folder *f = &p.folders[i];
 		if (!f->on_server || !f->on_local || !f->selectable ||
-		    !f->wanted)
+		    !f->wanted || f->synced)
 			continue;
 		if (sync_folder(&p, f, err) < 0)
 			goto out;

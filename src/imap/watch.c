@@ -605,25 +605,16 @@ quoted_mailbox(struct fm_imap_watch *w, const char *local, char **server_r)
 	fm_error_clear(&e);
 	if (fm_imap_mailbox_name(local, w->delim, &name, &e) < 0)
 		return NULL;
-	struct fm_buf b;
-	fm_buf_init(&b, 2 * strlen(name) + 2);
-	fm_buf_append_char(&b, '"');
-	for (const char *p = name; *p != '\0'; p++) {
-		if ((unsigned char)*p < ' ' || (unsigned char)*p >= 0x7f) {
-			fm_buf_free(&b);
-			free(name);
-			return NULL;
-		}
-		if (*p == '"' || *p == '\\')
-			fm_buf_append_char(&b, '\\');
-		fm_buf_append_char(&b, *p);
+	char *q = imap_quoted(name);
+	if (q == NULL) {
+		free(name);
+		return NULL;
 	}
-	fm_buf_append_char(&b, '"');
 	if (server_r != NULL)
 		*server_r = name;
 	else
 		free(name);
-	return fm_buf_steal(&b);
+	return q;
 }
 
 static int

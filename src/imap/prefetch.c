@@ -1,0 +1,366 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Step 4 pipelined, for the folders only the server changed.
+ *
+ * A folder that LIST-STATUS says changed on the server, whose stamp's
+ * local half still holds and whose state is as that stamp's pass left it,
+ * is a quick run (the state stands for the maildir), and everything it
+ * asks the server is known before any answer: SELECT, the flags changed
+ * since the state's HIGHESTMODSEQ with the UIDs expunged since (QRESYNC's
+ * VANISHED), and the new messages, whole, from the state's UIDNEXT on.
+ * Those commands go out for all such folders at once. Each folder's
+ * answers are then read and its plan run while the server already
+ * answers for the next ones, so neither side waits for the other.
+ *
+ * New messages are staged in the store as they arrive, under their
+ * delivery keys, and the folder's downloads take them from there. A
+ * folder the pipeline cannot finish is left to the usual way, after the
+ * pipeline: its SELECT failed or told other counters than LIST-STATUS,
+ * its listing disagrees with the count, or its plan needs commands of its
+ * own (to change the server, or to fetch what was not staged). Its stamp
+ * is gone by then, so that run compares everything, and a message staged
+ * here is found by its key, never fetched twice.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "imap/imap_int.h"
+#include "log/log.h"
+#include "store/maildir.h"
+#include "store/store.h"
+#include "sync/state.h"
+
+enum {
+	/* More new messages than this in a folder: the usual way, which
+	 * commits its downloads in batches. */
+	PREFETCH_NEW_MAX = 1000,
+};
+
+enum { CMD_SELECT, CMD_CHANGED, CMD_NEW, CMD_N };
+
+struct prefetch {
+	struct folder_run fr;
+	struct imap_stamp stamp;
+	uint32_t next;    /* the state's UIDNEXT */
+	uint64_t since;   /* the state's HIGHESTMODSEQ */
+	int tag[CMD_N];   /* of the commands sent; 0: not sent */
+	size_t n_old;     /* fr.rv[0..n_old) are the UIDs below next */
+	bool selected;    /* SELECT succeeded, as the state knows it */
+	bool usual;       /* left to the usual way */
+	struct fm_buf lf; /* a message with LF line ends */
+	int ret;          /* of staging, in the handler */
+	struct fm_error err;
+};
+
+/* Whether f is a quick run the pipeline can take; loads its state. */
+static bool
+candidate(struct pass *p, struct folder *f, struct prefetch *pf)
+{
+	if (!f->on_server || !f->on_local || !f->selectable || !f->wanted ||
+	    f->server == NULL || !f->has_status || f->st_modseq == 0 ||
+	    f->st_uidnext == 0 || f->st_validity == 0)
+		return false;
+	struct imap_stamp *sp = &pf->stamp;
+	imap_stamp_read(p, f->local, sp);
+	const uint64_t *old = sp->v;
+	if (!sp->have || old[ST_VALIDITY] != f->st_validity)
+		return false;
+	const uint64_t now[ST_FILES] = {f->st_validity, f->st_uidnext,
+	                                f->st_modseq, f->st_messages};
+	bool same = true;
+	for (int i = 0; i < ST_FILES; i++)
+		same = same && old[i] == now[i];
+	/* Unchanged on the server: the usual way skips it at once. */
+	if (same || f->st_uidnext < old[ST_UIDNEXT] ||
+	    f->st_uidnext - old[ST_UIDNEXT] > PREFETCH_NEW_MAX ||
+	    !imap_stamp_local_same(p, f->local, sp))
+		return false;
+	struct folder_run *fr = &pf->fr;
+	*fr = (struct folder_run){.p = p, .f = f, .saved_ms = fm_now_ms()};
+	struct fm_error e;
+	fm_error_clear(&e);
+	if (imap_load_state(p, f->local, &fr->st, &e) < 0)
+		return false; /* the usual way says what is wrong */
+	imap_uploads_load(p, f->local, &fr->up);
+	pf->next = fm_state_uidnext(fr->st);
+	pf->since = fm_state_highestmodseq(fr->st);
+	if (!imap_quick_state(fr, sp) || pf->next <= 1 || pf->since == 0 ||
+	    fm_state_count(fr->st) == 0 ||
+	    fm_store_quick(p->store, p->acct->name, f->local, &e) < 0) {
+		imap_run_end(fr, 0);
+		return false;
+	}
+	fr->quick = true;
+	fr->prefetched = true;
+	return true;
+}
+
+static int
+send_command(struct pass *p, const char *cmd, int *tag_r, struct fm_error *err)
+{
+	struct fm_net_conn *conn = fm_imap_conn(p->imap);
+	if (mailimap_send_current_tag(p->s) != MAILIMAP_NO_ERROR)
+		return fm_net_error(conn, _("sending commands"), err);
+	*tag_r = p->s->imap_tag;
+	return fm_net_write(conn, p->s->imap_stream, cmd, strlen(cmd), err);
+}
+
+/* The folder's commands, after the ones already sent. */
+static int
+send_folder(struct pass *p, struct prefetch *pf, const char *quoted,
+            struct fm_error *err)
+{
+	const struct folder *f = pf->fr.f;
+	char *cmd = xasprintf("SELECT %s (CONDSTORE)\r\n", quoted);
+	int r = send_command(p, cmd, &pf->tag[CMD_SELECT], err);
+	free(cmd);
+	if (r == 0 && f->st_modseq != pf->since) {
+		cmd = xasprintf("UID FETCH 1:%u (UID FLAGS) (CHANGEDSINCE %llu "
+		                "VANISHED)\r\n",
+		                pf->next - 1, (unsigned long long)pf->since);
+		r = send_command(p, cmd, &pf->tag[CMD_CHANGED], err);
+		free(cmd);
+	}
+	if (r == 0 && f->st_uidnext > pf->next) {
+		cmd = xasprintf("UID FETCH %u:* (UID FLAGS RFC822.SIZE "
+		                "BODY.PEEK[])\r\n",
+		                pf->next);
+		r = send_command(p, cmd, &pf->tag[CMD_NEW], err);
+		free(cmd);
+	}
+	return r;
+}
+
+/* Reads the answer to the command tagged tag; *ok_r: whether it was OK.
+ * A NO is no failure of the pass; neither is a BAD when bad_ok (the
+ * commands after a failed SELECT, which left no folder selected). */
+static int
+read_answer(struct pass *p, int tag, bool bad_ok, bool *ok_r,
+            struct fm_error *err)
+{
+	mailimap *s = p->s;
+	struct mailimap_response *resp = NULL;
+	*ok_r = false;
+	s->imap_tag = tag;
+	int r = mailimap_read_line(s) == NULL
+	            ? MAILIMAP_ERROR_STREAM
+	            : mailimap_parse_response(s, &resp);
+	if (r == MAILIMAP_ERROR_PROTOCOL && bad_ok)
+		return 0;
+	if (r != MAILIMAP_NO_ERROR)
+		return fm_imap_fail(p->imap, _("reading the server's answers"),
+		                    err);
+	*ok_r = resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state
+	            ->rsp_type == MAILIMAP_RESP_COND_STATE_OK;
+	mailimap_response_free(resp);
+	return 0;
+}
+
+/* HIGHESTMODSEQ of the SELECT just read, or 0. */
+static uint64_t
+selected_modseq(const mailimap *s)
+{
+	const struct mailimap_response_info *ri = s->imap_response_info;
+	uint64_t modseq = 0;
+	for (clistiter *it = ri != NULL && ri->rsp_extension_list != NULL
+	                         ? clist_begin(ri->rsp_extension_list)
+	                         : NULL;
+	     it != NULL; it = clist_next(it)) {
+		const struct mailimap_extension_data *ed = clist_content(it);
+		if (ed->ext_extension->ext_id != MAILIMAP_EXTENSION_CONDSTORE ||
+		    ed->ext_type != MAILIMAP_CONDSTORE_TYPE_RESP_TEXT_CODE ||
+		    ed->ext_data == NULL)
+			continue;
+		const struct mailimap_condstore_resptextcode *c = ed->ext_data;
+		if (c->cs_type == MAILIMAP_CONDSTORE_RESPTEXTCODE_HIGHESTMODSEQ)
+			modseq = c->cs_data.cs_modseq_value;
+	}
+	return modseq;
+}
+
+static int
+read_select(struct pass *p, struct prefetch *pf, struct fm_error *err)
+{
+	mailimap *s = p->s;
+	struct folder_run *fr = &pf->fr;
+	if (s->imap_selection_info != NULL)
+		mailimap_selection_info_free(s->imap_selection_info);
+	s->imap_selection_info = mailimap_selection_info_new();
+	bool ok;
+	if (read_answer(p, pf->tag[CMD_SELECT], false, &ok, err) < 0)
+		return -1;
+	s->imap_state =
+	    ok ? MAILIMAP_STATE_SELECTED : MAILIMAP_STATE_AUTHENTICATED;
+	if (!ok || s->imap_selection_info == NULL)
+		return 0;
+	const struct mailimap_selection_info *si = s->imap_selection_info;
+	fr->validity = si->sel_uidvalidity;
+	fr->uidnext = si->sel_uidnext;
+	fr->exists = si->sel_exists;
+	fr->modseq = selected_modseq(s);
+	fr->local_only = imap_local_only_flags(p);
+	/* What was sent must cover what changed. */
+	pf->selected = fr->validity == fm_state_uidvalidity(fr->st) &&
+	               fr->modseq > 0 && fr->uidnext > 0 &&
+	               (fr->modseq == pf->since || pf->tag[CMD_CHANGED] != 0) &&
+	               (fr->uidnext <= pf->next || pf->tag[CMD_NEW] != 0);
+	return 0;
+}
+
+/* The listed message below next, or NULL. */
+static struct remote *
+find_old(struct prefetch *pf, uint32_t uid)
+{
+	size_t lo = imap_remote_lower(&pf->fr, pf->n_old, uid);
+	return lo < pf->n_old && pf->fr.rv[lo].uid == uid ? &pf->fr.rv[lo]
+	                                                  : NULL;
+}
+
+/* One FETCH response. The server may answer the listing and the new
+ * messages at the same time (Dovecot does), so either command's data may
+ * come under the other's: the UID tells which it is. Below next: changed
+ * flags. From next on: a new message, staged when it came whole. */
+static void
+take_fetch(struct mailimap_msg_att *att, void *ctx)
+{
+	struct prefetch *pf = ctx;
+	struct folder_run *fr = &pf->fr;
+	struct pass *p = fr->p;
+	struct imap_fetched fx;
+	imap_parse_att(att, &fx);
+	free(fx.msgid);
+	if (!pf->selected || pf->ret < 0 || fx.uid == 0) {
+		free(fx.keywords);
+		return;
+	}
+	struct remote *rm = fx.uid < pf->next ? find_old(pf, fx.uid) : NULL;
+	if (rm == NULL)
+		rm = imap_remote_add(fr, fx.uid);
+	if (fx.have_flags) {
+		free(rm->keywords);
+		rm->flags = fx.flags;
+		rm->keywords = fx.keywords;
+		rm->have_flags = true;
+	} else {
+		free(fx.keywords);
+	}
+	if (fx.uid < pf->next || !fx.have_size)
+		return;
+	rm->size = fx.size;
+	if (fx.body == NULL || !fx.have_flags)
+		return; /* the plan fetches it, the usual way */
+	/* As the plan's download will have it. */
+	uint32_t flags = fx.flags & ~fr->local_only & FM_MAILDIR_STANDARD_FLAGS;
+	imap_to_lf(&pf->lf, fx.body, fx.body_len);
+	char *key = imap_key_of(fr->validity, fx.uid);
+	char *base = NULL;
+	pf->ret =
+	    fm_store_deliver_staged(p->store, p->acct->name, fr->f->local, key,
+	                            pf->lf.data != NULL ? pf->lf.data : "",
+	                            pf->lf.len, flags, &base, &pf->err);
+	free(key);
+	if (pf->ret < 0)
+		return;
+	fr->staged =
+	    xreallocarray(fr->staged, fr->n_staged + 1, sizeof(*fr->staged));
+	fr->staged[fr->n_staged++] = (struct imap_staged){
+	    .uid = fx.uid, .flags = flags, .whole = true, .base = base};
+	p->stats->downloaded++;
+	p->stats->bytes += fx.body_len;
+	fr->bytes += fx.body_len;
+}
+
+static int
+cmp_staged_uid(const void *a, const void *b)
+{
+	uint32_t x = ((const struct imap_staged *)a)->uid;
+	uint32_t y = ((const struct imap_staged *)b)->uid;
+	return x < y ? -1 : x > y;
+}
+
+/* Reads one folder's answers into its run. */
+static int
+read_folder(struct pass *p, struct prefetch *pf, struct fm_error *err)
+{
+	mailimap *s = p->s;
+	struct folder_run *fr = &pf->fr;
+	if (read_select(p, pf, err) < 0)
+		return -1;
+	bool bad_ok = s->imap_state != MAILIMAP_STATE_SELECTED;
+	if (pf->selected) {
+		imap_remote_from_state(fr, pf->next);
+		pf->n_old = fr->rn;
+	}
+	fm_buf_init(&pf->lf, SIZE_MAX / 2);
+	fm_error_clear(&pf->err);
+	imap_take_messages(s, take_fetch, pf);
+	int r = 0;
+	for (int c = CMD_CHANGED; c < CMD_N && r == 0; c++) {
+		bool ok;
+		if (pf->tag[c] == 0 ||
+		    (r = read_answer(p, pf->tag[c], bad_ok, &ok, err)) < 0)
+			continue;
+		pf->selected = pf->selected && ok;
+		if (pf->selected && imap_drop_vanished(fr, NULL)) {
+			/* Sorted and fewer now: find the old ones again. */
+			pf->n_old = imap_remote_lower(fr, fr->rn, pf->next);
+		}
+	}
+	imap_take_messages(s, NULL, NULL);
+	fm_buf_free(&pf->lf);
+	if (r < 0)
+		return -1;
+	if (pf->ret < 0) {
+		*err = pf->err;
+		return -1;
+	}
+	imap_listing_done(fr);
+	if (fr->n_staged > 0)
+		qsort(fr->staged, fr->n_staged, sizeof(*fr->staged),
+		      cmp_staged_uid);
+	/* Anything else was expunged or added meanwhile: the usual way
+	 * lists it all. */
+	pf->usual = !pf->selected || fr->rn != fr->exists;
+	return 0;
+}
+
+int
+imap_prefetch(struct pass *p, struct fm_error *err)
+{
+	if (!p->qresync || p->acct->download != FM_DOWNLOAD_FULL)
+		return 0;
+	struct prefetch *pv = xcalloc(p->n_folders + 1, sizeof(*pv));
+	size_t n = 0;
+	int ret = 0;
+	for (size_t i = 0; i < p->n_folders && ret == 0; i++) {
+		struct folder *f = &p->folders[i];
+		char *quoted =
+		    f->server != NULL ? imap_quoted(f->server) : NULL;
+		if (quoted != NULL && candidate(p, f, &pv[n])) {
+			/* From here on the folder may change. */
+			imap_stamp_write(p, f->local, NULL);
+			ret = send_folder(p, &pv[n], quoted, err);
+			n++;
+		}
+		free(quoted);
+	}
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		struct prefetch *pf = &pv[i];
+		ret = read_folder(p, pf, err);
+		if (ret == 0 && !pf->usual) {
+			ret = imap_settle(&pf->fr, err);
+			pf->fr.f->synced = ret == 0 && !pf->fr.deferred;
+		}
+		if (pf->fr.f->synced)
+			fm_log_debug("%s/%s: synced in the pipeline",
+			             p->acct->name, pf->fr.f->local);
+		imap_run_end(&pf->fr, ret);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (pv[i].fr.p != NULL)
+			imap_run_end(&pv[i].fr, 0);
+	free(pv);
+	return ret;
+}
