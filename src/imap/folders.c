@@ -500,6 +500,8 @@ imap_create_folders(struct pass *p, struct fm_error *err)
  * folder without a status: it is then SELECTed as usual.
  */
 
+#define LIST_STATUS_TAG "fmls1"
+
 /* "* STATUS name (MESSAGES n UIDNEXT n UIDVALIDITY n HIGHESTMODSEQ n)" */
 static void
 take_status(struct pass *p, const char *line)
@@ -550,20 +552,30 @@ take_status(struct pass *p, const char *line)
 }
 
 int
-imap_list_status(struct pass *p, struct fm_error *err)
+imap_list_status_ask(struct pass *p, bool *asked_r, struct fm_error *err)
 {
+	*asked_r = false;
 	if (!p->condstore || !fm_imap_has_cap(p->imap, "LIST-STATUS"))
 		return 0;
-	static const char tag[] = "fmls1";
-	static const char cmd[] = "fmls1 LIST \"\" \"*\" RETURN (STATUS "
-	                          "(MESSAGES UIDNEXT UIDVALIDITY "
-	                          "HIGHESTMODSEQ))\r\n";
-	struct fm_net_conn *conn = fm_imap_conn(p->imap);
+	static const char cmd[] =
+	    LIST_STATUS_TAG " LIST \"\" \"*\" RETURN "
+	                    "(STATUS (MESSAGES UIDNEXT UIDVALIDITY "
+	                    "HIGHESTMODSEQ))\r\n";
 	mailstream *st = p->s->imap_stream;
 	if (st->read_buffer_len > 0)
 		return 0; /* not between two commands: leave it */
-	if (fm_net_write(conn, st, cmd, strlen(cmd), err) < 0)
+	if (fm_net_write(fm_imap_conn(p->imap), st, cmd, strlen(cmd), err) < 0)
 		return -1;
+	*asked_r = true;
+	return 0;
+}
+
+int
+imap_list_status_read(struct pass *p, struct fm_error *err)
+{
+	static const char tag[] = LIST_STATUS_TAG;
+	struct fm_net_conn *conn = fm_imap_conn(p->imap);
+	mailstream *st = p->s->imap_stream;
 	for (;;) {
 		char *line = fm_net_read_line(conn, st);
 		if (line == NULL)

@@ -56,6 +56,9 @@ struct pass {
 	/* the first folder stopped by the guard, for the pass's error */
 	char *guarded;
 	char *guard_text;
+	/* the folders prefetch.c looked at before LIST-STATUS answered */
+	struct prefetch *pre;
+	size_t n_pre;
 	/* stamps waiting for the clock to pass their times (stamp.c) */
 	struct imap_pending_stamp *pending;
 	size_t n_pending;
@@ -125,8 +128,11 @@ int imap_list_local(struct pass *p, struct fm_error *err);
 void imap_choose_folders(struct pass *p);
 void imap_save_roles(struct pass *p);
 int imap_create_folders(struct pass *p, struct fm_error *err);
-/* LIST-STATUS, when offered: every folder's counters (has_status). */
-int imap_list_status(struct pass *p, struct fm_error *err);
+/* LIST-STATUS, when offered: every folder's counters (has_status). Asked
+ * first (*asked_r false when it was not), its answer read later, so the
+ * pass can work meanwhile. */
+int imap_list_status_ask(struct pass *p, bool *asked_r, struct fm_error *err);
+int imap_list_status_read(struct pass *p, struct fm_error *err);
 /* The path of name in the local folder's maildir directory ("cur/..", or
  * a file of ours), or of the directory itself when name is NULL. */
 char *imap_folder_path(struct pass *p, const char *local, const char *name);
@@ -404,8 +410,14 @@ void imap_run_end(struct folder_run *fr, int ret);
  * prefetch.c
  */
 
+/* The local half of a quick run for each folder (stamp, state), looked
+ * at while LIST-STATUS is on its way. */
+void imap_prefetch_prepare(struct pass *p);
 /* Syncs, pipelined, the folders only the server changed since a quick
  * run is possible (see the file). The others are left as they were. */
 int imap_prefetch(struct pass *p, struct fm_error *err);
+/* Frees what imap_prefetch_prepare() kept (when imap_prefetch() did not
+ * run). */
+void imap_prefetch_free(struct pass *p);
 
 #endif

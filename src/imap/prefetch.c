@@ -7,9 +7,11 @@
  * asks the server is known before any answer: SELECT, the flags changed
  * since the state's HIGHESTMODSEQ with the UIDs expunged since (QRESYNC's
  * VANISHED), and the new messages, whole, from the state's UIDNEXT on.
- * Those commands go out for all such folders at once. Each folder's
- * answers are then read and its plan run while the server already
- * answers for the next ones, so neither side waits for the other.
+ * The local half of that (stamp, state) is looked at while LIST-STATUS
+ * is on its way. The commands then go out for all such folders at once,
+ * the one the server changed most first; each folder's answers are read
+ * and its plan run while the server already answers for the next ones,
+ * so neither side waits for the other.
  *
  * New messages are staged in the store as they arrive, under their
  * delivery keys, and the folder's downloads take them from there. A
@@ -54,18 +56,46 @@ struct prefetch {
 	struct fm_error err;
 };
 
-/* Whether f is a quick run the pipeline can take; loads its state. */
+/* The local half: whether f can be a quick run (its stamp's local half
+ * holds, its state is as that stamp's pass left it, nothing waits to be
+ * uploaded); loads its state. */
 static bool
-candidate(struct pass *p, struct folder *f, struct prefetch *pf)
+prepare(struct pass *p, struct folder *f, struct prefetch *pf)
 {
 	if (!f->on_server || !f->on_local || !f->selectable || !f->wanted ||
-	    f->server == NULL || !f->has_status || f->st_modseq == 0 ||
-	    f->st_uidnext == 0 || f->st_validity == 0)
+	    f->server == NULL)
 		return false;
 	struct imap_stamp *sp = &pf->stamp;
 	imap_stamp_read(p, f->local, sp);
-	const uint64_t *old = sp->v;
-	if (!sp->have || old[ST_VALIDITY] != f->st_validity)
+	if (!sp->have || !imap_stamp_local_same(p, f->local, sp))
+		return false;
+	struct folder_run *fr = &pf->fr;
+	*fr = (struct folder_run){.p = p, .f = f};
+	struct fm_error e;
+	fm_error_clear(&e);
+	if (imap_load_state(p, f->local, &fr->st, &e) < 0) {
+		fr->p = NULL;
+		return false; /* the usual way says what is wrong */
+	}
+	imap_uploads_load(p, f->local, &fr->up);
+	pf->next = fm_state_uidnext(fr->st);
+	pf->since = fm_state_highestmodseq(fr->st);
+	if (!imap_quick_state(fr, sp) || pf->next <= 1 || pf->since == 0 ||
+	    fm_state_count(fr->st) == 0) {
+		imap_run_end(fr, 0);
+		return false;
+	}
+	return true;
+}
+
+/* The server's half, once LIST-STATUS answered: f changed there since the
+ * stamp, and not too much for one go. */
+static bool
+candidate(struct pass *p, const struct folder *f, struct prefetch *pf)
+{
+	const uint64_t *old = pf->stamp.v;
+	if (!f->has_status || f->st_modseq == 0 || f->st_uidnext == 0 ||
+	    f->st_validity != old[ST_VALIDITY])
 		return false;
 	const uint64_t now[ST_FILES] = {f->st_validity, f->st_uidnext,
 	                                f->st_modseq, f->st_messages};
@@ -74,26 +104,15 @@ candidate(struct pass *p, struct folder *f, struct prefetch *pf)
 		same = same && old[i] == now[i];
 	/* Unchanged on the server: the usual way skips it at once. */
 	if (same || f->st_uidnext < old[ST_UIDNEXT] ||
-	    f->st_uidnext - old[ST_UIDNEXT] > PREFETCH_NEW_MAX ||
-	    !imap_stamp_local_same(p, f->local, sp))
+	    f->st_uidnext - old[ST_UIDNEXT] > PREFETCH_NEW_MAX)
 		return false;
-	struct folder_run *fr = &pf->fr;
-	*fr = (struct folder_run){.p = p, .f = f, .saved_ms = fm_now_ms()};
 	struct fm_error e;
 	fm_error_clear(&e);
-	if (imap_load_state(p, f->local, &fr->st, &e) < 0)
-		return false; /* the usual way says what is wrong */
-	imap_uploads_load(p, f->local, &fr->up);
-	pf->next = fm_state_uidnext(fr->st);
-	pf->since = fm_state_highestmodseq(fr->st);
-	if (!imap_quick_state(fr, sp) || pf->next <= 1 || pf->since == 0 ||
-	    fm_state_count(fr->st) == 0 ||
-	    fm_store_quick(p->store, p->acct->name, f->local, &e) < 0) {
-		imap_run_end(fr, 0);
+	if (fm_store_quick(p->store, p->acct->name, f->local, &e) < 0)
 		return false;
-	}
-	fr->quick = true;
-	fr->prefetched = true;
+	pf->fr.quick = true;
+	pf->fr.prefetched = true;
+	pf->fr.saved_ms = fm_now_ms();
 	return true;
 }
 
@@ -326,26 +345,82 @@ read_folder(struct pass *p, struct prefetch *pf, struct fm_error *err)
 	return 0;
 }
 
+static bool
+takes(const struct pass *p)
+{
+	return p->qresync && p->acct->download == FM_DOWNLOAD_FULL;
+}
+
+void
+imap_prefetch_prepare(struct pass *p)
+{
+	if (!takes(p))
+		return;
+	p->pre = xcalloc(p->n_folders + 1, sizeof(*p->pre));
+	for (size_t i = 0; i < p->n_folders; i++)
+		p->n_pre += prepare(p, &p->folders[i], &p->pre[p->n_pre]);
+}
+
+void
+imap_prefetch_free(struct pass *p)
+{
+	for (size_t i = 0; i < p->n_pre; i++)
+		if (p->pre[i].fr.p != NULL)
+			imap_run_end(&p->pre[i].fr, 0);
+	free(p->pre);
+	p->pre = NULL;
+	p->n_pre = 0;
+}
+
+/* The folder the server changed most goes first: the local work of each
+ * folder overlaps the server's for the ones after it, and the last one's
+ * overlaps nothing. */
+static uint64_t
+server_changes(const struct prefetch *pf)
+{
+	const struct folder *f = pf->fr.f;
+	uint64_t added =
+	    f->st_uidnext > pf->next ? f->st_uidnext - pf->next : 0;
+	uint64_t changed =
+	    f->st_modseq > pf->since ? f->st_modseq - pf->since : 0;
+	return added + changed;
+}
+
+static int
+cmp_most_changed(const void *a, const void *b)
+{
+	uint64_t x = server_changes(a), y = server_changes(b);
+	return x > y ? -1 : x < y;
+}
+
 int
 imap_prefetch(struct pass *p, struct fm_error *err)
 {
-	if (!p->qresync || p->acct->download != FM_DOWNLOAD_FULL)
-		return 0;
-	struct prefetch *pv = xcalloc(p->n_folders + 1, sizeof(*pv));
+	struct prefetch *pv = p->pre;
 	size_t n = 0;
 	int ret = 0;
-	for (size_t i = 0; i < p->n_folders && ret == 0; i++) {
-		struct folder *f = &p->folders[i];
-		char *quoted =
-		    f->server != NULL ? imap_quoted(f->server) : NULL;
-		if (quoted != NULL && candidate(p, f, &pv[n])) {
-			/* From here on the folder may change. */
-			imap_stamp_write(p, f->local, NULL);
-			ret = send_folder(p, &pv[n], quoted, err);
-			n++;
+	if (p->n_pre > 1)
+		qsort(pv, p->n_pre, sizeof(*pv), cmp_most_changed);
+	/* The candidates, each sent at once. */
+	for (size_t i = 0; i < p->n_pre; i++) {
+		struct prefetch *pf = &pv[i];
+		const struct folder *f = pf->fr.f;
+		char *quoted = ret == 0 ? imap_quoted(f->server) : NULL;
+		if (quoted == NULL || !candidate(p, f, pf)) {
+			imap_run_end(&pf->fr, 0);
+			free(quoted);
+			continue;
 		}
+		/* From here on the folder may change. */
+		imap_stamp_write(p, f->local, NULL);
+		if (i != n) {
+			pv[n] = *pf;
+			pf->fr.p = NULL;
+		}
+		ret = send_folder(p, &pv[n++], quoted, err);
 		free(quoted);
 	}
+	p->n_pre = n;
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		struct prefetch *pf = &pv[i];
 		ret = read_folder(p, pf, err);
@@ -358,9 +433,6 @@ imap_prefetch(struct pass *p, struct fm_error *err)
 			             p->acct->name, pf->fr.f->local);
 		imap_run_end(&pf->fr, ret);
 	}
-	for (size_t i = 0; i < n; i++)
-		if (pv[i].fr.p != NULL)
-			imap_run_end(&pv[i].fr, 0);
-	free(pv);
+	imap_prefetch_free(p);
 	return ret;
 }

@@ -1363,7 +1363,13 @@ fm_imap_sync(const struct fm_account *acct, struct fm_store *store,
 	if (imap_create_folders(&p, err) < 0)
 		goto out;
 	imap_save_roles(&p);
-	if (imap_replay_moves(&p, err) < 0 || imap_list_status(&p, err) < 0 ||
+	bool asked;
+	if (imap_replay_moves(&p, err) < 0 ||
+	    imap_list_status_ask(&p, &asked, err) < 0)
+		goto out;
+	/* While the server looks at every folder: what needs no server. */
+	imap_prefetch_prepare(&p);
+	if ((asked && imap_list_status_read(&p, err) < 0) ||
 	    imap_prefetch(&p, err) < 0)
 		goto out;
 	for (size_t i = 0; i < p.n_folders; i++) {
@@ -1380,6 +1386,7 @@ fm_imap_sync(const struct fm_account *acct, struct fm_store *store,
 	}
 	ret = 0;
 out:
+	imap_prefetch_free(&p);
 	/* Folders that were synced are stamped, also after a failure. */
 	imap_stamps_flush(&p);
 	if (ret < 0 && fm_net_failed(fm_imap_conn(p.imap)))
