@@ -113,9 +113,9 @@ batch_prepare(struct batch *b)
 		struct dl *d = &b->v[i];
 		/* Staged by the pipeline as the plan wants it: this pass
 		 * downloaded it (counted then). */
-		const struct imap_staged *sg = imap_staged_find(b->fr, d->uid);
-		if (sg != NULL && sg->whole == d->whole &&
-		    sg->flags == (d->flags & FM_MAILDIR_STANDARD_FLAGS)) {
+		const struct imap_staged *sg =
+		    imap_staged_for(b->fr, d->uid, d->flags);
+		if (sg != NULL) {
 			d->base = xstrdup(sg->base);
 			continue;
 		}
@@ -259,8 +259,8 @@ cmp_staged(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-const struct imap_staged *
-imap_staged_find(const struct folder_run *fr, uint32_t uid)
+static const struct imap_staged *
+staged_find(const struct folder_run *fr, uint32_t uid)
 {
 	struct imap_staged key = {.uid = uid};
 	return fr->n_staged == 0 ? NULL
@@ -287,6 +287,17 @@ wants_whole(const struct fm_account *a, uint64_t size)
 	default:
 		return true;
 	}
+}
+
+const struct imap_staged *
+imap_staged_for(struct folder_run *fr, uint32_t uid, uint32_t flags)
+{
+	const struct imap_staged *sg = staged_find(fr, uid);
+	bool whole = wants_whole(fr->p->acct, remote_size(fr, uid));
+	return sg != NULL && sg->whole == whole &&
+	               sg->flags == (flags & FM_MAILDIR_STANDARD_FLAGS)
+	           ? sg
+	           : NULL;
 }
 
 static int

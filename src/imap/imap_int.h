@@ -377,9 +377,11 @@ int imap_downloads(struct folder_run *fr, const struct fm_plan *plan,
  * as it is parsed (and free it after), or stop that (handler NULL). */
 void imap_take_messages(mailimap *s, mailimap_msg_att_handler *handler,
                         void *ctx);
-/* The staged download of uid, or NULL (download.c). */
-const struct imap_staged *imap_staged_find(const struct folder_run *fr,
-                                           uint32_t uid);
+/* The staged download of uid if it is what the plan's download of uid
+ * with flags wants (whole or not, as `download` says, and those maildir
+ * flags), else NULL: then the download fetches it (download.c). */
+const struct imap_staged *imap_staged_for(struct folder_run *fr, uint32_t uid,
+                                          uint32_t flags);
 
 struct remote *imap_remote_add(struct folder_run *fr, uint32_t uid);
 /* The first of fr->rv[0..n) (sorted) with a UID >= uid, or n. */

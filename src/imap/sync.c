@@ -1080,7 +1080,7 @@ quick_input(const struct fm_state_entry *synced, size_t ns)
  * folder (prefetch.c) already has: a command of its own, which the
  * pipeline in flight cannot take. */
 static bool
-needs_server(const struct folder_run *fr, const struct fm_plan *plan)
+needs_server(struct folder_run *fr, const struct fm_plan *plan)
 {
 	for (size_t i = 0; i < fm_plan_count(plan); i++) {
 		const struct fm_plan_action *a = fm_plan_action_at(plan, i);
@@ -1096,7 +1096,7 @@ needs_server(const struct folder_run *fr, const struct fm_plan *plan)
 				return true;
 			break;
 		case FM_PLAN_DOWNLOAD:
-			if (imap_staged_find(fr, a->uid) == NULL)
+			if (imap_staged_for(fr, a->uid, a->flags) == NULL)
 				return true;
 			break;
 		default:
@@ -1387,11 +1387,12 @@ fm_imap_sync(const struct fm_account *acct, struct fm_store *store,
 	ret = 0;
 out:
 	imap_prefetch_free(&p);
-	/* Folders that were synced are stamped, also after a failure. */
-	imap_stamps_flush(&p);
 	if (ret < 0 && fm_net_failed(fm_imap_conn(p.imap)))
 		fm_imap_abort(&p.imap);
 	fm_imap_close(&p.imap);
+	/* Folders that were synced are stamped, also after a failure; the
+	 * clock ticked on while the session closed. */
+	imap_stamps_flush(&p);
 	free(p.guarded);
 	free(p.guard_text);
 	imap_folders_free(&p);
