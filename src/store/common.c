@@ -260,8 +260,18 @@ fm_store_set_special_use(const char *data_dir, const char *account,
 	for (size_t i = 0; i < n; i++)
 		fm_buf_printf(&b, "%s\t%s\n", roles[i], folders[i]);
 	char *path = special_use_path(data_dir, account);
+	/* Every pass says it again: written (and fsynced) only when it
+	 * changed. */
+	char *had = NULL;
+	size_t had_len = 0;
+	struct fm_error rerr;
+	fm_error_clear(&rerr);
+	bool same =
+	    fm_record_read_file(path, 1 << 20, &had, &had_len, &rerr) == 0 &&
+	    had_len == b.len && (b.len == 0 || memcmp(had, b.data, b.len) == 0);
+	free(had);
 	struct iovec iov = {.iov_base = b.data, .iov_len = b.len};
-	int r = fm_file_replace(path, &iov, 1, err);
+	int r = same ? 0 : fm_file_replace(path, &iov, 1, err);
 	free(path);
 	fm_buf_free(&b);
 	return r;
