@@ -395,6 +395,9 @@ bool imap_drop_vanished(struct folder_run *fr,
 void imap_remote_from_state(struct folder_run *fr, uint32_t next);
 /* Sorts the remote list; a UID listed twice stays once. */
 void imap_listing_done(struct folder_run *fr);
+/* The server's listing of the selected folder: every message with its
+ * flags, and size and Message-ID for those the state does not know. */
+int imap_list_remote(struct folder_run *fr, struct fm_error *err);
 /* Flags the server cannot keep (PERMANENTFLAGS of the selected folder). */
 uint32_t imap_local_only_flags(const struct pass *p);
 /* Whether the state is as the stamp's pass left it, nothing waiting to

@@ -5,6 +5,7 @@ src_libfulmar_a_SOURCES += \
 	src/imap/convert.c \
 	src/imap/download.c \
 	src/imap/folders.c \
+	src/imap/listing.c \
 	src/imap/replay.c \
 	src/imap/watch.c \
 	src/imap/session.c \
