@@ -241,6 +241,9 @@ int fm_reclog_append_small(const char *path, const char *id, size_t *end,
                            struct fm_error *err);
 /* Removes PATH.log: after a new snapshot took its changes in. */
 void fm_reclog_remove(const char *path);
+/* The length of PATH.log in bytes, 0 when there is none, -1 if it cannot
+ * be looked at. */
+int64_t fm_reclog_size(const char *path);
 
 /* Replaces path atomically with the bytes of iov: writes PATH.tmp, fsyncs
  * it, renames it over path and fsyncs the directory. After a crash, path

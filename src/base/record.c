@@ -338,6 +338,18 @@ fm_reclog_append_small(const char *path, const char *id, size_t *end,
 	return fm_reclog_append(path, id, end, body, len, err) < 0 ? -1 : 1;
 }
 
+int64_t
+fm_reclog_size(const char *path)
+{
+	char *lpath = reclog_path(path);
+	struct stat st;
+	int r = stat(lpath, &st);
+	free(lpath);
+	if (r < 0)
+		return errno == ENOENT ? 0 : -1;
+	return (int64_t)st.st_size;
+}
+
 void
 fm_reclog_remove(const char *path)
 {

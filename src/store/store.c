@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,8 @@ struct folder {
 	bool lazy;
 	struct fm_summary_change *changes;
 	size_t n_changes;
+	/* the identity STORE_INDEXED_FILE holds, as last written or read */
+	char *indexed_id;
 };
 
 struct account {
@@ -206,6 +209,7 @@ folder_free(struct folder *f)
 	store_strv_free(f->tag_keys, f->tag_n);
 	store_strv_free(f->tag_bases, f->tag_n);
 	free(f->tag_slots);
+	free(f->indexed_id);
 	free(f->name);
 	free(f->dir);
 	free(f);
@@ -467,6 +471,90 @@ rollback_staged(struct folder *f)
 	f->dirty = true;
 }
 
+/* Whether every message of the summary is in the index as its file is
+ * named now. */
+static bool
+all_indexed(const struct fm_summary *sum)
+{
+	for (size_t i = 0; i < fm_summary_count(sum); i++) {
+		const struct fm_summary_entry *e = fm_summary_at(sum, i);
+		if (e->indexed == NULL || strcmp(e->indexed, e->file) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* What STORE_INDEXED_FILE of the folder in dir holds, or NULL. */
+static char *
+read_indexed(const char *dir)
+{
+	char *path = fm_path_join(dir, STORE_INDEXED_FILE);
+	char *data = NULL;
+	size_t len = 0;
+	struct fm_error e;
+	fm_error_clear(&e);
+	if (fm_record_read_file(path, 4096, &data, &len, &e) != 0)
+		data = NULL;
+	free(path);
+	if (data != NULL && len > 0 && data[len - 1] == '\n')
+		data[len - 1] = '\0';
+	return data;
+}
+
+/* After a flush, with the index in use: a folder whose messages are all
+ * indexed says so with its summary's identity, so the next catch-up need
+ * not read it while it stays as it is. A cache: written without fsync,
+ * and a failure only costs that read. */
+static void
+note_indexed(struct fm_store *s, struct folder *f)
+{
+	if (s->index == NULL || f->lazy || f->sum == NULL)
+		return;
+	if (f->indexed_id == NULL)
+		f->indexed_id = read_indexed(f->dir);
+	char *id = fm_summary_saved_id(f->sum);
+	if (id == NULL ||
+	    (f->indexed_id != NULL && strcmp(f->indexed_id, id) == 0) ||
+	    !all_indexed(f->sum)) {
+		free(id);
+		return;
+	}
+	char *path = fm_path_join(f->dir, STORE_INDEXED_FILE);
+	char *tmp = xasprintf("%s.tmp", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int r = fd < 0 ? -1 : fm_write_all(fd, id, strlen(id));
+	if (r == 0)
+		r = fm_write_all(fd, "\n", 1);
+	if (fd >= 0 && close(fd) < 0)
+		r = -1;
+	if (r < 0 || rename(tmp, path) < 0) {
+		unlink(tmp);
+		free(id);
+	} else {
+		free(f->indexed_id);
+		f->indexed_id = id;
+	}
+	free(tmp);
+	free(path);
+}
+
+/* Whether the folder in dir, not loaded, is as it was when all its
+ * messages were indexed. */
+static bool
+indexed_on_disk(const char *dir)
+{
+	char *had = read_indexed(dir);
+	if (had == NULL)
+		return false;
+	char *path = fm_path_join(dir, STORE_SUMMARY_FILE);
+	char *now = fm_summary_disk_id(path, dir);
+	bool same = now != NULL && strcmp(had, now) == 0;
+	free(path);
+	free(now);
+	free(had);
+	return same;
+}
+
 int
 fm_store_flush(struct fm_store *s, struct fm_error *err)
 {
@@ -496,8 +584,10 @@ fm_store_flush(struct fm_store *s, struct fm_error *err)
 					continue;
 				}
 			}
-			if (!f->dirty)
+			if (!f->dirty) {
+				note_indexed(s, f);
 				continue;
+			}
 			/* Our own writes changed cur/ and new/: look again
 			 * (a listing; nothing known is read) so the saved
 			 * stamps match and the next open reads no directory. */
@@ -513,10 +603,12 @@ fm_store_flush(struct fm_store *s, struct fm_error *err)
 				continue;
 			}
 			char *path = fm_path_join(f->dir, STORE_SUMMARY_FILE);
-			if (fm_summary_save(f->sum, path, err) < 0)
+			if (fm_summary_save(f->sum, path, err) < 0) {
 				ret = -1;
-			else
+			} else {
 				f->dirty = false;
+				note_indexed(s, f);
+			}
 			free(path);
 		}
 	}
@@ -1263,12 +1355,35 @@ fm_store_index_pending(struct fm_store *s, size_t max, size_t *done_r,
 	}
 	size_t n_forget = n;
 	int ret = 0;
+	size_t n_read = 0, n_known = 0;
 	for (size_t i = 0; i < s->n_accounts && n < cap && ret == 0; i++) {
 		struct account *a = &s->accounts[i];
-		ret = load_all_folders(a, err);
-		for (size_t k = 0; k < a->n_folders && n < cap && ret == 0;
-		     k++) {
-			struct folder *f = a->folders[k];
+		char **names;
+		size_t nn;
+		if (store_list_folders(a->dir, &names, &nn, err) < 0) {
+			ret = -1;
+			break;
+		}
+		for (size_t k = 0; k < nn && n < cap && ret == 0; k++) {
+			/* A folder not loaded and as it was when it was
+			 * wholly indexed is not read. */
+			bool loaded = false;
+			for (size_t m = 0; m < a->n_folders && !loaded; m++)
+				loaded =
+				    strcmp(a->folders[m]->name, names[k]) == 0;
+			char *dir = fm_path_join(a->dir, names[k]);
+			bool known = !loaded && indexed_on_disk(dir);
+			free(dir);
+			if (known) {
+				n_known++;
+				continue;
+			}
+			struct folder *f = get_folder(a, names[k], false, err);
+			if (f == NULL) {
+				ret = -1;
+				break;
+			}
+			n_read++;
 			for (size_t j = 0;
 			     j < fm_summary_count(f->sum) && n < cap; j++) {
 				const struct fm_summary_entry *e =
@@ -1294,7 +1409,10 @@ fm_store_index_pending(struct fm_store *s, size_t max, size_t *done_r,
 				n++;
 			}
 		}
+		store_strv_free(names, nn);
 	}
+	fm_log_debug("index: %zu folders read, %zu known to be indexed", n_read,
+	             n_known);
 	unsigned long rev;
 	if (ret == 0 && n > 0)
 		ret = fm_index_apply(s->index, ops, n, &rev, err);

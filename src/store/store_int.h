@@ -8,6 +8,9 @@
 #include "store/summary.h"
 
 #define STORE_SUMMARY_FILE ".fulmar-summary"
+/* Says the folder's summary was wholly indexed as it is (its identity,
+ * fm_summary_saved_id()); see fm_store_index_pending(). */
+#define STORE_INDEXED_FILE ".fulmar-indexed"
 #define STORE_ACCOUNT_DIR ".fulmar"
 
 /* Reads envelopes for fm_summary_rescan(): the strings it hands out live

@@ -837,6 +837,35 @@ list_dir(const char *folder_dir, const char *sub, struct found **v, size_t *n,
 	return 0;
 }
 
+char *
+fm_summary_saved_id(const struct fm_summary *s)
+{
+	if (s->snap_id == NULL)
+		return NULL;
+	return xasprintf("%s %zu %lld %lld", s->snap_id, s->log_end,
+	                 (long long)s->stamp_cur, (long long)s->stamp_new);
+}
+
+char *
+fm_summary_disk_id(const char *path, const char *folder_dir)
+{
+	size_t bytes;
+	char *id = snapshot_id(path, &bytes);
+	if (id == NULL)
+		return NULL;
+	int64_t log = fm_reclog_size(path);
+	char *cur = fm_path_join(folder_dir, "cur");
+	char *new = fm_path_join(folder_dir, "new");
+	int64_t sc = dir_stamp(cur), sn = dir_stamp(new);
+	free(cur);
+	free(new);
+	char *out = log < 0 ? NULL
+	                    : xasprintf("%s %lld %lld %lld", id, (long long)log,
+	                                (long long)sc, (long long)sn);
+	free(id);
+	return out;
+}
+
 int
 fm_summary_rescan(struct fm_summary *s, const char *folder_dir, bool force,
                   fm_summary_parse_fn *parse, void *ctx, bool *changed_r,

@@ -124,6 +124,15 @@ int fm_summary_append(const char *path, const struct fm_summary_change *v,
 
 typedef int fm_summary_parse_fn(void *ctx, const char *path,
                                 struct fm_summary_entry *e);
+/* What the summary is on disk as of its last load or save: its snapshot's
+ * id, the end of its change log and the change times of cur/ and new/ it
+ * was made from (newly allocated; NULL before it was ever on disk). */
+char *fm_summary_saved_id(const struct fm_summary *s);
+/* The same for what is on disk now at path, with folder_dir's times now;
+ * NULL when there is no readable snapshot. Equal to a saved id, the folder
+ * and its summary are as they were then: a snapshot has one content, its
+ * log only grows, and a change to cur/ or new/ changes their times. */
+char *fm_summary_disk_id(const char *path, const char *folder_dir);
 int fm_summary_rescan(struct fm_summary *s, const char *folder_dir, bool force,
                       fm_summary_parse_fn *parse, void *ctx, bool *changed_r,
                       struct fm_error *err);
