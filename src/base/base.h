@@ -252,5 +252,9 @@ int64_t fm_reclog_size(const char *path);
  * PATH.tmp removed. */
 int fm_file_replace(const char *path, const struct iovec *iov, int iovcnt,
                     struct fm_error *err);
+/* The same without fsync, for a cache that proves itself when it is read
+ * (a crash may leave the old bytes, the new ones or none, never a mix). */
+int fm_file_replace_cache(const char *path, const void *data, size_t len,
+                          struct fm_error *err);
 
 #endif

@@ -63,9 +63,11 @@ fm_fsync_parent(const char *path, struct fm_error *err)
 	return rc;
 }
 
-int
-fm_file_replace(const char *path, const struct iovec *iov, int iovcnt,
-                struct fm_error *err)
+/* Writes PATH.tmp, renames it over path; durable: fsyncs the file before
+ * and the directory after. */
+static int
+replace(const char *path, const struct iovec *iov, int iovcnt, bool durable,
+        struct fm_error *err)
 {
 	char *tmp = xasprintf("%s.tmp", path);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -78,7 +80,7 @@ fm_file_replace(const char *path, const struct iovec *iov, int iovcnt,
 	int rc = 0;
 	for (int i = 0; i < iovcnt && rc == 0; i++)
 		rc = fm_write_all(fd, iov[i].iov_base, iov[i].iov_len);
-	if (rc == 0)
+	if (rc == 0 && durable)
 		rc = fsync(fd);
 	int e = errno;
 	if (close(fd) < 0 && rc == 0) {
@@ -97,5 +99,20 @@ fm_file_replace(const char *path, const struct iovec *iov, int iovcnt,
 		return -1;
 	}
 	free(tmp);
-	return fm_fsync_parent(path, err);
+	return durable ? fm_fsync_parent(path, err) : 0;
+}
+
+int
+fm_file_replace(const char *path, const struct iovec *iov, int iovcnt,
+                struct fm_error *err)
+{
+	return replace(path, iov, iovcnt, true, err);
+}
+
+int
+fm_file_replace_cache(const char *path, const void *data, size_t len,
+                      struct fm_error *err)
+{
+	struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+	return replace(path, &iov, 1, false, err);
 }

@@ -5,7 +5,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,16 +125,10 @@ put(const char *path, const uint64_t v[ST_N])
 		fm_buf_printf(&line, i > 0 ? " %llu" : "%llu",
 		              (unsigned long long)v[i]);
 	fm_buf_append_char(&line, '\n');
-	char *tmp = xasprintf("%s.tmp", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	int r = fd < 0 ? -1 : fm_write_all(fd, line.data, line.len);
-	if (fd >= 0 && close(fd) < 0)
-		r = -1;
-	if (r < 0 || rename(tmp, path) < 0) {
-		fm_log_warn("%s: %s", path, strerror(errno));
-		unlink(tmp);
-	}
-	free(tmp);
+	struct fm_error e;
+	fm_error_clear(&e);
+	if (fm_file_replace_cache(path, line.data, line.len, &e) < 0)
+		fm_log_warn("%s", e.user);
 	fm_buf_free(&line);
 }
 

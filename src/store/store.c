@@ -8,7 +8,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,16 +249,24 @@ folder_attach(struct account *a, struct folder *f)
 	a->folders[a->n_folders++] = f;
 }
 
+/* The folder as this store has it (loaded or lazy), or NULL. */
+static struct folder *
+folder_find(const struct account *a, const char *name)
+{
+	for (size_t i = 0; i < a->n_folders; i++)
+		if (strcmp(a->folders[i]->name, name) == 0)
+			return a->folders[i];
+	return NULL;
+}
+
 /* The folder, loaded (and created when create). NULL with err set. */
 static struct folder *
 get_folder(struct account *a, const char *name, bool create,
            struct fm_error *err)
 {
-	for (size_t i = 0; i < a->n_folders; i++)
-		if (strcmp(a->folders[i]->name, name) == 0) {
-			struct folder *f = a->folders[i];
-			return !f->lazy || materialize(f, err) == 0 ? f : NULL;
-		}
+	struct folder *f = folder_find(a, name);
+	if (f != NULL)
+		return !f->lazy || materialize(f, err) == 0 ? f : NULL;
 	if (name[0] == '\0' || name[0] == '.' || strstr(name, "..") != NULL ||
 	    name[0] == '/') {
 		fm_error_set(err, FM_ERR_USAGE, _("invalid folder name %s"),
@@ -278,7 +285,7 @@ get_folder(struct account *a, const char *name, bool create,
 		free(dir);
 		return NULL;
 	}
-	struct folder *f = folder_new(name, dir);
+	f = folder_new(name, dir);
 	if (materialize(f, err) < 0) {
 		folder_free(f);
 		return NULL;
@@ -292,10 +299,8 @@ static struct folder *
 get_folder_any(struct account *a, const char *name, bool create,
                struct fm_error *err)
 {
-	for (size_t i = 0; i < a->n_folders; i++)
-		if (strcmp(a->folders[i]->name, name) == 0)
-			return a->folders[i];
-	return get_folder(a, name, create, err);
+	struct folder *f = folder_find(a, name);
+	return f != NULL ? f : get_folder(a, name, create, err);
 }
 
 /* Notes a change to a folder without its summary. */
@@ -520,21 +525,16 @@ note_indexed(struct fm_store *s, struct folder *f)
 		return;
 	}
 	char *path = fm_path_join(f->dir, STORE_INDEXED_FILE);
-	char *tmp = xasprintf("%s.tmp", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	int r = fd < 0 ? -1 : fm_write_all(fd, id, strlen(id));
-	if (r == 0)
-		r = fm_write_all(fd, "\n", 1);
-	if (fd >= 0 && close(fd) < 0)
-		r = -1;
-	if (r < 0 || rename(tmp, path) < 0) {
-		unlink(tmp);
+	char *line = xasprintf("%s\n", id);
+	struct fm_error e;
+	fm_error_clear(&e);
+	if (fm_file_replace_cache(path, line, strlen(line), &e) < 0) {
 		free(id);
 	} else {
 		free(f->indexed_id);
 		f->indexed_id = id;
 	}
-	free(tmp);
+	free(line);
 	free(path);
 }
 
@@ -1169,9 +1169,8 @@ fm_store_quick(struct fm_store *s, const char *account, const char *folder,
 	struct account *a = find_account(s, account, err);
 	if (a == NULL)
 		return -1;
-	for (size_t i = 0; i < a->n_folders; i++)
-		if (strcmp(a->folders[i]->name, folder) == 0)
-			return 0;
+	if (folder_find(a, folder) != NULL)
+		return 0;
 	if (s->index != NULL)
 		return get_folder(a, folder, true, err) != NULL ? 0 : -1;
 	char *dir = fm_path_join(a->dir, folder);
@@ -1367,12 +1366,9 @@ fm_store_index_pending(struct fm_store *s, size_t max, size_t *done_r,
 		for (size_t k = 0; k < nn && n < cap && ret == 0; k++) {
 			/* A folder not loaded and as it was when it was
 			 * wholly indexed is not read. */
-			bool loaded = false;
-			for (size_t m = 0; m < a->n_folders && !loaded; m++)
-				loaded =
-				    strcmp(a->folders[m]->name, names[k]) == 0;
 			char *dir = fm_path_join(a->dir, names[k]);
-			bool known = !loaded && indexed_on_disk(dir);
+			bool known = folder_find(a, names[k]) == NULL &&
+			             indexed_on_disk(dir);
 			free(dir);
 			if (known) {
 				n_known++;
