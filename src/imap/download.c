@@ -48,12 +48,30 @@ struct batch {
 	size_t taken; /* messages stored from the answer (counted done) */
 };
 
+int
+imap_stage(struct folder_run *fr, struct fm_buf *lf,
+           const struct imap_fetched *fx, uint32_t flags, char **base_r,
+           struct fm_error *err)
+{
+	struct pass *p = fr->p;
+	imap_to_lf(lf, fx->body, fx->body_len);
+	char *key = imap_key_of(fr->validity, fx->uid);
+	int r = fm_store_deliver_staged(
+	    p->store, p->acct->name, fr->f->local, key,
+	    lf->data != NULL ? lf->data : "", lf->len,
+	    flags & FM_MAILDIR_STANDARD_FLAGS, base_r, err);
+	free(key);
+	p->stats->downloaded++;
+	p->stats->bytes += fx->body_len;
+	fr->bytes += fx->body_len;
+	return r;
+}
+
 static void
 take_message(struct mailimap_msg_att *att, void *ctx)
 {
 	struct batch *b = ctx;
 	struct folder_run *fr = b->fr;
-	struct pass *p = fr->p;
 	struct imap_fetched fx;
 	imap_parse_att(att, &fx);
 	free(fx.keywords);
@@ -66,16 +84,7 @@ take_message(struct mailimap_msg_att *att, void *ctx)
 			d = &b->v[i];
 	if (d == NULL)
 		return;
-	imap_to_lf(&b->lf, fx.body, fx.body_len);
-	char *key = imap_key_of(fr->validity, d->uid);
-	b->ret = fm_store_deliver_staged(
-	    p->store, p->acct->name, fr->f->local, key,
-	    b->lf.data != NULL ? b->lf.data : "", b->lf.len,
-	    d->flags & FM_MAILDIR_STANDARD_FLAGS, &d->base, &b->err);
-	free(key);
-	p->stats->downloaded++;
-	p->stats->bytes += fx.body_len;
-	fr->bytes += fx.body_len;
+	b->ret = imap_stage(fr, &b->lf, &fx, d->flags, &d->base, &b->err);
 	/* Progress message by message: the answer may take a while. */
 	b->taken++;
 	fr->done++;
@@ -156,10 +165,7 @@ batch_send(struct batch *b, struct fm_error *err)
 	char *cmd = xasprintf("UID FETCH %s (UID BODY.PEEK[%s])\r\n", set,
 	                      b->whole ? "" : "HEADER");
 	free(set);
-	int r = mailimap_send_current_tag(p->s) != MAILIMAP_NO_ERROR
-	            ? -1
-	            : fm_net_write(fm_imap_conn(p->imap), p->s->imap_stream,
-	                           cmd, strlen(cmd), err);
+	int r = imap_send(p, cmd, _("sending commands"), err);
 	free(cmd);
 	if (r < 0)
 		return batch_fail(b, err);
@@ -257,6 +263,14 @@ cmp_staged(const void *a, const void *b)
 	uint32_t x = ((const struct imap_staged *)a)->uid;
 	uint32_t y = ((const struct imap_staged *)b)->uid;
 	return x < y ? -1 : x > y;
+}
+
+void
+imap_staged_sort(struct folder_run *fr)
+{
+	if (fr->n_staged > 1)
+		qsort(fr->staged, fr->n_staged, sizeof(*fr->staged),
+		      cmp_staged);
 }
 
 static const struct imap_staged *

@@ -194,9 +194,7 @@ raw_command(struct pass *p, const char *cmd, const char *what,
 {
 	*resp_r = NULL;
 	struct fm_net_conn *conn = fm_imap_conn(p->imap);
-	if (mailimap_send_current_tag(p->s) != MAILIMAP_NO_ERROR)
-		return fm_net_error(conn, what, err);
-	if (fm_net_write(conn, p->s->imap_stream, cmd, strlen(cmd), err) < 0)
+	if (imap_send(p, cmd, what, err) < 0)
 		return -1;
 	if (mailimap_read_line(p->s) == NULL ||
 	    mailimap_parse_response(p->s, resp_r) != MAILIMAP_NO_ERROR) {

@@ -169,6 +169,9 @@ void imap_stamp_read(struct pass *p, const char *local, struct imap_stamp *st);
  * listed. Looked at once per struct imap_stamp. */
 bool imap_stamp_local_same(struct pass *p, const char *local,
                            struct imap_stamp *st);
+/* Whether the server's counters now (the values before ST_FILES) are the
+ * stamp's. */
+bool imap_stamp_server_same(const struct imap_stamp *st, const uint64_t *now);
 /* Whether the folder is exactly as its stamp says: the server's counters
  * now (the values before ST_FILES) and the maildir's names. A listing that
  * agrees renews the stamp. */
@@ -291,6 +294,11 @@ int imap_load_state(struct pass *p, const char *local, struct fm_state **st_r,
                     struct fm_error *err);
 int imap_save_state(struct pass *p, const char *local, struct fm_state *st,
                     struct fm_error *err);
+/* Sends a command libetpan cannot send: its next tag (then in
+ * p->s->imap_tag), and cmd, CRLF included, written by hand. The answer is
+ * the caller's to read. */
+int imap_send(struct pass *p, const char *cmd, const char *what,
+              struct fm_error *err);
 int imap_select_folder(struct pass *p, const struct folder *f,
                        uint64_t *modseq_r, struct fm_error *err);
 /* The delivery key of a download: "imap:UIDVALIDITY:UID". */
@@ -377,6 +385,14 @@ int imap_downloads(struct folder_run *fr, const struct fm_plan *plan,
  * as it is parsed (and free it after), or stop that (handler NULL). */
 void imap_take_messages(mailimap *s, mailimap_msg_att_handler *handler,
                         void *ctx);
+/* Stages a message fetched whole or as its headers (fx->body) in the
+ * folder under its delivery key, with those maildir flags (lf: scratch
+ * space), and counts it downloaded (download.c). */
+int imap_stage(struct folder_run *fr, struct fm_buf *lf,
+               const struct imap_fetched *fx, uint32_t flags, char **base_r,
+               struct fm_error *err);
+/* Sorts fr->staged by UID, as imap_staged_for() looks in it. */
+void imap_staged_sort(struct folder_run *fr);
 /* The staged download of uid if it is what the plan's download of uid
  * with flags wants (whole or not, as `download` says, and those maildir
  * flags), else NULL: then the download fetches it (download.c). */
@@ -384,6 +400,9 @@ const struct imap_staged *imap_staged_for(struct folder_run *fr, uint32_t uid,
                                           uint32_t flags);
 
 struct remote *imap_remote_add(struct folder_run *fr, uint32_t uid);
+/* Takes a FETCH response's flags and keywords (fx->keywords moves to rm)
+ * when it had them. */
+void imap_remote_take_flags(struct remote *rm, struct imap_fetched *fx);
 /* The first of fr->rv[0..n) (sorted) with a UID >= uid, or n. */
 size_t imap_remote_lower(const struct folder_run *fr, size_t n, uint32_t uid);
 /* Drops the UIDs that VANISHED responses of the last command name; first

@@ -26,6 +26,20 @@ imap_remote_add(struct folder_run *fr, uint32_t uid)
 	return r;
 }
 
+void
+imap_remote_take_flags(struct remote *rm, struct imap_fetched *fx)
+{
+	if (fx->have_flags) {
+		free(rm->keywords);
+		rm->flags = fx->flags;
+		rm->keywords = fx->keywords;
+		rm->have_flags = true;
+	} else {
+		free(fx->keywords);
+	}
+	fx->keywords = NULL;
+}
+
 static int
 cmp_remote(const void *a, const void *b)
 {
@@ -148,14 +162,7 @@ take_listing(struct folder_run *fr, clist *res, uint32_t first, uint32_t last,
 		struct remote *rm = merge ? imap_remote_find(fr, fx.uid) : NULL;
 		if (rm == NULL)
 			rm = imap_remote_add(fr, fx.uid);
-		if (fx.have_flags) {
-			free(rm->keywords);
-			rm->flags = fx.flags;
-			rm->keywords = fx.keywords;
-			rm->have_flags = true;
-		} else {
-			free(fx.keywords);
-		}
+		imap_remote_take_flags(rm, &fx);
 		if (identity) {
 			rm->size = fx.size;
 			free(rm->msgid);

@@ -99,11 +99,9 @@ candidate(struct pass *p, const struct folder *f, struct prefetch *pf)
 		return false;
 	const uint64_t now[ST_FILES] = {f->st_validity, f->st_uidnext,
 	                                f->st_modseq, f->st_messages};
-	bool same = true;
-	for (int i = 0; i < ST_FILES; i++)
-		same = same && old[i] == now[i];
 	/* Unchanged on the server: the usual way skips it at once. */
-	if (same || f->st_uidnext < old[ST_UIDNEXT] ||
+	if (imap_stamp_server_same(&pf->stamp, now) ||
+	    f->st_uidnext < old[ST_UIDNEXT] ||
 	    f->st_uidnext - old[ST_UIDNEXT] > PREFETCH_NEW_MAX)
 		return false;
 	struct fm_error e;
@@ -119,11 +117,9 @@ candidate(struct pass *p, const struct folder *f, struct prefetch *pf)
 static int
 send_command(struct pass *p, const char *cmd, int *tag_r, struct fm_error *err)
 {
-	struct fm_net_conn *conn = fm_imap_conn(p->imap);
-	if (mailimap_send_current_tag(p->s) != MAILIMAP_NO_ERROR)
-		return fm_net_error(conn, _("sending commands"), err);
+	int r = imap_send(p, cmd, _("sending commands"), err);
 	*tag_r = p->s->imap_tag;
-	return fm_net_write(conn, p->s->imap_stream, cmd, strlen(cmd), err);
+	return r;
 }
 
 /* The folder's commands, after the ones already sent. */
@@ -246,7 +242,6 @@ take_fetch(struct mailimap_msg_att *att, void *ctx)
 {
 	struct prefetch *pf = ctx;
 	struct folder_run *fr = &pf->fr;
-	struct pass *p = fr->p;
 	struct imap_fetched fx;
 	imap_parse_att(att, &fx);
 	free(fx.msgid);
@@ -257,14 +252,7 @@ take_fetch(struct mailimap_msg_att *att, void *ctx)
 	struct remote *rm = fx.uid < pf->next ? find_old(pf, fx.uid) : NULL;
 	if (rm == NULL)
 		rm = imap_remote_add(fr, fx.uid);
-	if (fx.have_flags) {
-		free(rm->keywords);
-		rm->flags = fx.flags;
-		rm->keywords = fx.keywords;
-		rm->have_flags = true;
-	} else {
-		free(fx.keywords);
-	}
+	imap_remote_take_flags(rm, &fx);
 	if (fx.uid < pf->next || !fx.have_size)
 		return;
 	rm->size = fx.size;
@@ -272,31 +260,14 @@ take_fetch(struct mailimap_msg_att *att, void *ctx)
 		return; /* the plan fetches it, the usual way */
 	/* As the plan's download will have it. */
 	uint32_t flags = fx.flags & ~fr->local_only & FM_MAILDIR_STANDARD_FLAGS;
-	imap_to_lf(&pf->lf, fx.body, fx.body_len);
-	char *key = imap_key_of(fr->validity, fx.uid);
 	char *base = NULL;
-	pf->ret =
-	    fm_store_deliver_staged(p->store, p->acct->name, fr->f->local, key,
-	                            pf->lf.data != NULL ? pf->lf.data : "",
-	                            pf->lf.len, flags, &base, &pf->err);
-	free(key);
+	pf->ret = imap_stage(fr, &pf->lf, &fx, flags, &base, &pf->err);
 	if (pf->ret < 0)
 		return;
 	fr->staged =
 	    xreallocarray(fr->staged, fr->n_staged + 1, sizeof(*fr->staged));
 	fr->staged[fr->n_staged++] = (struct imap_staged){
 	    .uid = fx.uid, .flags = flags, .whole = true, .base = base};
-	p->stats->downloaded++;
-	p->stats->bytes += fx.body_len;
-	fr->bytes += fx.body_len;
-}
-
-static int
-cmp_staged_uid(const void *a, const void *b)
-{
-	uint32_t x = ((const struct imap_staged *)a)->uid;
-	uint32_t y = ((const struct imap_staged *)b)->uid;
-	return x < y ? -1 : x > y;
 }
 
 /* Reads one folder's answers into its run. */
@@ -336,9 +307,7 @@ read_folder(struct pass *p, struct prefetch *pf, struct fm_error *err)
 		return -1;
 	}
 	imap_listing_done(fr);
-	if (fr->n_staged > 0)
-		qsort(fr->staged, fr->n_staged, sizeof(*fr->staged),
-		      cmp_staged_uid);
+	imap_staged_sort(fr);
 	/* Anything else was expunged or added meanwhile: the usual way
 	 * lists it all. */
 	pf->usual = !pf->selected || fr->rn != fr->exists;

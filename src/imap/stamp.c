@@ -94,13 +94,20 @@ imap_stamp_local_same(struct pass *p, const char *local, struct imap_stamp *st)
 }
 
 bool
-imap_stamp_matches(struct pass *p, const char *local, struct imap_stamp *st,
-                   uint64_t now[ST_N])
+imap_stamp_server_same(const struct imap_stamp *st, const uint64_t *now)
 {
 	bool same = st->have;
 	for (int i = 0; same && i < ST_FILES; i++)
 		same = st->v[i] == now[i];
-	same = same && imap_stamp_local_same(p, local, st);
+	return same;
+}
+
+bool
+imap_stamp_matches(struct pass *p, const char *local, struct imap_stamp *st,
+                   uint64_t now[ST_N])
+{
+	bool same = imap_stamp_server_same(st, now) &&
+	            imap_stamp_local_same(p, local, st);
 	if (same && st->listed)
 		imap_stamp_write(p, local, now);
 	return same;

@@ -99,6 +99,16 @@ imap_save_state(struct pass *p, const char *local, struct fm_state *st,
 }
 
 int
+imap_send(struct pass *p, const char *cmd, const char *what,
+          struct fm_error *err)
+{
+	struct fm_net_conn *conn = fm_imap_conn(p->imap);
+	if (mailimap_send_current_tag(p->s) != MAILIMAP_NO_ERROR)
+		return fm_net_error(conn, what, err);
+	return fm_net_write(conn, p->s->imap_stream, cmd, strlen(cmd), err);
+}
+
+int
 imap_select_folder(struct pass *p, const struct folder *f, uint64_t *modseq_r,
                    struct fm_error *err)
 {
