@@ -434,8 +434,8 @@ void imap_run_end(struct folder_run *fr, int ret);
  * prefetch.c
  */
 
-/* The local half of a quick run for each folder (stamp, state), looked
- * at while LIST-STATUS is on its way. */
+/* The local half of a quick run for each folder (its stamp), looked at
+ * while LIST-STATUS is on its way. */
 void imap_prefetch_prepare(struct pass *p);
 /* Syncs, pipelined, the folders only the server changed since a quick
  * run is possible (see the file). The others are left as they were. */

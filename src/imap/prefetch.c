@@ -7,8 +7,8 @@
  * asks the server is known before any answer: SELECT, the flags changed
  * since the state's HIGHESTMODSEQ with the UIDs expunged since (QRESYNC's
  * VANISHED), and the new messages, whole, from the state's UIDNEXT on.
- * The local half of that (stamp, state) is looked at while LIST-STATUS
- * is on its way. The commands then go out for all such folders at once,
+ * Whether the stamp's local half holds is looked at while LIST-STATUS is
+ * on its way. The commands then go out for all such folders at once,
  * the one the server changed most first; each folder's answers are read
  * and its plan run while the server already answers for the next ones,
  * so neither side waits for the other.
@@ -56,9 +56,8 @@ struct prefetch {
 	struct fm_error err;
 };
 
-/* The local half: whether f can be a quick run (its stamp's local half
- * holds, its state is as that stamp's pass left it, nothing waits to be
- * uploaded); loads its state. */
+/* The local half, while LIST-STATUS is on its way: whether f's stamp's
+ * local half still holds. */
 static bool
 prepare(struct pass *p, struct folder *f, struct prefetch *pf)
 {
@@ -69,27 +68,13 @@ prepare(struct pass *p, struct folder *f, struct prefetch *pf)
 	imap_stamp_read(p, f->local, sp);
 	if (!sp->have || !imap_stamp_local_same(p, f->local, sp))
 		return false;
-	struct folder_run *fr = &pf->fr;
-	*fr = (struct folder_run){.p = p, .f = f};
-	struct fm_error e;
-	fm_error_clear(&e);
-	if (imap_load_state(p, f->local, &fr->st, &e) < 0) {
-		fr->p = NULL;
-		return false; /* the usual way says what is wrong */
-	}
-	imap_uploads_load(p, f->local, &fr->up);
-	pf->next = fm_state_uidnext(fr->st);
-	pf->since = fm_state_highestmodseq(fr->st);
-	if (!imap_quick_state(fr, sp) || pf->next <= 1 || pf->since == 0 ||
-	    fm_state_count(fr->st) == 0) {
-		imap_run_end(fr, 0);
-		return false;
-	}
+	pf->fr = (struct folder_run){.p = p, .f = f};
 	return true;
 }
 
-/* The server's half, once LIST-STATUS answered: f changed there since the
- * stamp, and not too much for one go. */
+/* Once LIST-STATUS answered: f changed on the server since the stamp, not
+ * too much for one go, and its state is as that stamp's pass left it with
+ * nothing waiting to be uploaded (a quick run). Loads the state. */
 static bool
 candidate(struct pass *p, const struct folder *f, struct prefetch *pf)
 {
@@ -104,9 +89,17 @@ candidate(struct pass *p, const struct folder *f, struct prefetch *pf)
 	    f->st_uidnext < old[ST_UIDNEXT] ||
 	    f->st_uidnext - old[ST_UIDNEXT] > PREFETCH_NEW_MAX)
 		return false;
+	struct folder_run *fr = &pf->fr;
 	struct fm_error e;
 	fm_error_clear(&e);
-	if (fm_store_quick(p->store, p->acct->name, f->local, &e) < 0)
+	if (imap_load_state(p, f->local, &fr->st, &e) < 0)
+		return false; /* the usual way says what is wrong */
+	imap_uploads_load(p, f->local, &fr->up);
+	pf->next = fm_state_uidnext(fr->st);
+	pf->since = fm_state_highestmodseq(fr->st);
+	if (!imap_quick_state(fr, &pf->stamp) || pf->next <= 1 ||
+	    pf->since == 0 || fm_state_count(fr->st) == 0 ||
+	    fm_store_quick(p->store, p->acct->name, f->local, &e) < 0)
 		return false;
 	pf->fr.quick = true;
 	pf->fr.prefetched = true;
@@ -348,10 +341,12 @@ static uint64_t
 server_changes(const struct prefetch *pf)
 {
 	const struct folder *f = pf->fr.f;
-	uint64_t added =
-	    f->st_uidnext > pf->next ? f->st_uidnext - pf->next : 0;
+	const uint64_t *old = pf->stamp.v;
+	uint64_t added = f->st_uidnext > old[ST_UIDNEXT]
+	                     ? f->st_uidnext - old[ST_UIDNEXT]
+	                     : 0;
 	uint64_t changed =
-	    f->st_modseq > pf->since ? f->st_modseq - pf->since : 0;
+	    f->st_modseq > old[ST_MODSEQ] ? f->st_modseq - old[ST_MODSEQ] : 0;
 	return added + changed;
 }
 
