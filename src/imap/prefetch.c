@@ -9,9 +9,11 @@
  * VANISHED), and the new messages, whole, from the state's UIDNEXT on.
  * Whether the stamp's local half holds is looked at while LIST-STATUS is
  * on its way. The commands then go out for all such folders at once,
- * the one the server changed most first; each folder's answers are read
- * and its plan run while the server already answers for the next ones,
- * so neither side waits for the other.
+ * the one the server changed most first, from the stamp's counters
+ * alone; the states are loaded while the server answers (a folder whose
+ * state is not as the stamp says has its answers dropped). Each folder's
+ * answers are read and its plan run while the server already answers
+ * for the next ones, so neither side waits for the other.
  *
  * New messages are staged in the store as they arrive, under their
  * delivery keys, and the folder's downloads take them from there. A
@@ -49,7 +51,9 @@ struct prefetch {
 	uint64_t since;   /* the state's HIGHESTMODSEQ */
 	int tag[CMD_N];   /* of the commands sent; 0: not sent */
 	size_t n_old;     /* fr.rv[0..n_old) are the UIDs below next */
+	bool quick;       /* the state stands for the maildir (quick()) */
 	bool selected;    /* SELECT succeeded, as the state knows it */
+	bool stage_only;  /* not quick: only new messages are kept, staged */
 	bool usual;       /* left to the usual way */
 	struct fm_buf lf; /* a message with LF line ends */
 	int ret;          /* of staging, in the handler */
@@ -72,38 +76,50 @@ prepare(struct pass *p, struct folder *f, struct prefetch *pf)
 	return true;
 }
 
-/* Once LIST-STATUS answered: f changed on the server since the stamp, not
- * too much for one go, and its state is as that stamp's pass left it with
- * nothing waiting to be uploaded (a quick run). Loads the state. */
+/* Once LIST-STATUS answered, from the stamp alone: f changed on the
+ * server since the stamp, and not too much for one go. Its commands can
+ * then go out at once: when the run is quick, the stamp's counters are
+ * the state's (quick() looks, while the server answers). */
 static bool
-candidate(struct pass *p, const struct folder *f, struct prefetch *pf)
+changed(const struct folder *f, struct prefetch *pf)
 {
 	const uint64_t *old = pf->stamp.v;
 	if (!f->has_status || f->st_modseq == 0 || f->st_uidnext == 0 ||
-	    f->st_validity != old[ST_VALIDITY])
+	    f->st_validity != old[ST_VALIDITY] || old[ST_UIDNEXT] <= 1 ||
+	    old[ST_MODSEQ] == 0 || old[ST_EXISTS] == 0)
 		return false;
 	const uint64_t now[ST_FILES] = {f->st_validity, f->st_uidnext,
 	                                f->st_modseq, f->st_messages};
 	/* Unchanged on the server: the usual way skips it at once. */
 	if (imap_stamp_server_same(&pf->stamp, now) ||
 	    f->st_uidnext < old[ST_UIDNEXT] ||
-	    f->st_uidnext - old[ST_UIDNEXT] > PREFETCH_NEW_MAX)
+	    f->st_uidnext - old[ST_UIDNEXT] > PREFETCH_NEW_MAX ||
+	    old[ST_UIDNEXT] > UINT32_MAX)
 		return false;
+	pf->next = (uint32_t)old[ST_UIDNEXT];
+	pf->since = old[ST_MODSEQ];
+	return true;
+}
+
+/* While the server answers: whether the state is as the stamp's pass
+ * left it with nothing waiting to be uploaded (a quick run). Loads the
+ * state. If not, the answers are read and dropped, and the folder goes
+ * the usual way. */
+static bool
+quick(struct pass *p, struct prefetch *pf)
+{
 	struct folder_run *fr = &pf->fr;
 	struct fm_error e;
 	fm_error_clear(&e);
-	if (imap_load_state(p, f->local, &fr->st, &e) < 0)
+	if (imap_load_state(p, fr->f->local, &fr->st, &e) < 0)
 		return false; /* the usual way says what is wrong */
-	imap_uploads_load(p, f->local, &fr->up);
-	pf->next = fm_state_uidnext(fr->st);
-	pf->since = fm_state_highestmodseq(fr->st);
-	if (!imap_quick_state(fr, &pf->stamp) || pf->next <= 1 ||
-	    pf->since == 0 || fm_state_count(fr->st) == 0 ||
-	    fm_store_quick(p->store, p->acct->name, f->local, &e) < 0)
+	imap_uploads_load(p, fr->f->local, &fr->up);
+	if (!imap_quick_state(fr, &pf->stamp) ||
+	    fm_store_quick(p->store, p->acct->name, fr->f->local, &e) < 0)
 		return false;
-	pf->fr.quick = true;
-	pf->fr.prefetched = true;
-	pf->fr.saved_ms = fm_now_ms();
+	fr->quick = true;
+	fr->prefetched = true;
+	fr->saved_ms = fm_now_ms();
 	return true;
 }
 
@@ -210,10 +226,12 @@ read_select(struct pass *p, struct prefetch *pf, struct fm_error *err)
 	fr->modseq = selected_modseq(s);
 	fr->local_only = imap_local_only_flags(p);
 	/* What was sent must cover what changed. */
-	pf->selected = fr->validity == fm_state_uidvalidity(fr->st) &&
+	pf->selected = pf->quick &&
+	               fr->validity == fm_state_uidvalidity(fr->st) &&
 	               fr->modseq > 0 && fr->uidnext > 0 &&
 	               (fr->modseq == pf->since || pf->tag[CMD_CHANGED] != 0) &&
 	               (fr->uidnext <= pf->next || pf->tag[CMD_NEW] != 0);
+	pf->stage_only = !pf->quick && fr->validity == pf->stamp.v[ST_VALIDITY];
 	return 0;
 }
 
@@ -238,8 +256,23 @@ take_fetch(struct mailimap_msg_att *att, void *ctx)
 	struct imap_fetched fx;
 	imap_parse_att(att, &fx);
 	free(fx.msgid);
-	if (!pf->selected || pf->ret < 0 || fx.uid == 0) {
+	if ((!pf->selected && !pf->stage_only) || pf->ret < 0 || fx.uid == 0) {
 		free(fx.keywords);
+		return;
+	}
+	/* As the plan's download will have it. */
+	uint32_t flags = fx.flags & ~fr->local_only & FM_MAILDIR_STANDARD_FLAGS;
+	char *base = NULL;
+	if (!pf->selected) {
+		/* Not a quick run after all: the new messages are still of
+		 * use, staged under their keys, where the usual way finds
+		 * them. */
+		free(fx.keywords);
+		if (fx.uid >= pf->next && fx.body != NULL && fx.have_flags) {
+			pf->ret = imap_stage(fr, &pf->lf, &fx, flags, &base,
+			                     &pf->err);
+			free(base);
+		}
 		return;
 	}
 	struct remote *rm = fx.uid < pf->next ? find_old(pf, fx.uid) : NULL;
@@ -251,9 +284,6 @@ take_fetch(struct mailimap_msg_att *att, void *ctx)
 	rm->size = fx.size;
 	if (fx.body == NULL || !fx.have_flags)
 		return; /* the plan fetches it, the usual way */
-	/* As the plan's download will have it. */
-	uint32_t flags = fx.flags & ~fr->local_only & FM_MAILDIR_STANDARD_FLAGS;
-	char *base = NULL;
 	pf->ret = imap_stage(fr, &pf->lf, &fx, flags, &base, &pf->err);
 	if (pf->ret < 0)
 		return;
@@ -299,11 +329,14 @@ read_folder(struct pass *p, struct prefetch *pf, struct fm_error *err)
 		*err = pf->err;
 		return -1;
 	}
-	imap_listing_done(fr);
-	imap_staged_sort(fr);
 	/* Anything else was expunged or added meanwhile: the usual way
 	 * lists it all. */
-	pf->usual = !pf->selected || fr->rn != fr->exists;
+	pf->usual = !pf->selected;
+	if (pf->selected) {
+		imap_listing_done(fr);
+		imap_staged_sort(fr);
+		pf->usual = fr->rn != fr->exists;
+	}
 	return 0;
 }
 
@@ -365,12 +398,12 @@ imap_prefetch(struct pass *p, struct fm_error *err)
 	int ret = 0;
 	if (p->n_pre > 1)
 		qsort(pv, p->n_pre, sizeof(*pv), cmp_most_changed);
-	/* The candidates, each sent at once. */
+	/* The folders that changed, each sent at once. */
 	for (size_t i = 0; i < p->n_pre; i++) {
 		struct prefetch *pf = &pv[i];
 		const struct folder *f = pf->fr.f;
 		char *quoted = ret == 0 ? imap_quoted(f->server) : NULL;
-		if (quoted == NULL || !candidate(p, f, pf)) {
+		if (quoted == NULL || !changed(f, pf)) {
 			imap_run_end(&pf->fr, 0);
 			free(quoted);
 			continue;
@@ -385,6 +418,8 @@ imap_prefetch(struct pass *p, struct fm_error *err)
 		free(quoted);
 	}
 	p->n_pre = n;
+	for (size_t i = 0; i < n && ret == 0; i++)
+		pv[i].quick = quick(p, &pv[i]);
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		struct prefetch *pf = &pv[i];
 		ret = read_folder(p, pf, err);
