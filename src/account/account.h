@@ -113,6 +113,9 @@ struct fm_pass_opts {
 	const char *const *folders; /* IMAP: only these (NULL: all) */
 	size_t n_folders;
 	bool force; /* IMAP: past the mass-deletion guard */
+	/* The new messages are counted, not told: res->news stays empty, and
+	 * none is read again to tell who wrote it. */
+	bool counts_only;
 };
 /* fm_account_pass() with options (po NULL: the defaults). */
 int fm_account_pass_opts(const struct fm_account *acct, struct fm_store *store,

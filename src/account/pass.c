@@ -22,7 +22,9 @@ struct pass_ctx {
 	const struct fm_session_opts *outer;
 	const struct fm_pass_hooks *hooks;
 	struct fm_pass_result *res;
-	/* What arrived, by base name, until the pass is over. */
+	/* What arrived, by base name, until the pass is over (none kept
+	 * when only counted). */
+	bool counts_only;
 	char **folders;
 	char **bases;
 	size_t n;
@@ -71,7 +73,7 @@ on_stored(void *ctx, const char *folder, const char *base)
 {
 	struct pass_ctx *p = ctx;
 	p->res->n_new++;
-	if (p->n >= FM_PASS_NEW_MAX)
+	if (p->counts_only || p->n >= FM_PASS_NEW_MAX)
 		return;
 	p->folders = xreallocarray(p->folders, p->n + 1, sizeof(*p->folders));
 	p->bases = xreallocarray(p->bases, p->n + 1, sizeof(*p->bases));
@@ -164,8 +166,11 @@ fm_account_pass_opts(const struct fm_account *acct, struct fm_store *store,
 {
 	memset(res, 0, sizeof(*res));
 	uint64_t t0 = fm_now_ms();
-	struct pass_ctx p = {
-	    .acct = acct, .outer = o, .hooks = hooks, .res = res};
+	struct pass_ctx p = {.acct = acct,
+	                     .outer = o,
+	                     .hooks = hooks,
+	                     .res = res,
+	                     .counts_only = po != NULL && po->counts_only};
 	struct fm_net_observer obs = {on_step, &p};
 	struct fm_session_opts opts = *o;
 	opts.observer = &obs;

@@ -223,8 +223,10 @@ run_here(struct fm_cli_ctx *ctx, const struct sync_args *sa, char **names,
 		fm_error_clear(&err);
 		size_t nf = 0;
 		const char **folders = folders_of(sa, a->name, &nf);
-		struct fm_pass_opts po = {
-		    .folders = folders, .n_folders = nf, .force = sa->force};
+		struct fm_pass_opts po = {.folders = folders,
+		                          .n_folders = nf,
+		                          .force = sa->force,
+		                          .counts_only = true};
 		int r =
 		    fm_account_pass_opts(a, store, &o, &hooks, &po, &res, &err);
 		free(folders);
