@@ -56,9 +56,11 @@ struct pass {
 	/* the first folder stopped by the guard, for the pass's error */
 	char *guarded;
 	char *guard_text;
-	/* the folders prefetch.c looked at before LIST-STATUS answered */
+	/* the folders prefetch.c looked at before the server was asked */
 	struct prefetch *pre;
 	size_t n_pre;
+	/* no LIST-STATUS: each of them is SELECTed to tell (prefetch.c) */
+	bool blind;
 	/* stamps waiting for the clock to pass their times (stamp.c) */
 	struct imap_pending_stamp *pending;
 	size_t n_pending;
@@ -435,8 +437,11 @@ void imap_run_end(struct folder_run *fr, int ret);
  */
 
 /* The local half of a quick run for each folder (its stamp), looked at
- * while LIST-STATUS is on its way. */
+ * before the server is asked which folders changed. */
 void imap_prefetch_prepare(struct pass *p);
+/* Whether to go blind: SELECT every prepared folder in the pipeline
+ * instead of asking LIST-STATUS first; sets p->blind. */
+bool imap_prefetch_blind(struct pass *p);
 /* Syncs, pipelined, the folders only the server changed since a quick
  * run is possible (see the file). The others are left as they were. */
 int imap_prefetch(struct pass *p, struct fm_error *err);

@@ -1,17 +1,20 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Step 4 pipelined, for the folders only the server changed.
  *
- * A folder that LIST-STATUS says changed on the server, whose stamp's
- * local half still holds and whose state is as that stamp's pass left it,
- * is a quick run (the state stands for the maildir), and everything it
- * asks the server is known before any answer: SELECT, the flags changed
- * since the state's HIGHESTMODSEQ with the UIDs expunged since (QRESYNC's
- * VANISHED), and the new messages, whole, from the state's UIDNEXT on.
- * Whether the stamp's local half holds is looked at while LIST-STATUS is
- * on its way. The commands then go out for all such folders at once,
- * the one the server changed most first, from the stamp's counters
- * alone; the states are loaded while the server answers (a folder whose
- * state is not as the stamp says has its answers dropped). Each folder's
+ * A folder whose stamp's local half still holds and whose state is as
+ * that stamp's pass left it is a quick run (the state stands for the
+ * maildir), and everything it asks the server is known from the stamp
+ * before any answer: SELECT, the flags changed since the state's
+ * HIGHESTMODSEQ with the UIDs expunged since (QRESYNC's VANISHED), and
+ * the new messages, whole, from the state's UIDNEXT on.
+ *
+ * With a few such folders the pass goes blind: their commands all go out
+ * at once, without LIST-STATUS, and each SELECT tells whether the folder
+ * changed (LIST-STATUS would look at every folder once more on the
+ * server). With many, LIST-STATUS says which changed, and only those are
+ * sent, the one the server changed most first. The states are loaded
+ * while the server answers; a folder whose state is not as the stamp
+ * says has its answers dropped, but for its new messages. Each folder's
  * answers are read and its plan run while the server already answers
  * for the next ones, so neither side waits for the other.
  *
@@ -40,9 +43,14 @@ enum {
 	/* More new messages than this in a folder: the usual way, which
 	 * commits its downloads in batches. */
 	PREFETCH_NEW_MAX = 1000,
+	/* More folders than this to look at: LIST-STATUS tells which of
+	 * them changed, in one command, instead of a SELECT each. */
+	BLIND_FOLDERS_MAX = 32,
 };
 
-enum { CMD_SELECT, CMD_CHANGED, CMD_NEW, CMD_N };
+/* Blind (no LIST-STATUS), CMD_REST lists the new messages past the
+ * first PREFETCH_NEW_MAX UIDs, without their bodies. */
+enum { CMD_SELECT, CMD_CHANGED, CMD_NEW, CMD_REST, CMD_N };
 
 struct prefetch {
 	struct folder_run fr;
@@ -51,6 +59,7 @@ struct prefetch {
 	uint64_t since;   /* the state's HIGHESTMODSEQ */
 	int tag[CMD_N];   /* of the commands sent; 0: not sent */
 	size_t n_old;     /* fr.rv[0..n_old) are the UIDs below next */
+	bool unchanged;   /* blind: SELECT told the stamp's counters */
 	bool quick;       /* the state stands for the maildir (quick()) */
 	bool selected;    /* SELECT succeeded, as the state knows it */
 	bool stage_only;  /* not quick: only new messages are kept, staged */
@@ -101,6 +110,20 @@ changed(const struct folder *f, struct prefetch *pf)
 	return true;
 }
 
+/* Blind: every folder whose stamp's local half holds is sent with the
+ * stamp's counters, and its SELECT tells whether it changed. */
+static bool
+from_stamp(struct prefetch *pf)
+{
+	const uint64_t *old = pf->stamp.v;
+	if (old[ST_UIDNEXT] == 0 || old[ST_UIDNEXT] > UINT32_MAX ||
+	    old[ST_VALIDITY] == 0)
+		return false;
+	pf->next = (uint32_t)old[ST_UIDNEXT];
+	pf->since = old[ST_MODSEQ];
+	return true;
+}
+
 /* While the server answers: whether the state is as the stamp's pass
  * left it with nothing waiting to be uploaded (a quick run). Loads the
  * state. If not, the answers are read and dropped, and the folder goes
@@ -131,6 +154,42 @@ send_command(struct pass *p, const char *cmd, int *tag_r, struct fm_error *err)
 	return r;
 }
 
+/* After the SELECT, without LIST-STATUS: whatever may have changed since
+ * the stamp. The new messages' range is bounded (a UID range holds no
+ * more messages than UIDs), never "*", which names the last message
+ * when there is no new one; those past it are only listed, and make the
+ * folder go the usual way. */
+static int
+send_blind(struct pass *p, struct prefetch *pf, struct fm_error *err)
+{
+	int r = 0;
+	char *cmd;
+	if (pf->next > 1) {
+		cmd = xasprintf("UID FETCH 1:%u (UID FLAGS) (CHANGEDSINCE %llu "
+		                "VANISHED)\r\n",
+		                pf->next - 1, (unsigned long long)pf->since);
+		r = send_command(p, cmd, &pf->tag[CMD_CHANGED], err);
+		free(cmd);
+	}
+	uint32_t last = pf->next <= UINT32_MAX - PREFETCH_NEW_MAX
+	                    ? pf->next + PREFETCH_NEW_MAX - 1
+	                    : UINT32_MAX;
+	if (r == 0) {
+		cmd = xasprintf("UID FETCH %u:%u (UID FLAGS RFC822.SIZE "
+		                "BODY.PEEK[])\r\n",
+		                pf->next, last);
+		r = send_command(p, cmd, &pf->tag[CMD_NEW], err);
+		free(cmd);
+	}
+	if (r == 0 && last < UINT32_MAX) {
+		cmd = xasprintf("UID FETCH %u:%u (UID FLAGS RFC822.SIZE)\r\n",
+		                last + 1, UINT32_MAX);
+		r = send_command(p, cmd, &pf->tag[CMD_REST], err);
+		free(cmd);
+	}
+	return r;
+}
+
 /* The folder's commands, after the ones already sent. */
 static int
 send_folder(struct pass *p, struct prefetch *pf, const char *quoted,
@@ -140,6 +199,8 @@ send_folder(struct pass *p, struct prefetch *pf, const char *quoted,
 	char *cmd = xasprintf("SELECT %s (CONDSTORE)\r\n", quoted);
 	int r = send_command(p, cmd, &pf->tag[CMD_SELECT], err);
 	free(cmd);
+	if (p->blind)
+		return r == 0 ? send_blind(p, pf, err) : r;
 	if (r == 0 && f->st_modseq != pf->since) {
 		cmd = xasprintf("UID FETCH 1:%u (UID FLAGS) (CHANGEDSINCE %llu "
 		                "VANISHED)\r\n",
@@ -225,6 +286,17 @@ read_select(struct pass *p, struct prefetch *pf, struct fm_error *err)
 	fr->exists = si->sel_exists;
 	fr->modseq = selected_modseq(s);
 	fr->local_only = imap_local_only_flags(p);
+	if (p->blind) {
+		const uint64_t now[ST_FILES] = {fr->validity, fr->uidnext,
+		                                fr->modseq, fr->exists};
+		pf->unchanged = fr->modseq > 0 && fr->uidnext > 0 &&
+		                imap_stamp_server_same(&pf->stamp, now);
+		if (pf->unchanged)
+			return 0;
+		/* From here on the folder may change. */
+		imap_stamp_write(p, fr->f->local, NULL);
+		pf->quick = quick(p, pf);
+	}
 	/* What was sent must cover what changed. */
 	pf->selected = pf->quick &&
 	               fr->validity == fm_state_uidvalidity(fr->st) &&
@@ -356,6 +428,13 @@ imap_prefetch_prepare(struct pass *p)
 		p->n_pre += prepare(p, &p->folders[i], &p->pre[p->n_pre]);
 }
 
+bool
+imap_prefetch_blind(struct pass *p)
+{
+	p->blind = takes(p) && p->n_pre <= BLIND_FOLDERS_MAX;
+	return p->blind;
+}
+
 void
 imap_prefetch_free(struct pass *p)
 {
@@ -390,6 +469,20 @@ cmp_most_changed(const void *a, const void *b)
 	return x > y ? -1 : x < y;
 }
 
+/* Blind, what changed is not known: INBOX, which changes most often,
+ * goes first, then the folders with the most messages. */
+static int
+cmp_inbox_first(const void *a, const void *b)
+{
+	const struct prefetch *x = a, *y = b;
+	bool xi = strcmp(x->fr.f->local, "INBOX") == 0;
+	bool yi = strcmp(y->fr.f->local, "INBOX") == 0;
+	if (xi != yi)
+		return xi ? -1 : 1;
+	uint64_t nx = x->stamp.v[ST_EXISTS], ny = y->stamp.v[ST_EXISTS];
+	return nx > ny ? -1 : nx < ny;
+}
+
 int
 imap_prefetch(struct pass *p, struct fm_error *err)
 {
@@ -397,19 +490,23 @@ imap_prefetch(struct pass *p, struct fm_error *err)
 	size_t n = 0;
 	int ret = 0;
 	if (p->n_pre > 1)
-		qsort(pv, p->n_pre, sizeof(*pv), cmp_most_changed);
-	/* The folders that changed, each sent at once. */
+		qsort(pv, p->n_pre, sizeof(*pv),
+		      p->blind ? cmp_inbox_first : cmp_most_changed);
+	/* The folders that changed (blind: every one), each sent at once. */
 	for (size_t i = 0; i < p->n_pre; i++) {
 		struct prefetch *pf = &pv[i];
 		const struct folder *f = pf->fr.f;
 		char *quoted = ret == 0 ? imap_quoted(f->server) : NULL;
-		if (quoted == NULL || !changed(f, pf)) {
+		if (quoted == NULL ||
+		    !(p->blind ? from_stamp(pf) : changed(f, pf))) {
 			imap_run_end(&pf->fr, 0);
 			free(quoted);
 			continue;
 		}
-		/* From here on the folder may change. */
-		imap_stamp_write(p, f->local, NULL);
+		/* From here on the folder may change (blind: once SELECT
+		 * says it did). */
+		if (!p->blind)
+			imap_stamp_write(p, f->local, NULL);
 		if (i != n) {
 			pv[n] = *pf;
 			pf->fr.p = NULL;
@@ -418,12 +515,16 @@ imap_prefetch(struct pass *p, struct fm_error *err)
 		free(quoted);
 	}
 	p->n_pre = n;
-	for (size_t i = 0; i < n && ret == 0; i++)
+	for (size_t i = 0; i < n && ret == 0 && !p->blind; i++)
 		pv[i].quick = quick(p, &pv[i]);
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		struct prefetch *pf = &pv[i];
 		ret = read_folder(p, pf, err);
-		if (ret == 0 && !pf->usual) {
+		if (ret == 0 && pf->unchanged) {
+			/* Neither side changed since the stamp. */
+			pf->fr.f->synced = true;
+			p->stats->folders++;
+		} else if (ret == 0 && !pf->usual) {
 			ret = imap_settle(&pf->fr, err);
 			pf->fr.f->synced = ret == 0 && !pf->fr.deferred;
 		}

@@ -1064,13 +1064,13 @@ fm_imap_sync(const struct fm_account *acct, struct fm_store *store,
 	if (imap_create_folders(&p, err) < 0)
 		goto out;
 	imap_save_roles(&p);
-	bool asked;
-	if (imap_replay_moves(&p, err) < 0 ||
-	    imap_list_status_ask(&p, &asked, err) < 0)
+	bool asked = false;
+	if (imap_replay_moves(&p, err) < 0)
 		goto out;
-	/* While the server looks at every folder: what needs no server. */
 	imap_prefetch_prepare(&p);
-	if ((asked && imap_list_status_read(&p, err) < 0) ||
+	if ((!imap_prefetch_blind(&p) &&
+	     imap_list_status_ask(&p, &asked, err) < 0) ||
+	    (asked && imap_list_status_read(&p, err) < 0) ||
 	    imap_prefetch(&p, err) < 0)
 		goto out;
 	for (size_t i = 0; i < p.n_folders; i++) {
