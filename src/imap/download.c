@@ -218,7 +218,9 @@ batch_finish(struct batch *b, int ret, struct fm_error *err)
 	bool committed = true;
 	struct fm_error cerr;
 	fm_error_clear(&cerr);
-	if (fm_store_commit(p->store, &cerr) < 0) {
+	/* Held, the records wait in memory: the state is saved only after
+	 * the commit that makes them true. */
+	if (!fr->hold && fm_store_commit(p->store, &cerr) < 0) {
 		committed = false;
 		if (ret == 0) {
 			*err = cerr;

@@ -355,6 +355,12 @@ struct folder_run {
 	bool prefetched, deferred;
 	struct imap_staged *staged;
 	size_t n_staged;
+	/* Held (the pipeline's): nothing is committed, the state is not
+	 * saved and the stamp not written until imap_run_release(), so one
+	 * commit serves every folder of the pipeline. stamp: the counters
+	 * the stamp is to have (stamp[0] 0: no stamp). */
+	bool hold;
+	uint64_t stamp[ST_N];
 };
 
 /* A download the pipeline staged. */
@@ -374,7 +380,7 @@ struct remote *imap_remote_find(struct folder_run *fr, uint32_t uid);
 /* Reports the folder's transfer progress. */
 void imap_progress(struct folder_run *fr);
 /* Saves the state if it changed: at once when force, else at most every
- * few seconds. */
+ * few seconds; never while the run is held. */
 int imap_maybe_save(struct folder_run *fr, bool force, struct fm_error *err);
 /* Records (uid, base, flags, keywords) in the state; partial as above. */
 int imap_record(struct folder_run *fr, uint32_t uid, const char *base,
@@ -431,6 +437,10 @@ bool imap_quick_state(const struct folder_run *fr,
 int imap_settle(struct folder_run *fr, struct fm_error *err);
 /* Frees the run; after a failure (ret < 0) saves what it recorded. */
 void imap_run_end(struct folder_run *fr, int ret);
+/* Ends the hold of a run imap_settle() finished: saves its state (the
+ * first such save commits what every held run staged) and writes its
+ * stamp. */
+int imap_run_release(struct folder_run *fr, struct fm_error *err);
 
 /* ------------------------------------------------------------------------
  * prefetch.c

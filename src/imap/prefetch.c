@@ -64,6 +64,7 @@ struct prefetch {
 	bool selected;    /* SELECT succeeded, as the state knows it */
 	bool stage_only;  /* not quick: only new messages are kept, staged */
 	bool usual;       /* left to the usual way */
+	bool settled;     /* its plan ran, held (imap_run_release) */
 	struct fm_buf lf; /* a message with LF line ends */
 	int ret;          /* of staging, in the handler */
 	struct fm_error err;
@@ -525,10 +526,28 @@ imap_prefetch(struct pass *p, struct fm_error *err)
 			pf->fr.f->synced = true;
 			p->stats->folders++;
 		} else if (ret == 0 && !pf->usual) {
+			/* Its new messages are all written: to disk with them
+			 * while the plan runs and the next folders are read. */
+			if (pf->fr.n_staged > 0)
+				fm_store_write_ahead(p->store);
+			pf->fr.hold = true;
 			ret = imap_settle(&pf->fr, err);
-			pf->fr.f->synced = ret == 0 && !pf->fr.deferred;
+			pf->settled = ret == 0 && !pf->fr.deferred;
 		}
-		if (pf->fr.f->synced)
+		if (!pf->settled)
+			imap_run_end(&pf->fr, ret);
+	}
+	/* One commit for every folder settled above (the first save makes
+	 * it), then their states and stamps; after a failure, what was done
+	 * is saved all the same. */
+	for (size_t i = 0; i < n; i++) {
+		struct prefetch *pf = &pv[i];
+		if (!pf->settled)
+			continue;
+		if (ret == 0)
+			ret = imap_run_release(&pf->fr, err);
+		pf->fr.f->synced = ret == 0;
+		if (ret == 0)
 			fm_log_debug("%s/%s: synced in the pipeline",
 			             p->acct->name, pf->fr.f->local);
 		imap_run_end(&pf->fr, ret);

@@ -174,7 +174,7 @@ imap_progress(struct folder_run *fr)
 int
 imap_maybe_save(struct folder_run *fr, bool force, struct fm_error *err)
 {
-	if (!fr->state_dirty)
+	if (!fr->state_dirty || fr->hold)
 		return 0;
 	uint64_t now = fm_now_ms();
 	if (!force && now - fr->saved_ms < SAVE_INTERVAL_MS)
@@ -912,8 +912,12 @@ imap_settle(struct folder_run *fr, struct fm_error *err)
 	                       fr->exists};
 	if (fr->modseq > 0 && fr->uidnext > 0 && sum->remote_deletes == 0 &&
 	    sum->uploads == 0 && fr->remote_changes == 0 && fr->refused == 0 &&
-	    fr->unsure == 0)
-		imap_stamp_write(p, f->local, seen);
+	    fr->unsure == 0) {
+		if (fr->hold)
+			memcpy(fr->stamp, seen, sizeof(seen));
+		else
+			imap_stamp_write(p, f->local, seen);
+	}
 	ret = 0;
 out:
 	fm_plan_free(&plan);
@@ -925,6 +929,17 @@ out:
 	free(lin);
 	fr->lin = NULL;
 	return ret;
+}
+
+int
+imap_run_release(struct folder_run *fr, struct fm_error *err)
+{
+	fr->hold = false;
+	if (imap_maybe_save(fr, true, err) < 0)
+		return -1;
+	if (fr->stamp[0] != 0)
+		imap_stamp_write(fr->p, fr->f->local, fr->stamp);
+	return 0;
 }
 
 void

@@ -1000,13 +1000,15 @@ batch_clear(struct fm_maildir_batch *b, bool unlink_tmp)
 }
 
 int
-fm_maildir_batch_commit(struct fm_maildir_batch *b, struct fm_error *err)
+fm_maildir_batch_commit(struct fm_maildir_batch *b, bool flushed,
+                        struct fm_error *err)
 {
 	if (b->n == 0)
 		return 0;
 	/* One flush for the whole batch instead of one per message. */
-	int fd = open(b->folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || syncfs(fd) < 0) {
+	int fd =
+	    flushed ? -2 : open(b->folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1 || (fd >= 0 && syncfs(fd) < 0)) {
 		fm_error_errno(err, FM_ERR_LOCAL, errno,
 		               _("Cannot write the folder %s to disk"),
 		               b->folder);
@@ -1015,7 +1017,8 @@ fm_maildir_batch_commit(struct fm_maildir_batch *b, struct fm_error *err)
 		batch_clear(b, true);
 		return -1;
 	}
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	bool to_new = false, to_cur = false;
 	for (size_t i = 0; i < b->n; i++) {
 		if (rename_noreplace(b->v[i].tmp, b->v[i].final) < 0) {

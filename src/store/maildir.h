@@ -196,7 +196,8 @@ int fm_maildir_replace(const char *folder, const char *relpath,
 /* Batched delivery, for downloads: fm_maildir_batch_add() writes a
  * message into tmp/ without an fsync and names the file it will become;
  * fm_maildir_batch_commit() makes every staged file durable with one
- * syncfs(2), renames them into place and fsyncs the directory once. Until
+ * syncfs(2) (none when flushed: the caller's ran after the last add),
+ * renames them into place and fsyncs the directory once. Until
  * the commit returns, nothing staged is in new/ or cur/; a batch freed
  * uncommitted removes its tmp files. One folder per batch; one thread. */
 struct fm_maildir_batch;
@@ -208,7 +209,7 @@ int fm_maildir_batch_add(struct fm_maildir_batch *batch, const char *tag,
                          uint32_t flags, char **relpath_r,
                          struct fm_error *err);
 size_t fm_maildir_batch_count(const struct fm_maildir_batch *batch);
-int fm_maildir_batch_commit(struct fm_maildir_batch *batch,
+int fm_maildir_batch_commit(struct fm_maildir_batch *batch, bool flushed,
                             struct fm_error *err);
 void fm_maildir_batch_free(struct fm_maildir_batch **batch);
 

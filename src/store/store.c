@@ -8,6 +8,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +70,10 @@ struct fm_store {
 	 * mail root. */
 	char **forget;
 	size_t n_forget;
+	/* fm_store_write_ahead(): a syncfs(2) of this descriptor's file
+	 * system on a thread of its own, or -1 */
+	int ahead_fd;
+	pthread_t ahead;
 };
 
 static struct account *
@@ -423,6 +429,7 @@ fm_store_open(const struct fm_store_opts *o, struct fm_store **store_r,
 {
 	*store_r = NULL;
 	struct fm_store *s = xcalloc(1, sizeof(*s));
+	s->ahead_fd = -1;
 	s->data_dir =
 	    o->data_dir != NULL ? xstrdup(o->data_dir) : fm_path_data_dir();
 	s->mail_root = fm_store_mail_root(s->data_dir);
@@ -615,6 +622,36 @@ fm_store_flush(struct fm_store *s, struct fm_error *err)
 	return ret;
 }
 
+static void *
+write_ahead(void *arg)
+{
+	(void)syncfs(*(const int *)arg);
+	return NULL;
+}
+
+void
+fm_store_write_ahead(struct fm_store *s)
+{
+	if (s->ahead_fd >= 0)
+		return;
+	s->ahead_fd = open(s->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->ahead_fd >= 0 &&
+	    pthread_create(&s->ahead, NULL, write_ahead, &s->ahead_fd) != 0) {
+		close(s->ahead_fd);
+		s->ahead_fd = -1;
+	}
+}
+
+static void
+ahead_wait(struct fm_store *s)
+{
+	if (s->ahead_fd < 0)
+		return;
+	pthread_join(s->ahead, NULL);
+	close(s->ahead_fd);
+	s->ahead_fd = -1;
+}
+
 void
 fm_store_close(struct fm_store **sp)
 {
@@ -623,6 +660,7 @@ fm_store_close(struct fm_store **sp)
 		return;
 	struct fm_error err;
 	fm_error_clear(&err);
+	ahead_wait(s);
 	if (fm_store_flush(s, &err) < 0)
 		fm_log_error("%s", err.user);
 	for (size_t i = 0; i < s->n_accounts; i++) {
@@ -787,10 +825,47 @@ fm_store_deliver_staged(struct fm_store *s, const char *account,
 	               err);
 }
 
+/* One syncfs(2) for each file system that holds staged messages, not
+ * one per folder: true if all went well (else each batch flushes, and
+ * says what failed). */
+static bool
+flush_staged(struct fm_store *s)
+{
+	dev_t done[8];
+	size_t n_done = 0;
+	bool ok = true;
+	for (size_t i = 0; i < s->n_accounts && ok; i++) {
+		struct account *a = &s->accounts[i];
+		for (size_t k = 0; k < a->n_folders && ok; k++) {
+			struct folder *f = a->folders[k];
+			if (f->n_staged == 0)
+				continue;
+			int fd =
+			    open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			struct stat st;
+			ok = fd >= 0 && fstat(fd, &st) == 0;
+			bool seen = false;
+			for (size_t j = 0; ok && j < n_done && !seen; j++)
+				seen = done[j] == st.st_dev;
+			if (ok && !seen) {
+				ok = syncfs(fd) == 0;
+				if (ok && n_done < FM_ARRAY_LEN(done))
+					done[n_done++] = st.st_dev;
+			}
+			if (fd >= 0)
+				close(fd);
+		}
+	}
+	return ok;
+}
+
 int
 fm_store_commit(struct fm_store *s, struct fm_error *err)
 {
 	int ret = 0;
+	/* What it wrote is on disk or on its way: this flush waits less. */
+	ahead_wait(s);
+	bool flushed = flush_staged(s);
 	for (size_t i = 0; i < s->n_accounts; i++) {
 		struct account *a = &s->accounts[i];
 		for (size_t k = 0; k < a->n_folders; k++) {
@@ -799,7 +874,8 @@ fm_store_commit(struct fm_store *s, struct fm_error *err)
 				ret = -1;
 			if (f->n_staged == 0)
 				continue;
-			if (fm_maildir_batch_commit(f->batch, err) < 0) {
+			if (fm_maildir_batch_commit(f->batch, flushed, err) <
+			    0) {
 				/* Nothing staged survived: forget it all. */
 				for (size_t j = 0; j < f->n_staged; j++)
 					forget_staged(f, f->staged[j]);

@@ -99,6 +99,11 @@ int fm_store_deliver_staged(struct fm_store *store, const char *account,
  * and updates the summaries; on failure nothing staged remains. Renames
  * made since the last commit (fm_store_sync_flags) are durable too. */
 int fm_store_commit(struct fm_store *store, struct fm_error *err);
+/* Starts writing what is staged to disk on a thread of its own (a
+ * syncfs(2)) and returns at once, so that the next fm_store_commit(),
+ * which waits for it, has less left to flush. It guarantees nothing by
+ * itself. */
+void fm_store_write_ahead(struct fm_store *store);
 
 /* The delivery tag of key delivered into ACCOUNT/FOLDER: the hex digits
  * that follow 'K' in the file's base name (see fm_maildir_base_tag). The

@@ -698,7 +698,7 @@ test_batch(void **state)
 	assert_int_equal(count_files(folder, "tmp"), 3);
 	assert_int_equal(
 	    count_files(folder, "new") + count_files(folder, "cur"), 0);
-	assert_int_equal(fm_maildir_batch_commit(b, &err), 0);
+	assert_int_equal(fm_maildir_batch_commit(b, false, &err), 0);
 	assert_int_equal(count_files(folder, "new"), 2);
 	assert_int_equal(count_files(folder, "cur"), 1);
 	assert_int_equal(count_files(folder, "tmp"), 0);
