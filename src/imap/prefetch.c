@@ -288,10 +288,13 @@ read_select(struct pass *p, struct prefetch *pf, struct fm_error *err)
 	fr->modseq = selected_modseq(s);
 	fr->local_only = imap_local_only_flags(p);
 	if (p->blind) {
-		const uint64_t now[ST_FILES] = {fr->validity, fr->uidnext,
-		                                fr->modseq, fr->exists};
-		pf->unchanged = fr->modseq > 0 && fr->uidnext > 0 &&
-		                imap_stamp_server_same(&pf->stamp, now);
+		/* As the usual way skips a folder: a stamp that only a
+		 * listing of the names proved is renewed. */
+		uint64_t now[ST_N] = {fr->validity, fr->uidnext, fr->modseq,
+		                      fr->exists};
+		pf->unchanged =
+		    fr->modseq > 0 && fr->uidnext > 0 &&
+		    imap_stamp_matches(p, fr->f->local, &pf->stamp, now);
 		if (pf->unchanged)
 			return 0;
 		/* From here on the folder may change. */
