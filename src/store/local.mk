@@ -2,6 +2,7 @@
 src_libfulmar_a_SOURCES += \
 	src/store/store.h \
 	src/store/store_int.h \
+	src/store/catchup.c \
 	src/store/common.c \
 	src/store/index.h \
 	src/store/index.c \

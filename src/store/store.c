@@ -25,57 +25,6 @@
 #include "store/store_int.h"
 #include "sync/journal.h"
 
-/* One folder the writer has touched. */
-struct folder {
-	char *name;
-	char *dir;
-	struct fm_summary *sum;
-	bool dirty;
-	/* delivery tag -> base name; built from the base names on open */
-	char **tag_keys, **tag_bases;
-	size_t tag_n, tag_cap;
-	uint32_t *tag_slots; /* tag -> index + 1; 0 empty, TAG_GONE deleted */
-	size_t tag_nslots, tag_used;
-	/* staged deliveries (fm_store_deliver_staged) */
-	struct fm_maildir_batch *batch;
-	char **staged;
-	size_t n_staged;
-	/* directories renames left to fsync (enum fm_maildir_dirs) */
-	unsigned unsynced;
-	/* Worked on without its summary (fm_store_quick): sum is NULL, and
-	 * the changes wait for the next flush. */
-	bool lazy;
-	struct fm_summary_change *changes;
-	size_t n_changes;
-	/* the identity STORE_INDEXED_FILE holds, as last written or read */
-	char *indexed_id;
-};
-
-struct account {
-	char *name;
-	char *dir; /* mail/ACCOUNT */
-	struct fm_lock *lock;
-	struct fm_journal *journal;
-	struct folder **folders;
-	size_t n_folders;
-};
-
-struct fm_store {
-	char *data_dir;
-	char *mail_root;
-	struct account *accounts;
-	size_t n_accounts;
-	struct fm_index_writer *index;
-	/* Files the index must forget (deleted messages), relative to the
-	 * mail root. */
-	char **forget;
-	size_t n_forget;
-	/* fm_store_write_ahead(): a syncfs(2) of this descriptor's file
-	 * system on a thread of its own, or -1 */
-	int ahead_fd;
-	pthread_t ahead;
-};
-
 static struct account *
 find_account(struct fm_store *s, const char *name, struct fm_error *err)
 {
@@ -204,8 +153,8 @@ changes_clear(struct folder *f)
 	f->n_changes = 0;
 }
 
-static void
-folder_free(struct folder *f)
+void
+store_folder_free(struct folder *f)
 {
 	changes_clear(f);
 	fm_maildir_batch_free(&f->batch);
@@ -256,8 +205,8 @@ folder_attach(struct account *a, struct folder *f)
 }
 
 /* The folder as this store has it (loaded or lazy), or NULL. */
-static struct folder *
-folder_find(const struct account *a, const char *name)
+struct folder *
+store_folder_find(const struct account *a, const char *name)
 {
 	for (size_t i = 0; i < a->n_folders; i++)
 		if (strcmp(a->folders[i]->name, name) == 0)
@@ -266,11 +215,11 @@ folder_find(const struct account *a, const char *name)
 }
 
 /* The folder, loaded (and created when create). NULL with err set. */
-static struct folder *
-get_folder(struct account *a, const char *name, bool create,
-           struct fm_error *err)
+struct folder *
+store_get_folder(struct account *a, const char *name, bool create,
+                 struct fm_error *err)
 {
-	struct folder *f = folder_find(a, name);
+	struct folder *f = store_folder_find(a, name);
 	if (f != NULL)
 		return !f->lazy || materialize(f, err) == 0 ? f : NULL;
 	if (name[0] == '\0' || name[0] == '.' || strstr(name, "..") != NULL ||
@@ -293,7 +242,7 @@ get_folder(struct account *a, const char *name, bool create,
 	}
 	f = folder_new(name, dir);
 	if (materialize(f, err) < 0) {
-		folder_free(f);
+		store_folder_free(f);
 		return NULL;
 	}
 	folder_attach(a, f);
@@ -305,8 +254,8 @@ static struct folder *
 get_folder_any(struct account *a, const char *name, bool create,
                struct fm_error *err)
 {
-	struct folder *f = folder_find(a, name);
-	return f != NULL ? f : get_folder(a, name, create, err);
+	struct folder *f = store_folder_find(a, name);
+	return f != NULL ? f : store_get_folder(a, name, create, err);
 }
 
 /* Notes a change to a folder without its summary. */
@@ -363,7 +312,7 @@ replay_one(void *ctx, const struct fm_journal_record *r, struct fm_error *err)
 	struct replay_ctx *c = ctx;
 	struct fm_error ignore;
 	fm_error_clear(&ignore);
-	struct folder *f = get_folder(c->a, r->folder, false, &ignore);
+	struct folder *f = store_get_folder(c->a, r->folder, false, &ignore);
 	if (f == NULL || fm_summary_find(f->sum, r->base) == NULL)
 		return 0; /* already moved or deleted: nothing to redo */
 	switch (r->op) {
@@ -483,85 +432,6 @@ rollback_staged(struct folder *f)
 	f->dirty = true;
 }
 
-/* Whether every message of the summary is in the index as its file is
- * named now. */
-static bool
-all_indexed(const struct fm_summary *sum)
-{
-	for (size_t i = 0; i < fm_summary_count(sum); i++) {
-		const struct fm_summary_entry *e = fm_summary_at(sum, i);
-		if (e->indexed == NULL || strcmp(e->indexed, e->file) != 0)
-			return false;
-	}
-	return true;
-}
-
-/* What STORE_INDEXED_FILE of the folder in dir holds, or NULL. */
-static char *
-read_indexed(const char *dir)
-{
-	char *path = fm_path_join(dir, STORE_INDEXED_FILE);
-	char *data = NULL;
-	size_t len = 0;
-	struct fm_error e;
-	fm_error_clear(&e);
-	if (fm_record_read_file(path, 4096, &data, &len, &e) != 0)
-		data = NULL;
-	free(path);
-	if (data != NULL && len > 0 && data[len - 1] == '\n')
-		data[len - 1] = '\0';
-	return data;
-}
-
-/* After a flush, with the index in use: a folder whose messages are all
- * indexed says so with its summary's identity, so the next catch-up need
- * not read it while it stays as it is. A cache: written without fsync,
- * and a failure only costs that read. */
-static void
-note_indexed(struct fm_store *s, struct folder *f)
-{
-	if (s->index == NULL || f->lazy || f->sum == NULL)
-		return;
-	if (f->indexed_id == NULL)
-		f->indexed_id = read_indexed(f->dir);
-	char *id = fm_summary_saved_id(f->sum);
-	if (id == NULL ||
-	    (f->indexed_id != NULL && strcmp(f->indexed_id, id) == 0) ||
-	    !all_indexed(f->sum)) {
-		free(id);
-		return;
-	}
-	char *path = fm_path_join(f->dir, STORE_INDEXED_FILE);
-	char *line = xasprintf("%s\n", id);
-	struct fm_error e;
-	fm_error_clear(&e);
-	if (fm_file_replace_cache(path, line, strlen(line), &e) < 0) {
-		free(id);
-	} else {
-		free(f->indexed_id);
-		f->indexed_id = id;
-	}
-	free(line);
-	free(path);
-}
-
-/* Whether the folder in dir, not loaded, is as it was when all its
- * messages were indexed. */
-static bool
-indexed_on_disk(const char *dir)
-{
-	char *had = read_indexed(dir);
-	if (had == NULL)
-		return false;
-	char *path = fm_path_join(dir, STORE_SUMMARY_FILE);
-	char *now = fm_summary_disk_id(path, dir);
-	bool same = now != NULL && strcmp(had, now) == 0;
-	free(path);
-	free(now);
-	free(had);
-	return same;
-}
-
 int
 fm_store_flush(struct fm_store *s, struct fm_error *err)
 {
@@ -592,7 +462,7 @@ fm_store_flush(struct fm_store *s, struct fm_error *err)
 				}
 			}
 			if (!f->dirty) {
-				note_indexed(s, f);
+				store_note_indexed(s, f);
 				continue;
 			}
 			/* Our own writes changed cur/ and new/: look again
@@ -614,7 +484,7 @@ fm_store_flush(struct fm_store *s, struct fm_error *err)
 				ret = -1;
 			} else {
 				f->dirty = false;
-				note_indexed(s, f);
+				store_note_indexed(s, f);
 			}
 			free(path);
 		}
@@ -666,7 +536,7 @@ fm_store_close(struct fm_store **sp)
 	for (size_t i = 0; i < s->n_accounts; i++) {
 		struct account *a = &s->accounts[i];
 		for (size_t k = 0; k < a->n_folders; k++)
-			folder_free(a->folders[k]);
+			store_folder_free(a->folders[k]);
 		free(a->folders);
 		fm_journal_close(&a->journal);
 		fm_lock_release(&a->lock);
@@ -721,7 +591,7 @@ fm_store_find_key(struct fm_store *s, const char *account, const char *folder,
 	struct fm_error err;
 	struct account *a = find_account(s, account, &err);
 	struct folder *f =
-	    a != NULL ? get_folder(a, folder, false, &err) : NULL;
+	    a != NULL ? store_get_folder(a, folder, false, &err) : NULL;
 	if (f == NULL)
 		return NULL;
 	char tag[33];
@@ -902,7 +772,8 @@ fm_store_ensure_folder(struct fm_store *s, const char *account,
                        const char *folder, struct fm_error *err)
 {
 	struct account *a = find_account(s, account, err);
-	return a != NULL && get_folder(a, folder, true, err) != NULL ? 0 : -1;
+	return a != NULL && store_get_folder(a, folder, true, err) != NULL ? 0
+	                                                                   : -1;
 }
 
 const char *
@@ -994,7 +865,8 @@ locate(struct fm_store *s, const char *account, const char *folder,
        const struct fm_summary_entry **e_r, struct fm_error *err)
 {
 	struct account *a = find_account(s, account, err);
-	struct folder *f = a != NULL ? get_folder(a, folder, false, err) : NULL;
+	struct folder *f =
+	    a != NULL ? store_get_folder(a, folder, false, err) : NULL;
 	if (f == NULL)
 		return -1;
 	const struct fm_summary_entry *e = fm_summary_find(f->sum, base);
@@ -1078,7 +950,7 @@ static int
 apply_move(struct fm_store *s, struct account *a, struct folder *f,
            const char *base, const char *to, struct fm_error *err)
 {
-	struct folder *t = get_folder(a, to, true, err);
+	struct folder *t = store_get_folder(a, to, true, err);
 	if (t == NULL)
 		return -1;
 	if (t == f)
@@ -1196,7 +1068,8 @@ fm_store_folder_msgs(struct fm_store *s, const char *account,
 	*msgs_r = NULL;
 	*n_r = 0;
 	struct account *a = find_account(s, account, err);
-	struct folder *f = a != NULL ? get_folder(a, folder, true, err) : NULL;
+	struct folder *f =
+	    a != NULL ? store_get_folder(a, folder, true, err) : NULL;
 	if (f == NULL)
 		return -1;
 	size_t n = fm_summary_count(f->sum);
@@ -1245,14 +1118,14 @@ fm_store_quick(struct fm_store *s, const char *account, const char *folder,
 	struct account *a = find_account(s, account, err);
 	if (a == NULL)
 		return -1;
-	if (folder_find(a, folder) != NULL)
+	if (store_folder_find(a, folder) != NULL)
 		return 0;
 	if (s->index != NULL)
-		return get_folder(a, folder, true, err) != NULL ? 0 : -1;
+		return store_get_folder(a, folder, true, err) != NULL ? 0 : -1;
 	char *dir = fm_path_join(a->dir, folder);
 	if (access(dir, F_OK) < 0) {
 		free(dir);
-		return get_folder(a, folder, true, err) != NULL ? 0 : -1;
+		return store_get_folder(a, folder, true, err) != NULL ? 0 : -1;
 	}
 	struct folder *f = folder_new(folder, dir);
 	f->lazy = true;
@@ -1382,176 +1255,4 @@ fm_store_sync_remove(struct fm_store *s, const char *account,
 	if (fm_summary_find(f->sum, base) == NULL)
 		return 0;
 	return apply_delete(s, a, f, base, err);
-}
-
-/* ------------------------------------------------------------------------
- * The index: brought up to date in batches, after the fact.
- */
-
-struct pending {
-	struct folder *f;
-	char *base;
-	char *file;
-	char *abs, *old_abs;
-};
-
-/* Loads every folder of the account, so the index sees all of them. */
-static int
-load_all_folders(struct account *a, struct fm_error *err)
-{
-	char **names;
-	size_t n;
-	if (store_list_folders(a->dir, &names, &n, err) < 0)
-		return -1;
-	int ret = 0;
-	for (size_t i = 0; i < n && ret == 0; i++)
-		if (get_folder(a, names[i], false, err) == NULL)
-			ret = -1;
-	store_strv_free(names, n);
-	return ret;
-}
-
-int
-fm_store_index_pending(struct fm_store *s, size_t max, size_t *done_r,
-                       struct fm_error *err)
-{
-	*done_r = 0;
-	if (s->index == NULL || max == 0)
-		return 0;
-	size_t cap = max + s->n_forget;
-	struct fm_index_op *ops = xcalloc(cap, sizeof(*ops));
-	struct pending *pend = xcalloc(cap, sizeof(*pend));
-	size_t n = 0;
-	for (size_t i = 0; i < s->n_forget; i++) {
-		pend[n].abs = fm_path_join(s->mail_root, s->forget[i]);
-		ops[n].kind = FM_INDEX_REMOVE;
-		ops[n].path = pend[n].abs;
-		n++;
-	}
-	size_t n_forget = n;
-	int ret = 0;
-	size_t n_read = 0, n_known = 0;
-	for (size_t i = 0; i < s->n_accounts && n < cap && ret == 0; i++) {
-		struct account *a = &s->accounts[i];
-		char **names;
-		size_t nn;
-		if (store_list_folders(a->dir, &names, &nn, err) < 0) {
-			ret = -1;
-			break;
-		}
-		for (size_t k = 0; k < nn && n < cap && ret == 0; k++) {
-			/* A folder not loaded and as it was when it was
-			 * wholly indexed is not read. */
-			char *dir = fm_path_join(a->dir, names[k]);
-			bool known = folder_find(a, names[k]) == NULL &&
-			             indexed_on_disk(dir);
-			free(dir);
-			if (known) {
-				n_known++;
-				continue;
-			}
-			struct folder *f = get_folder(a, names[k], false, err);
-			if (f == NULL) {
-				ret = -1;
-				break;
-			}
-			n_read++;
-			for (size_t j = 0;
-			     j < fm_summary_count(f->sum) && n < cap; j++) {
-				const struct fm_summary_entry *e =
-				    fm_summary_at(f->sum, j);
-				if (e->indexed != NULL &&
-				    strcmp(e->indexed, e->file) == 0)
-					continue;
-				struct pending *p = &pend[n];
-				p->f = f;
-				p->base = xstrdup(e->base);
-				p->file = xstrdup(e->file);
-				p->abs = fm_path_join(f->dir, e->file);
-				ops[n].path = p->abs;
-				if (e->indexed == NULL) {
-					ops[n].kind = FM_INDEX_ADD;
-				} else {
-					p->old_abs =
-					    fm_path_join(f->dir, e->indexed);
-					ops[n].kind = FM_INDEX_RENAME;
-					ops[n].path = p->old_abs;
-					ops[n].new_path = p->abs;
-				}
-				n++;
-			}
-		}
-		store_strv_free(names, nn);
-	}
-	fm_log_debug("index: %zu folders read, %zu known to be indexed", n_read,
-	             n_known);
-	unsigned long rev;
-	if (ret == 0 && n > 0)
-		ret = fm_index_apply(s->index, ops, n, &rev, err);
-	if (ret == 0) {
-		for (size_t i = n_forget; i < n; i++) {
-			if (ops[i].outcome == FM_INDEX_PENDING)
-				continue;
-			/* Not an email or unreadable: known, not retried. */
-			fm_summary_set_indexed(pend[i].f->sum, pend[i].base,
-			                       pend[i].file);
-			pend[i].f->dirty = true;
-		}
-		store_strv_free(s->forget, s->n_forget);
-		s->forget = NULL;
-		s->n_forget = 0;
-		*done_r = n - n_forget;
-	}
-	for (size_t i = 0; i < n; i++) {
-		free(pend[i].base);
-		free(pend[i].file);
-		free(pend[i].abs);
-		free(pend[i].old_abs);
-	}
-	free(pend);
-	free(ops);
-	return ret;
-}
-
-int
-fm_store_reindex(struct fm_store *s, const char *account, size_t *messages_r,
-                 struct fm_error *err)
-{
-	*messages_r = 0;
-	for (size_t i = 0; i < s->n_accounts; i++) {
-		struct account *a = &s->accounts[i];
-		if (account != NULL && strcmp(a->name, account) != 0)
-			continue;
-		/* Forget what is loaded; remove the summaries, so every
-		 * folder is read again from its maildir. */
-		for (size_t k = 0; k < a->n_folders; k++)
-			folder_free(a->folders[k]);
-		a->n_folders = 0;
-		char **names;
-		size_t n;
-		if (store_list_folders(a->dir, &names, &n, err) < 0)
-			return -1;
-		for (size_t k = 0; k < n; k++) {
-			char *dir = fm_path_join(a->dir, names[k]);
-			char *path = fm_path_join(dir, STORE_SUMMARY_FILE);
-			unlink(path);
-			free(path);
-			free(dir);
-		}
-		store_strv_free(names, n);
-		if (load_all_folders(a, err) < 0)
-			return -1;
-		for (size_t k = 0; k < a->n_folders; k++) {
-			a->folders[k]->dirty = true;
-			*messages_r += fm_summary_count(a->folders[k]->sum);
-		}
-	}
-	if (fm_store_flush(s, err) < 0)
-		return -1;
-	size_t done;
-	do {
-		if (fm_store_index_pending(s, 500, &done, err) < 0)
-			return -1;
-	} while (done > 0);
-	return fm_store_flush(s, err);
 }
