@@ -762,19 +762,28 @@ local_input(struct folder_run *fr, bool known,
 	return lin;
 }
 
-/* The same for a quick run: every local message is a state entry, as the
- * state says. */
+/* The same for a quick run: every local message is a state entry with a
+ * base, as the state says (one without has no local copy by design). */
 static struct fm_plan_local *
-quick_input(const struct fm_state_entry *synced, size_t ns)
+quick_input(const struct fm_state_entry *synced, size_t ns, size_t *n_r)
 {
 	struct fm_plan_local *lin = xcalloc(ns > 0 ? ns : 1, sizeof(*lin));
+	size_t n = 0;
 	for (size_t i = 0; i < ns; i++)
-		lin[i] = (struct fm_plan_local){
-		    .base = synced[i].base,
-		    .flags = synced[i].flags,
-		    .keywords = synced[i].keywords,
-		};
+		if (synced[i].base != NULL)
+			lin[n++] = (struct fm_plan_local){
+			    .base = synced[i].base,
+			    .flags = synced[i].flags,
+			    .keywords = synced[i].keywords,
+			};
+	*n_r = n;
 	return lin;
+}
+
+static bool
+kw_same(const char *a, const char *b)
+{
+	return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
 }
 
 /* What the plan would need the server for, beyond what a prefetched
@@ -834,31 +843,53 @@ imap_settle(struct folder_run *fr, struct fm_error *err)
 	    .local_only_flags = fr->local_only,
 	    .force = p->so->force,
 	};
-	ns = fm_state_count(fr->st);
-	synced = xcalloc(ns > 0 ? ns : 1, sizeof(*synced));
+	size_t n_state = fm_state_count(fr->st);
+	synced = xcalloc(n_state > 0 ? n_state : 1, sizeof(*synced));
 	/* The planner sees keywords without the local PARTIAL marker. */
-	kw_plain = xcalloc(ns > 0 ? ns : 1, sizeof(*kw_plain));
-	for (size_t i = 0; i < ns; i++) {
+	kw_plain = xcalloc(n_state > 0 ? n_state : 1, sizeof(*kw_plain));
+	/* A quick run's local side is the state: a message the server
+	 * lists as the state has it needs nothing, and the plan is made
+	 * of the others alone (INBOX: a few hundred of many thousands). */
+	bool *same =
+	    fr->quick && known ? xcalloc(fr->rn + 1, sizeof(*same)) : NULL;
+	for (size_t i = 0; i < n_state; i++) {
+		const struct fm_state_entry *e = fm_state_entry_at(fr->st, i);
 		bool had;
-		synced[i] = *fm_state_entry_at(fr->st, i);
-		kw_plain[i] = imap_kw_strip(synced[i].keywords, &had);
-		synced[i].keywords = kw_plain[i];
+		char *kw = imap_kw_strip(e->keywords, &had);
+		struct remote *rm = same != NULL && e->base != NULL
+		                        ? imap_remote_find(fr, e->uid)
+		                        : NULL;
+		if (rm != NULL && rm->have_flags && !rm->gone &&
+		    rm->flags == e->flags && kw_same(rm->keywords, kw)) {
+			same[rm - fr->rv] = true;
+			in.n_unchanged++;
+			free(kw);
+			continue;
+		}
+		synced[ns] = *e;
+		synced[ns].keywords = kw_plain[ns] = kw;
+		ns++;
 	}
 	in.synced = synced;
 	in.n_synced = ns;
 	rin = xcalloc(fr->rn > 0 ? fr->rn : 1, sizeof(*rin));
 	for (size_t i = 0; i < fr->rn; i++)
-		rin[i] = (struct fm_plan_remote){.uid = fr->rv[i].uid,
-		                                 .flags = fr->rv[i].flags,
-		                                 .keywords = fr->rv[i].keywords,
-		                                 .msgid = fr->rv[i].msgid,
-		                                 .size = fr->rv[i].size};
+		if (same == NULL || !same[i])
+			rin[in.n_remote++] = (struct fm_plan_remote){
+			    .uid = fr->rv[i].uid,
+			    .flags = fr->rv[i].flags,
+			    .keywords = fr->rv[i].keywords,
+			    .msgid = fr->rv[i].msgid,
+			    .size = fr->rv[i].size};
+	free(same);
 	in.remote = rin;
-	in.n_remote = fr->rn;
-	lin = fr->quick ? quick_input(synced, ns)
-	                : local_input(fr, known, synced, ns);
+	if (fr->quick) {
+		lin = quick_input(synced, ns, &in.n_local);
+	} else {
+		lin = local_input(fr, known, synced, ns);
+		in.n_local = fr->ln;
+	}
 	in.local = lin;
-	in.n_local = fr->quick ? ns : fr->ln;
 	fr->lin = lin;
 	if (fm_plan_make(&in, &plan, err) < 0)
 		goto out;

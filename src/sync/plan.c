@@ -579,8 +579,8 @@ summarise(struct planner *p)
 	const struct fm_plan_input *in = p->in;
 	struct fm_plan_summary *s = &p->plan->sum;
 	s->uidvalidity_reset = p->void_state && in->state_uidvalidity != 0;
-	s->local_total = in->n_local;
-	s->remote_total = in->n_remote;
+	s->local_total = in->n_local + in->n_unchanged;
+	s->remote_total = in->n_remote + in->n_unchanged;
 	for (size_t i = 0; i < p->plan->n; i++) {
 		switch (p->plan->v[i].op) {
 		case FM_PLAN_FORGET:

@@ -149,7 +149,10 @@ struct fm_plan_remote {
  * messages no state entry covers: the new ones, and all of them after a
  * UIDVALIDITY change or with an empty state. The remote array must list
  * every message in the folder (an engine resyncing with CONDSTORE fills in
- * the unchanged ones from the state). */
+ * the unchanged ones from the state), with one exception: a message whose
+ * state entry, local file and server copy all agree (the same flags, the
+ * same keywords) needs no action, and may be left out of all three arrays
+ * at once if n_unchanged counts it. */
 struct fm_plan_input {
 	uint32_t state_uidvalidity;          /* 0: never synced */
 	const struct fm_state_entry *synced; /* IMAP entries (uid > 0); a NULL
@@ -169,6 +172,7 @@ struct fm_plan_input {
 	size_t n_moved_in;
 	uint32_t local_only_flags; /* bits the server cannot keep */
 	bool force;                /* run past the mass-deletion guard */
+	size_t n_unchanged;        /* left out as above; counted in totals */
 };
 
 /* Actions, in the order a plan lists them. */

@@ -33,6 +33,7 @@ struct world {
 	size_t naway, nin;
 	uint32_t local_only;
 	bool force;
+	size_t unchanged; /* n_unchanged */
 	char names[3 * WMAX][32];
 	size_t nnames;
 	struct fm_plan *plan;
@@ -144,6 +145,7 @@ input_of(const struct world *w, struct fm_plan_input *in)
 	    .n_moved_in = w->nin,
 	    .local_only_flags = w->local_only,
 	    .force = w->force,
+	    .n_unchanged = w->unchanged,
 	};
 }
 
@@ -625,6 +627,54 @@ test_guard(void **unused)
 	}
 }
 
+/* A quick run leaves out the messages on which all three sides agree and
+ * counts them in n_unchanged: the same plan, the same totals, the same
+ * guard as with every message listed. */
+static void
+test_unchanged_left_out(void **unused)
+{
+	(void)unused;
+	static const struct {
+		unsigned n, del_remote;
+		bool confirm;
+	} rows[] = {
+	    {100, 26, true},
+	    {100, 24, false},
+	    {8, 6, true},
+	    {8, 5, false},
+	};
+	for (size_t i = 0; i < FM_ARRAY_LEN(rows); i++) {
+		print_message("# unchanged row %zu\n", i);
+		struct world *full =
+		    guard_world(rows[i].n, 0, rows[i].del_remote, false);
+		/* Only what the server expunged, and one flag change. */
+		struct world *w = world_new();
+		for (unsigned u = 1; u <= rows[i].del_remote; u++) {
+			const char *b = name(w, "b", u);
+			st(w, u, b, "S", NULL);
+			loc(w, b, "S", NULL);
+		}
+		unsigned f = rows[i].del_remote + 1;
+		const char *b = name(w, "b", f);
+		st(w, f, b, "S", NULL);
+		loc(w, b, "S", NULL);
+		rem(w, f, "FS", NULL);
+		w->unchanged = rows[i].n - rows[i].del_remote - 1;
+		const struct fm_plan_summary *s = make(w);
+		const struct fm_plan_summary *fs = fm_plan_summary(full->plan);
+		assert_int_equal(s->local_total, fs->local_total);
+		assert_int_equal(s->remote_total, fs->remote_total);
+		assert_int_equal(s->local_deletes, rows[i].del_remote);
+		assert_int_equal(s->needs_confirmation, rows[i].confirm);
+		assert_int_equal(fs->needs_confirmation, rows[i].confirm);
+		/* The one change the full world lacks. */
+		assert_int_equal(s->flag_changes, 1);
+		assert_int_equal(fs->flag_changes, 0);
+		world_free(w);
+		world_free(full);
+	}
+}
+
 /* ------------------------------------------------------------------------
  * UIDVALIDITY changes.
  */
@@ -1013,6 +1063,7 @@ main(void)
 	    cmocka_unit_test(test_moves),
 	    cmocka_unit_test(test_tags),
 	    cmocka_unit_test(test_guard),
+	    cmocka_unit_test(test_unchanged_left_out),
 	    cmocka_unit_test(test_uidvalidity_all_matched),
 	    cmocka_unit_test(test_uidvalidity_some_new),
 	    cmocka_unit_test(test_uidvalidity_duplicates),
