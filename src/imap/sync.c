@@ -534,6 +534,13 @@ run_plan(struct folder_run *fr, const struct fm_plan *plan,
 	if (fm_state_uidvalidity(fr->st) != sum->uidvalidity) {
 		fm_state_set_uidvalidity(fr->st, sum->uidvalidity);
 		fr->state_dirty = true;
+		/* Saved before anything is stored: a pass killed after its
+		 * first downloads leaves a state with this UIDVALIDITY, so
+		 * the next one believes their delivery tags (plan.h), and a
+		 * message the server expunged meanwhile goes here too rather
+		 * than being uploaded back as a new local one. */
+		if (imap_maybe_save(fr, true, err) < 0)
+			return -1;
 	}
 	fr->total = sum->downloads + sum->uploads;
 	if (p->so->progress != NULL && p->so->progress->folder != NULL)
