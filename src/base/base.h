@@ -228,17 +228,19 @@ int fm_record_read_file(const char *path, size_t max, char **data_r,
 int fm_reclog_read(const char *path, const char *id, size_t max, char **data_r,
                    size_t *len_r, size_t *end_r, struct fm_error *err);
 /* Appends one chunk of records (body, len) to PATH.log at *end (0: starts
- * a new log following the snapshot id), makes it durable (fdatasync; the
- * directory too when new) and moves *end past it. FM_ERR_LOCAL on
- * failure, and *end stays. */
+ * a new log following the snapshot id), makes it durable when durable
+ * (fdatasync; the directory too when new: a derived file's log, which a
+ * loss only makes older, goes without) and moves *end past it.
+ * FM_ERR_LOCAL on failure, and *end stays. */
 int fm_reclog_append(const char *path, const char *id, size_t *end,
-                     const void *body, size_t len, struct fm_error *err);
+                     const void *body, size_t len, bool durable,
+                     struct fm_error *err);
 /* fm_reclog_append() while the log stays within a quarter of its snapshot
  * (snap_bytes, the snapshot's body): 1 when appended, 0 when a new
  * snapshot is due instead (nothing written), -1 on failure. */
 int fm_reclog_append_small(const char *path, const char *id, size_t *end,
                            size_t snap_bytes, const void *body, size_t len,
-                           struct fm_error *err);
+                           bool durable, struct fm_error *err);
 /* Removes PATH.log: after a new snapshot took its changes in. */
 void fm_reclog_remove(const char *path);
 /* The length of PATH.log in bytes, 0 when there is none, -1 if it cannot

@@ -278,7 +278,8 @@ fm_reclog_read(const char *path, const char *id, size_t max, char **data_r,
 
 int
 fm_reclog_append(const char *path, const char *id, size_t *end,
-                 const void *body, size_t len, struct fm_error *err)
+                 const void *body, size_t len, bool durable,
+                 struct fm_error *err)
 {
 	char *lpath = reclog_path(path);
 	bool fresh = *end == 0;
@@ -309,7 +310,7 @@ fm_reclog_append(const char *path, const char *id, size_t *end,
 			e = n < 0 ? errno : EIO;
 		}
 	}
-	if (rc == 0 && fdatasync(fd) < 0) {
+	if (rc == 0 && durable && fdatasync(fd) < 0) {
 		rc = -1;
 		e = errno;
 	}
@@ -317,7 +318,7 @@ fm_reclog_append(const char *path, const char *id, size_t *end,
 		rc = -1;
 		e = errno;
 	}
-	if (rc == 0 && fresh)
+	if (rc == 0 && fresh && durable)
 		rc = fm_fsync_parent(lpath, err);
 	else if (rc < 0)
 		fm_error_errno(err, FM_ERR_LOCAL, e,
@@ -331,11 +332,12 @@ fm_reclog_append(const char *path, const char *id, size_t *end,
 int
 fm_reclog_append_small(const char *path, const char *id, size_t *end,
                        size_t snap_bytes, const void *body, size_t len,
-                       struct fm_error *err)
+                       bool durable, struct fm_error *err)
 {
 	if (*end + len > snap_bytes / 4)
 		return 0;
-	return fm_reclog_append(path, id, end, body, len, err) < 0 ? -1 : 1;
+	return fm_reclog_append(path, id, end, body, len, durable, err) < 0 ? -1
+	                                                                    : 1;
 }
 
 int64_t

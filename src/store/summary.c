@@ -331,7 +331,10 @@ written(struct fm_summary *s)
 
 /* Appends what changed since the last write to the change log, while the
  * log stays under a quarter of the snapshot: 1 when it did, 0 when a new
- * snapshot is due instead. */
+ * snapshot is due instead. Without fdatasync: the summary is derived, and
+ * a chunk lost to a power cut leaves it older than cur/ and new/, whose
+ * change times then differ from its stamp, so the folder is listed again
+ * (fm_summary_rescan). */
 static int
 save_changes(struct fm_summary *s, const char *path, struct fm_error *err)
 {
@@ -354,7 +357,7 @@ save_changes(struct fm_summary *s, const char *path, struct fm_error *err)
 	}
 	int r =
 	    fm_reclog_append_small(path, s->snap_id, &s->log_end, s->snap_bytes,
-	                           chunk.data, chunk.len, err);
+	                           chunk.data, chunk.len, false, err);
 	if (r == 1)
 		written(s);
 	fm_buf_free(&chunk);
@@ -779,7 +782,7 @@ fm_summary_append(const char *path, const struct fm_summary_change *v, size_t n,
 		}
 	}
 	int r = fm_reclog_append_small(path, id, &log_end, snap_bytes,
-	                               chunk.data, chunk.len, err);
+	                               chunk.data, chunk.len, false, err);
 	fm_buf_free(&chunk);
 	free(id);
 	return r;

@@ -686,7 +686,7 @@ save_changes(struct fm_state *s, const char *path, struct fm_error *err)
 	}
 	int r =
 	    fm_reclog_append_small(path, s->snap_id, &s->log_end, s->snap_bytes,
-	                           chunk.data, chunk.len, err);
+	                           chunk.data, chunk.len, true, err);
 	if (r == 1)
 		changes_clear(s);
 	fm_buf_free(&chunk);
