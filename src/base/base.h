@@ -101,6 +101,8 @@ char *fm_str_trim(char *s);
 bool fm_str_has_prefix(const char *s, const char *prefix);
 /* ASCII case-insensitive equality. */
 bool fm_str_ieq(const char *a, const char *b);
+/* Equality, NULL reading as "". */
+bool fm_str_same(const char *a, const char *b);
 /* A hash of len bytes for in-memory tables (it may change between
  * versions: never store it). */
 uint32_t fm_hash_mem(const void *data, size_t len);

@@ -76,6 +76,12 @@ fm_str_ieq(const char *a, const char *b)
 	return *a == *b;
 }
 
+bool
+fm_str_same(const char *a, const char *b)
+{
+	return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
+}
+
 unsigned
 fm_str_distance(const char *a, const char *b)
 {

@@ -60,7 +60,6 @@ struct prefetch {
 	int tag[CMD_N];   /* of the commands sent; 0: not sent */
 	size_t n_old;     /* fr.rv[0..n_old) are the UIDs below next */
 	bool unchanged;   /* blind: SELECT told the stamp's counters */
-	bool quick;       /* the state stands for the maildir (quick()) */
 	bool selected;    /* SELECT succeeded, as the state knows it */
 	bool stage_only;  /* not quick: only new messages are kept, staged */
 	bool usual;       /* left to the usual way */
@@ -86,6 +85,20 @@ prepare(struct pass *p, struct folder *f, struct prefetch *pf)
 	return true;
 }
 
+/* Blind: every folder whose stamp's local half holds is sent with the
+ * stamp's counters, and its SELECT tells whether it changed. */
+static bool
+from_stamp(struct prefetch *pf)
+{
+	const uint64_t *old = pf->stamp.v;
+	if (old[ST_UIDNEXT] == 0 || old[ST_UIDNEXT] > UINT32_MAX ||
+	    old[ST_VALIDITY] == 0)
+		return false;
+	pf->next = (uint32_t)old[ST_UIDNEXT];
+	pf->since = old[ST_MODSEQ];
+	return true;
+}
+
 /* Once LIST-STATUS answered, from the stamp alone: f changed on the
  * server since the stamp, and not too much for one go. Its commands can
  * then go out at once: when the run is quick, the stamp's counters are
@@ -103,48 +116,30 @@ changed(const struct folder *f, struct prefetch *pf)
 	/* Unchanged on the server: the usual way skips it at once. */
 	if (imap_stamp_server_same(&pf->stamp, now) ||
 	    f->st_uidnext < old[ST_UIDNEXT] ||
-	    f->st_uidnext - old[ST_UIDNEXT] > PREFETCH_NEW_MAX ||
-	    old[ST_UIDNEXT] > UINT32_MAX)
+	    f->st_uidnext - old[ST_UIDNEXT] > PREFETCH_NEW_MAX)
 		return false;
-	pf->next = (uint32_t)old[ST_UIDNEXT];
-	pf->since = old[ST_MODSEQ];
-	return true;
+	return from_stamp(pf);
 }
 
-/* Blind: every folder whose stamp's local half holds is sent with the
- * stamp's counters, and its SELECT tells whether it changed. */
-static bool
-from_stamp(struct prefetch *pf)
-{
-	const uint64_t *old = pf->stamp.v;
-	if (old[ST_UIDNEXT] == 0 || old[ST_UIDNEXT] > UINT32_MAX ||
-	    old[ST_VALIDITY] == 0)
-		return false;
-	pf->next = (uint32_t)old[ST_UIDNEXT];
-	pf->since = old[ST_MODSEQ];
-	return true;
-}
-
-/* While the server answers: whether the state is as the stamp's pass
- * left it with nothing waiting to be uploaded (a quick run). Loads the
- * state. If not, the answers are read and dropped, and the folder goes
- * the usual way. */
-static bool
+/* While the server answers: fr.quick if the state is as the stamp's
+ * pass left it with nothing waiting to be uploaded (a quick run). Loads
+ * the state. If not, the answers are read and dropped, and the folder
+ * goes the usual way. */
+static void
 quick(struct pass *p, struct prefetch *pf)
 {
 	struct folder_run *fr = &pf->fr;
 	struct fm_error e;
 	fm_error_clear(&e);
 	if (imap_load_state(p, fr->f->local, &fr->st, &e) < 0)
-		return false; /* the usual way says what is wrong */
+		return; /* the usual way says what is wrong */
 	imap_uploads_load(p, fr->f->local, &fr->up);
 	if (!imap_quick_state(fr, &pf->stamp) ||
 	    fm_store_quick(p->store, p->acct->name, fr->f->local, &e) < 0)
-		return false;
+		return;
 	fr->quick = true;
 	fr->prefetched = true;
 	fr->saved_ms = fm_now_ms();
-	return true;
 }
 
 static int
@@ -299,15 +294,15 @@ read_select(struct pass *p, struct prefetch *pf, struct fm_error *err)
 			return 0;
 		/* From here on the folder may change. */
 		imap_stamp_write(p, fr->f->local, NULL);
-		pf->quick = quick(p, pf);
+		quick(p, pf);
 	}
 	/* What was sent must cover what changed. */
-	pf->selected = pf->quick &&
+	pf->selected = fr->quick &&
 	               fr->validity == fm_state_uidvalidity(fr->st) &&
 	               fr->modseq > 0 && fr->uidnext > 0 &&
 	               (fr->modseq == pf->since || pf->tag[CMD_CHANGED] != 0) &&
 	               (fr->uidnext <= pf->next || pf->tag[CMD_NEW] != 0);
-	pf->stage_only = !pf->quick && fr->validity == pf->stamp.v[ST_VALIDITY];
+	pf->stage_only = !fr->quick && fr->validity == pf->stamp.v[ST_VALIDITY];
 	return 0;
 }
 
@@ -520,7 +515,7 @@ imap_prefetch(struct pass *p, struct fm_error *err)
 	}
 	p->n_pre = n;
 	for (size_t i = 0; i < n && ret == 0 && !p->blind; i++)
-		pv[i].quick = quick(p, &pv[i]);
+		quick(p, &pv[i]);
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		struct prefetch *pf = &pv[i];
 		ret = read_folder(p, pf, err);

@@ -787,12 +787,6 @@ quick_input(const struct fm_state_entry *synced, size_t ns, size_t *n_r)
 	return lin;
 }
 
-static bool
-kw_same(const char *a, const char *b)
-{
-	return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
-}
-
 /* What the plan would need the server for, beyond what a prefetched
  * folder (prefetch.c) already has: a command of its own, which the
  * pipeline in flight cannot take. */
@@ -867,7 +861,7 @@ imap_settle(struct folder_run *fr, struct fm_error *err)
 		                        ? imap_remote_find(fr, e->uid)
 		                        : NULL;
 		if (rm != NULL && rm->have_flags && !rm->gone &&
-		    rm->flags == e->flags && kw_same(rm->keywords, kw)) {
+		    rm->flags == e->flags && fm_str_same(rm->keywords, kw)) {
 			same[rm - fr->rv] = true;
 			in.n_unchanged++;
 			free(kw);

@@ -1006,19 +1006,19 @@ fm_maildir_batch_commit(struct fm_maildir_batch *b, bool flushed,
 	if (b->n == 0)
 		return 0;
 	/* One flush for the whole batch instead of one per message. */
-	int fd =
-	    flushed ? -2 : open(b->folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1 || (fd >= 0 && syncfs(fd) < 0)) {
-		fm_error_errno(err, FM_ERR_LOCAL, errno,
-		               _("Cannot write the folder %s to disk"),
-		               b->folder);
+	if (!flushed) {
+		int fd = open(b->folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int e = fd < 0 || syncfs(fd) < 0 ? errno : 0;
 		if (fd >= 0)
 			close(fd);
-		batch_clear(b, true);
-		return -1;
+		if (e != 0) {
+			fm_error_errno(err, FM_ERR_LOCAL, e,
+			               _("Cannot write the folder %s to disk"),
+			               b->folder);
+			batch_clear(b, true);
+			return -1;
+		}
 	}
-	if (fd >= 0)
-		close(fd);
 	bool to_new = false, to_cur = false;
 	for (size_t i = 0; i < b->n; i++) {
 		if (rename_noreplace(b->v[i].tmp, b->v[i].final) < 0) {

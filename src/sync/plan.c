@@ -258,17 +258,11 @@ kw_parse(struct kwset *set, const char *s)
 	set->n = k;
 }
 
-static bool
-str_same(const char *a, const char *b)
-{
-	return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
-}
-
 /* Whether two keyword strings name different sets. */
 static bool
 kw_differ(struct planner *p, const char *a, const char *b)
 {
-	if (str_same(a, b))
+	if (fm_str_same(a, b))
 		return false;
 	kw_parse(&p->kl, a);
 	kw_parse(&p->kr, b);
@@ -395,9 +389,9 @@ merge(struct planner *p, const struct fm_state_entry *b,
 		const uint32_t del = FM_MAILDIR_TRASHED;
 		t = ((lf | rf) & ~del) | (lf & rf & del);
 	}
-	bool kw_same = b != NULL ? str_same(b->keywords, l->keywords) &&
-	                               str_same(b->keywords, r->keywords)
-	                         : str_same(l->keywords, r->keywords);
+	bool kw_same = b != NULL ? fm_str_same(b->keywords, l->keywords) &&
+	                               fm_str_same(b->keywords, r->keywords)
+	                         : fm_str_same(l->keywords, r->keywords);
 	if (b != NULL && t == lf && t == rf && t == bf && kw_same)
 		return;
 	bool kw_change = kw_merge(p, b != NULL, b != NULL ? b->keywords : NULL,
