@@ -2,7 +2,14 @@
 /* Opening an IMAP session the secure way, one explicit step after the
  * other: connect (TLS verified first when implicit), greeting, CAPABILITY,
  * STARTTLS (never skipped, never a fall-back), CAPABILITY again, then
- * authentication — and only over TLS unless the account allows otherwise. */
+ * authentication — and only over TLS unless the account allows otherwise.
+ *
+ * Each step that waits for the server costs a round trip, which on a
+ * real link is most of a pass with nothing new. So the capabilities a
+ * greeting names (as [CAPABILITY ...]) are taken without asking again,
+ * except after STARTTLS, where what came in clear means nothing; and
+ * those after login are the ones the login's answer names (RFC 3501
+ * lets a server send them there), asked for only when it named none. */
 #include "config.h"
 
 #include <stdio.h>
@@ -190,9 +197,17 @@ caps_string(const struct fm_imap *s, char *out, size_t size)
 	fm_buf_free(&b);
 }
 
+static void
+report_caps(struct fm_imap *s, const struct fm_session_opts *o, unsigned ms)
+{
+	char caps[1024];
+	caps_string(s, caps, sizeof(caps));
+	fm_net_report(o, "capabilities", ms, true, "%s", caps);
+}
+
 /* Asks CAPABILITY (libetpan keeps what it learnt in connection_info). */
 static int
-ask_caps(struct fm_imap *s, const struct fm_session_opts *o, const char *step,
+ask_caps(struct fm_imap *s, const struct fm_session_opts *o,
          struct fm_error *err)
 {
 	uint64_t t0 = fm_now_ms();
@@ -203,13 +218,51 @@ ask_caps(struct fm_imap *s, const struct fm_session_opts *o, const char *step,
 	unsigned ms = (unsigned)(fm_now_ms() - t0);
 	if (r != MAILIMAP_NO_ERROR) {
 		fm_net_error(s->conn, _("asking for capabilities"), err);
-		fm_net_report(o, step, ms, false, "%s", err->user);
+		fm_net_report(o, "capabilities", ms, false, "%s", err->user);
 		return -1;
 	}
-	char caps[1024];
-	caps_string(s, caps, sizeof(caps));
-	fm_net_report(o, step, ms, true, "%s", caps);
+	report_caps(s, o, ms);
 	return 0;
+}
+
+/* The capabilities libetpan holds, taken away: what the server says from
+ * here on lands in an empty list, so told() can tell whether it said
+ * anything. */
+static struct mailimap_capability_data *
+caps_take(struct fm_imap *s)
+{
+	struct mailimap_connection_info *ci = s->imap->imap_connection_info;
+	if (ci == NULL)
+		return NULL;
+	struct mailimap_capability_data *c = ci->imap_capability;
+	ci->imap_capability = NULL;
+	return c;
+}
+
+/* Whether libetpan holds a capability list (from a greeting, a response
+ * code or a CAPABILITY response). */
+static bool
+told(const struct fm_imap *s)
+{
+	const struct mailimap_connection_info *ci =
+	    s->imap->imap_connection_info;
+	return ci != NULL && ci->imap_capability != NULL &&
+	       clist_begin(ci->imap_capability->cap_list) != NULL;
+}
+
+/* After the exchange caps_take() came before: the list taken is put back
+ * when the server named none meanwhile, else dropped. */
+static void
+caps_settle(struct fm_imap *s, struct mailimap_capability_data *taken)
+{
+	struct mailimap_connection_info *ci = s->imap->imap_connection_info;
+	if (ci != NULL && !told(s)) {
+		if (ci->imap_capability != NULL)
+			mailimap_capability_data_free(ci->imap_capability);
+		ci->imap_capability = taken;
+	} else if (taken != NULL) {
+		mailimap_capability_data_free(taken);
+	}
 }
 
 static int
@@ -247,15 +300,15 @@ fail:
  * with *ok telling whether the server accepted. */
 static int
 authenticate(struct fm_imap *s, enum fm_auth_mech mech, const char *user,
-             const char *secret, bool *ok, char *server_error, size_t size,
-             struct fm_error *err)
+             const char *secret, bool sasl_ir, bool *ok, char *server_error,
+             size_t size, struct fm_error *err)
 {
 	*ok = false;
 	server_error[0] = '\0';
 	struct fm_sasl *sasl = fm_sasl_new(
 	    mech, user, secret, fm_net_host(s->conn), fm_net_port(s->conn));
 	char *ir = fm_sasl_initial_response(sasl);
-	bool inline_ir = ir != NULL && fm_imap_has_cap(s, "SASL-IR");
+	bool inline_ir = ir != NULL && sasl_ir;
 	int ret = -1;
 	struct fm_buf cmd;
 	fm_buf_init(&cmd, 64 * 1024);
@@ -389,21 +442,27 @@ login(struct fm_imap *s, const struct fm_session_opts *o, struct fm_error *err)
 			goto fail;
 		}
 	}
+	/* From here on, the capabilities the server names are those after
+	 * login (SASL-IR is the last one looked at before). */
+	bool sasl_ir = fm_imap_has_cap(s, "SASL-IR");
+	struct mailimap_capability_data *before = caps_take(s);
+	int r;
 	if (use_login_cmd) {
 		how = _("the LOGIN command");
-		int r = mailimap_login(s->imap, user, secret);
-		if (r == MAILIMAP_NO_ERROR)
-			ok = true;
-		else if (r != MAILIMAP_ERROR_LOGIN) {
-			fm_net_error(s->conn, _("logging in"), err);
-			goto fail;
-		}
+		int lr = mailimap_login(s->imap, user, secret);
+		ok = lr == MAILIMAP_NO_ERROR;
+		r = ok || lr == MAILIMAP_ERROR_LOGIN
+		        ? 0
+		        : fm_net_error(s->conn, _("logging in"), err);
 	} else {
 		how = fm_sasl_mech_name(mech);
-		if (authenticate(s, mech, user, secret, &ok, report,
-		                 sizeof(report), err) < 0)
-			goto fail;
+		r = authenticate(s, mech, user, secret, sasl_ir, &ok, report,
+		                 sizeof(report), err);
 	}
+	bool fresh = ok && told(s);
+	caps_settle(s, before);
+	if (r < 0)
+		goto fail;
 	if (!ok) {
 		if (oauth)
 			fm_creds_forget_token(o->creds);
@@ -415,7 +474,9 @@ login(struct fm_imap *s, const struct fm_session_opts *o, struct fm_error *err)
 	}
 	fm_net_report(o, "login", (unsigned)(fm_now_ms() - t0), true,
 	              _("%s as %s"), how, user);
-	return 0;
+	/* Named with the login's answer (Dovecot does), or asked now: what
+	 * was offered before login may be less. */
+	return fresh ? 0 : ask_caps(s, o, err);
 fail:
 	fm_net_report(o, "login", (unsigned)(fm_now_ms() - t0), false, "%s",
 	              err->user);
@@ -479,14 +540,16 @@ fm_imap_open(const struct fm_account *acct, const struct fm_session_opts *o,
 	fm_net_report(o, "greeting", (unsigned)(fm_now_ms() - t0), true, "%s",
 	              server_text(s, text, sizeof(text)));
 
-	if (ask_caps(s, o, "capabilities", err) < 0)
+	if (told(s))
+		report_caps(s, o, 0); /* the greeting named them */
+	else if (ask_caps(s, o, err) < 0)
 		goto fail;
 	if (acct->tls == FM_TLS_STARTTLS) {
 		if (starttls(s, o, err) < 0)
 			goto fail;
 		/* libetpan keeps the old list: what was said in clear means
 		 * nothing now. */
-		if (ask_caps(s, o, "capabilities", err) < 0)
+		if (ask_caps(s, o, err) < 0)
 			goto fail;
 	}
 	if (!preauth && login(s, o, err) < 0)

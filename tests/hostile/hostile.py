@@ -279,6 +279,12 @@ IMAP = {
         caps="IMAP4rev1 STARTTLS LOGINDISABLED", starttls="ok", needs_cert=True
     ),
     "imaps-ok": dict(caps=CAPS_TLS, starttls="bad", implicit=True, needs_cert=True),
+    # A server that names its capabilities only when asked: not in its
+    # greeting, not with its login answer, and more after login.
+    "imaps-quiet": dict(
+        caps=CAPS_TLS, caps_authed=CAPS_TLS + " X-AFTER-LOGIN", starttls="bad",
+        implicit=True, needs_cert=True, greeting_caps=False, login_caps=False,
+    ),
     # Push (`fulmar watch`): implicit TLS, the normal server, plus IDLE and
     # NOTIFY as the scenario says (see imap_push below).
     "imap-notify-garbage": dict(
@@ -364,16 +370,19 @@ def imap_session(c, cfg):
     state = dict(authed=bool(cfg.get("preauth")))
 
     def caps():
+        if state["authed"] and "caps_authed" in cfg:
+            return cfg["caps_authed"]
         if c.tls:
             return cfg.get("caps_tls", CAPS_TLS)
         return cfg["caps"]
 
     if cfg.get("implicit"):
         c.start_tls()
+    code = "[CAPABILITY %s] " % caps() if cfg.get("greeting_caps", True) else ""
     if state["authed"]:
-        c.send("* PREAUTH [CAPABILITY %s] welcome\r\n" % caps())
+        c.send("* PREAUTH %swelcome\r\n" % code)
     else:
-        c.send("* OK [CAPABILITY %s] hi\r\n" % caps())
+        c.send("* OK %shi\r\n" % code)
 
     while True:
         tag, cmd, args = imap_read_command(c)
@@ -389,10 +398,16 @@ def imap_session(c, cfg):
         elif cmd in ("LOGIN", "AUTHENTICATE"):
             if state["authed"]:
                 c.send("%s BAD already authenticated\r\n" % tag)
-            elif cmd == "LOGIN":
+                continue
+            if cmd == "LOGIN":
                 imap_login(c, caps(), state, tag, args)
             else:
                 imap_authenticate(c, caps(), state, tag, args)
+            if state["authed"]:
+                # The login's answer names the capabilities after login.
+                said = cfg.get("login_caps", True)
+                c.send("%s OK %sLogged in\r\n"
+                       % (tag, "[CAPABILITY %s] " % caps() if said else ""))
         elif cmd in ("ID", "ENABLE", "NAMESPACE"):
             untagged = {
                 "ID": '* ID ("name" "hostile")\r\n',
@@ -435,8 +450,7 @@ def imap_login(c, caps, state, tag, args):
     elif "LOGINDISABLED" in caps.split():
         c.send("%s NO [UNAVAILABLE] LOGIN is disabled on this server\r\n" % tag)
     elif args[:2] == [USER, PASSWORD]:
-        state["authed"] = True
-        c.send("%s OK [CAPABILITY %s] Logged in\r\n" % (tag, caps))
+        state["authed"] = True  # imap_session answers
     else:
         c.send("%s NO [AUTHENTICATIONFAILED] Authentication failed\r\n" % tag)
 
@@ -458,8 +472,7 @@ def imap_authenticate(c, caps, state, tag, args):
     elif ir == "*":
         c.send("%s BAD AUTHENTICATE cancelled\r\n" % tag)
     elif mech == "PLAIN" and plain_ok(ir):
-        state["authed"] = True
-        c.send("%s OK [CAPABILITY %s] Logged in\r\n" % (tag, caps))
+        state["authed"] = True  # imap_session answers
     else:
         c.send("%s NO [AUTHENTICATIONFAILED] Authentication failed\r\n" % tag)
 
