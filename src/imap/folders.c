@@ -184,22 +184,61 @@ imap_choose_folders(struct pass *p)
 	}
 }
 
-/* Sends a command libetpan cannot send (written here after the tag, CRLF
- * included) and has libetpan parse the answer: the untagged data lands in
+/* Reads the answer to the command sent last (libetpan's tag says which)
+ * for a command libetpan cannot send itself: the untagged data lands in
  * p->s->imap_response_info as for its own commands. *resp_r is the
  * caller's (mailimap_response_free). */
 static int
-raw_command(struct pass *p, const char *cmd, const char *what,
-            struct mailimap_response **resp_r, struct fm_error *err)
+read_response(struct pass *p, const char *what,
+              struct mailimap_response **resp_r, struct fm_error *err)
 {
 	*resp_r = NULL;
-	struct fm_net_conn *conn = fm_imap_conn(p->imap);
-	if (imap_send(p, cmd, what, err) < 0)
-		return -1;
 	if (mailimap_read_line(p->s) == NULL ||
 	    mailimap_parse_response(p->s, resp_r) != MAILIMAP_NO_ERROR) {
 		*resp_r = NULL;
-		return fm_net_error(conn, what, err);
+		return fm_net_error(fm_imap_conn(p->imap), what, err);
+	}
+	return 0;
+}
+
+/* Reads the answer to ENABLE QRESYNC sent with tag: p->qresync when the
+ * server says ENABLED QRESYNC. A NO or BAD only leaves it off. */
+static int
+read_enabled(struct pass *p, int tag, struct fm_error *err)
+{
+	mailimap *s = p->s;
+	struct mailimap_response *resp = NULL;
+	s->imap_tag = tag;
+	int r = mailimap_read_line(s) == NULL
+	            ? MAILIMAP_ERROR_STREAM
+	            : mailimap_parse_response(s, &resp);
+	if (r == MAILIMAP_ERROR_PROTOCOL)
+		return 0; /* a BAD */
+	if (r != MAILIMAP_NO_ERROR)
+		return fm_imap_fail(p->imap, _("enabling QRESYNC"), err);
+	bool ok =
+	    resp->rsp_resp_done->rsp_type == MAILIMAP_RESP_DONE_TYPE_TAGGED &&
+	    resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state
+	            ->rsp_type == MAILIMAP_RESP_COND_STATE_OK;
+	mailimap_response_free(resp);
+	const struct mailimap_response_info *ri = s->imap_response_info;
+	for (clistiter *it = ok && ri != NULL && ri->rsp_extension_list != NULL
+	                         ? clist_begin(ri->rsp_extension_list)
+	                         : NULL;
+	     it != NULL; it = clist_next(it)) {
+		const struct mailimap_extension_data *ed = clist_content(it);
+		const struct mailimap_capability_data *cd = ed->ext_data;
+		if (ed->ext_extension->ext_id != MAILIMAP_EXTENSION_ENABLE ||
+		    cd == NULL)
+			continue;
+		for (clistiter *c = clist_begin(cd->cap_list); c != NULL;
+		     c = clist_next(c)) {
+			const struct mailimap_capability *cap =
+			    clist_content(c);
+			if (cap->cap_type == MAILIMAP_CAPABILITY_NAME &&
+			    fm_str_ieq(cap->cap_data.cap_name, "QRESYNC"))
+				p->qresync = true;
+		}
 	}
 	return 0;
 }
@@ -208,16 +247,32 @@ raw_command(struct pass *p, const char *cmd, const char *what,
  * folder and whether it is subscribed, in the one round trip a plain LIST
  * takes. libetpan has no API for return options, but its LIST parser
  * takes \Subscribed like any other flag. Subscribed folders that do not
- * exist are not listed (there is no SUBSCRIBED selection option). */
+ * exist are not listed (there is no SUBSCRIBED selection option). With
+ * enable, ENABLE QRESYNC goes right before it, without waiting for its
+ * answer: the LIST does not depend on it, and the pass saves a round
+ * trip. */
 static int
-list_extended(struct pass *p, clist **list_r, struct fm_error *err)
+list_extended(struct pass *p, bool enable, clist **list_r, struct fm_error *err)
 {
 	*list_r = NULL;
+	int tag_enable = 0;
+	if (enable) {
+		if (imap_send(p, "ENABLE QRESYNC\r\n", _("enabling QRESYNC"),
+		              err) < 0)
+			return -1;
+		tag_enable = p->s->imap_tag;
+	}
 	char cmd[64];
 	snprintf(cmd, sizeof(cmd), "LIST \"\" \"*\" RETURN (SUBSCRIBED%s)\r\n",
 	         fm_imap_has_cap(p->imap, "SPECIAL-USE") ? " SPECIAL-USE" : "");
 	struct mailimap_response *resp = NULL;
-	if (raw_command(p, cmd, _("listing folders"), &resp, err) < 0)
+	if (imap_send(p, cmd, _("listing folders"), err) < 0)
+		return -1;
+	int tag_list = p->s->imap_tag;
+	if (enable && read_enabled(p, tag_enable, err) < 0)
+		return -1;
+	p->s->imap_tag = tag_list;
+	if (read_response(p, _("listing folders"), &resp, err) < 0)
 		return -1;
 	clist *list = p->s->imap_response_info->rsp_mailbox_list;
 	p->s->imap_response_info->rsp_mailbox_list = NULL;
@@ -264,15 +319,23 @@ list_subscribed(struct pass *p, struct fm_error *err)
 
 /* Step 1: the server's folders, with their special use and, when the
  * server can tell in the same command or the account's `folders` needs
- * it, their subscription. */
+ * it, their subscription. QRESYNC is enabled on the way, for this session
+ * alone: it reads EXISTS only straight after a SELECT, which states it
+ * afresh, never after an expunge (which would come as VANISHED,
+ * uncounted by libetpan). */
 int
 imap_list_server(struct pass *p, struct fm_error *err)
 {
 	clist *list = NULL;
+	bool enable = fm_imap_has_cap(p->imap, "ENABLE") &&
+	              fm_imap_has_cap(p->imap, "QRESYNC");
 	if (fm_imap_has_cap(p->imap, "LIST-EXTENDED")) {
-		if (list_extended(p, &list, err) < 0)
+		if (list_extended(p, enable, &list, err) < 0)
 			return -1;
 		p->subs_known = true;
+	} else if (enable &&
+	           fm_imap_enable(p->imap, "QRESYNC", &p->qresync, err) < 0) {
+		return -1;
 	} else if (mailimap_list(p->s, "", "*", &list) != MAILIMAP_NO_ERROR) {
 		return fm_imap_fail(p->imap, _("listing folders"), err);
 	}

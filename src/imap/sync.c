@@ -1092,11 +1092,6 @@ fm_imap_sync(const struct fm_account *acct, struct fm_store *store,
 	p.move = fm_imap_has_cap(p.imap, "MOVE");
 	p.condstore = fm_imap_has_cap(p.imap, "CONDSTORE") ||
 	              fm_imap_has_cap(p.imap, "QRESYNC");
-	/* QRESYNC on this session alone: it reads EXISTS only straight
-	 * after a SELECT, which states it afresh, never after an expunge
-	 * (which would come as VANISHED, uncounted by libetpan). */
-	if (fm_imap_enable(p.imap, "QRESYNC", &p.qresync, err) < 0)
-		goto out;
 	if (imap_list_server(&p, err) < 0 || imap_list_local(&p, err) < 0)
 		goto out;
 	for (size_t i = 0; i < so->n_folders && so->folders != NULL; i++)
