@@ -14,6 +14,8 @@
 #   FM_IMAP_RUNS     timed runs per tool and case (default 5; -r overrides)
 #   FM_BENCH_SEED    corpus seed (default 1; the folders and the new
 #                    messages use SEED+1 and SEED+2)
+#   FM_IMAP_WAN_MS   one-way delay of the distant-server cases (default 20,
+#                    a 40 ms round trip); 0 leaves them out
 #   FULMAR           the fulmar binary to time; it must be built without
 #                    sanitizers. Unset: the script builds the tracked files
 #                    of this tree (as they are on disk) with a plain
@@ -31,6 +33,13 @@
 #             run, so both tools see the same changes; its floor,
 #             imap-floor.py --changes, is the least a client asks (SELECT,
 #             changed flags, new bodies, per mailbox) with no local work
+#   wan-nothing, wan-changes
+#             the same two resyncs with a distant server: through a relay
+#             (tests/integration/watch-relay.py --delay) that holds what
+#             either side sends for FM_IMAP_WAN_MS; before wan-nothing,
+#             an untimed resync on the direct link catches the revert up.
+#             No target of issue 5 is on them: they show what the round
+#             trips cost, which the direct link (no delay) hides
 #
 # Durability, left as each tool ships it (nothing is turned off):
 #   mbsync    FSync yes, its default: every stored message file and every
@@ -49,6 +58,7 @@ servers=$top/tests/servers/servers.sh
 dir=${FM_BENCH_DIR:-/tmp/fm-bench}
 runs=${FM_IMAP_RUNS:-5}
 seed=${FM_BENCH_SEED:-1}
+wan_ms=${FM_IMAP_WAN_MS:-20}
 account=bench
 n_inbox=10000
 folder_names=Lists,Work,Family
@@ -68,6 +78,7 @@ while (($#)); do
 	esac
 done
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "imap.sh: RUNS must be a number" >&2; exit 2; }
+[[ $wan_ms =~ ^[0-9]+$ ]] || { echo "imap.sh: FM_IMAP_WAN_MS must be a number of milliseconds" >&2; exit 2; }
 
 ((EUID == 0)) || { echo "imap.sh: needs root (tests/servers starts Postfix)" >&2; exit 2; }
 for tool in mbsync strace dovecot postfix openssl; do
@@ -105,8 +116,9 @@ fail() {
 # server instance (a short path under /tmp: unix sockets) and $work (the
 # caches of both tools, the fulmar build).
 
-srv='' work=''
+srv='' work='' relay_pid=''
 cleanup() {
+	[[ -n $relay_pid ]] && kill "$relay_pid" 2>/dev/null
 	if [[ -n $srv && -e $srv/.fulmar-servers ]]; then
 		"$servers" stop "$srv" >>"$log" 2>&1 || echo "imap.sh: could not stop the servers in $srv" >&2
 		rm -rf -- "$srv"
@@ -141,7 +153,7 @@ gap() { # TOOL
 
 # ------------------------------------------------------------- mbsync ----
 
-write_mbsync_config() { # FILE CACHE
+write_mbsync_config() { # FILE CACHE [PORT]
 	(
 		umask 077
 		# Host localhost: mbsync checks DNS names only, not the certificate's
@@ -154,7 +166,7 @@ FSync yes
 
 IMAPAccount bench
 Host localhost
-Port $FM_IMAPS_PORT
+Port ${3:-$FM_IMAPS_PORT}
 User $FM_USER1
 Pass $FM_PASS1
 SSLType IMAPS
@@ -181,18 +193,19 @@ EOF
 }
 
 # mbsync_run CACHE OUT [WRAPPER...]: one sync into CACHE (made if
-# missing); prints timed's line.
+# missing); prints timed's line. With via set, through that port.
+via=''
 mbsync_run() {
 	local cache=$1 out=$2
 	shift 2
 	mkdir -p "$cache"
-	write_mbsync_config "$work/mbsyncrc" "$cache"
+	write_mbsync_config "$work/mbsyncrc" "$cache" "$via"
 	timed "$out" "$@" mbsync -c "$work/mbsyncrc" bench
 }
 
 # ------------------------------------------------------------- fulmar ----
 
-write_fulmar_config() { # FILE
+write_fulmar_config() { # FILE [PORT]
 	mkdir -p "$(dirname "$1")" || return 1
 	(
 		umask 077
@@ -204,7 +217,7 @@ user = $FM_USER1
 password = $FM_PASS1
 protocol = imap
 host = 127.0.0.1
-port = $FM_IMAPS_PORT
+port = ${2:-$FM_IMAPS_PORT}
 tls = implicit
 tls_ca_file = $FM_CA_FILE
 folders = *
@@ -215,12 +228,14 @@ EOF
 }
 
 # fulmar_run DATA OUT [WRAPPER...]: `fulmar -c CONFIG sync bench` with
-# XDG_DATA_HOME=DATA; prints timed's line.
+# XDG_DATA_HOME=DATA; prints timed's line. With via set, through the
+# relay (the config naming its port).
 fulmar_run() {
-	local data=$1 out=$2
+	local data=$1 out=$2 config=$fulmar_config
 	shift 2
+	[[ -n $via ]] && config=$fulmar_wan_config
 	mkdir -p "$data"
-	timed "$out" "$@" env XDG_DATA_HOME="$data" "$fulmar" -c "$fulmar_config" sync "$account"
+	timed "$out" "$@" env XDG_DATA_HOME="$data" "$fulmar" -c "$config" sync "$account"
 }
 
 fulmar_cache() { echo "$1/fulmar/mail/$account"; }
@@ -341,6 +356,22 @@ export XDG_CONFIG_HOME=$work/fulmar-config
 export XDG_CACHE_HOME=$work/fulmar-cache XDG_STATE_HOME=$work/fulmar-state
 write_fulmar_config "$fulmar_config" || fail "could not write $fulmar_config"
 
+# The distant server: a relay that holds each chunk wan_ms in either
+# direction.
+wan_cases=()
+if ((wan_ms > 0)); then
+	"$py" "$top/tests/integration/watch-relay.py" tcp:0 "tcp:$FM_IMAPS_PORT" \
+		--port-file "$work/wan.port" --delay "$wan_ms" --lifetime 86400 \
+		>>"$log" 2>&1 &
+	relay_pid=$!
+	for _ in $(seq 50); do [[ -s $work/wan.port ]] && break; sleep 0.1; done
+	wan_port=$(cat "$work/wan.port" 2>/dev/null) || fail "the delay relay did not start"
+	fulmar_wan_config=$work/fulmar-config/fulmar/config-wan
+	write_fulmar_config "$fulmar_wan_config" "$wan_port" || fail "could not write $fulmar_wan_config"
+	wan_cases=(wan-nothing wan-changes)
+	note "distant server: relay on 127.0.0.1:$wan_port, ${wan_ms} ms each way"
+fi
+
 # Warm-up, discarded: one initial sync per tool (Dovecot moves new/ to
 # cur/, fills its index cache with what each tool asks for, and the page
 # cache holds the mailboxes), under strace counting fsync-family calls,
@@ -376,7 +407,7 @@ tools=(mbsync)
 [[ $fulmar_state == yes ]] && tools+=(fulmar)
 for f in floor floor-all floor-changes; do : >"$work/$f.runs"; done
 for t in "${tools[@]}"; do
-	for c in initial nothing changes; do : >"$work/$t-$c.runs"; done
+	for c in initial nothing changes "${wan_cases[@]}"; do : >"$work/$t-$c.runs"; done
 done
 
 # one TOOL CASE RUN: the tool's timed run of that case, checked; appends
@@ -384,13 +415,16 @@ done
 one() {
 	local t=$1 c=$2 i=$3 cache out=$work/$1.out r expect=$base
 	if [[ $t == mbsync ]]; then cache=$work/mbsync-$i; else cache=$work/fulmar-$i; fi
-	[[ $c == changes ]] && {
+	[[ $c == wan-nothing ]] && one "$t" catch-up "$i" # untimed
+	[[ $c == *changes ]] && {
 		mailbox change --state "$work/change.json" --delta "$cd_" >>"$log" || fail "change failed"
 		expect=$changed
 	}
 	[[ $c == initial ]] && rm -rf "$cache"
 	sync
 	gap "$t"
+	via=''
+	[[ $c == wan-* ]] && via=$wan_port
 	if [[ $t == mbsync ]]; then
 		r=$(mbsync_run "$cache" "$out")
 		check "$r" "$out" "$cache" "$expect" "mbsync $c (run $i)"
@@ -399,8 +433,10 @@ one() {
 		r=$(fulmar_run "$cache" "$out")
 		check "$r" "$out" "$(fulmar_cache "$cache")" "$expect" "fulmar $c (run $i)"
 	fi
+	via=''
 	last_end[$t]=$EPOCHREALTIME
-	[[ $c == changes ]] && { mailbox revert --state "$work/change.json" >>"$log" || fail "revert failed"; }
+	[[ $c == *changes ]] && { mailbox revert --state "$work/change.json" >>"$log" || fail "revert failed"; }
+	[[ $c == catch-up ]] && return 0
 	echo "$r" >>"$work/$t-$c.runs"
 	res="$t ${r% *}"
 }
@@ -432,7 +468,7 @@ for ((i = 1; i <= runs; i++)); do
 	line+=" floor $(tail -n 1 "$work/floor.runs" | cut -d' ' -f1) ms,"
 	line+=" all folders $(tail -n 1 "$work/floor-all.runs" | cut -d' ' -f1) ms,"
 	line+=" changes $(tail -n 1 "$work/floor-changes.runs" | cut -d' ' -f1) ms;"
-	for c in initial nothing changes; do
+	for c in initial nothing changes "${wan_cases[@]}"; do
 		line+=" $c:"
 		for t in "${order[@]}"; do
 			one "$t" "$c" "$i"
@@ -450,25 +486,25 @@ na="fulmar: IMAP sync not available in this build"
 {
 	printf 'IMAP sync, %d INBOX + %d in %s; %d runs, medians; wall ms, CPU ms (client only), peak RSS MB\n' \
 		"$n_inbox" "$n_folders" "${folder_names//,/ }" "$runs"
-	printf '%-7s %-8s %9s %9s %9s %9s %7s\n' tool case "median ms" "min ms" "max ms" "CPU ms" "RSS MB"
+	printf '%-7s %-11s %9s %9s %9s %9s %7s\n' tool case "median ms" "min ms" "max ms" "CPU ms" "RSS MB"
 } >"$table"
 row() { # TOOL CASE RUNSFILE
 	local med min max rss cpu
 	read -r med min max <<<"$(stats "$3" 1)"
 	read -r rss _ _ <<<"$(stats "$3" 2)"
 	read -r cpu _ _ <<<"$(stats "$3" 3)"
-	printf '%-7s %-8s %9.0f %9.0f %9.0f %9.0f %7.1f\n' "$1" "$2" "$med" "$min" "$max" \
+	printf '%-7s %-11s %9.0f %9.0f %9.0f %9.0f %7.1f\n' "$1" "$2" "$med" "$min" "$max" \
 		"$cpu" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" >>"$table"
 }
 row floor INBOX "$work/floor.runs"
 row floor all "$work/floor-all.runs"
 row floor changes "$work/floor-changes.runs"
-for c in initial nothing changes; do
+for c in initial nothing changes "${wan_cases[@]}"; do
 	row mbsync "$c" "$work/mbsync-$c.runs"
 	if [[ $fulmar_state == yes ]]; then
 		row fulmar "$c" "$work/fulmar-$c.runs"
 	else
-		printf '%-7s %-8s %s\n' fulmar "$c" "$na" >>"$table"
+		printf '%-7s %-11s %s\n' fulmar "$c" "$na" >>"$table"
 	fi
 done
 ratio() { # LABEL COLUMN CASE TARGET
@@ -490,6 +526,14 @@ ratio() { # LABEL COLUMN CASE TARGET
 	ratio "initial RSS" 2 initial "$target_rss"
 	ratio "nothing changed" 1 nothing "$target_nothing"
 	ratio "after changes" 1 changes "$target_changes"
+	if ((wan_ms > 0)) && [[ $fulmar_state == yes ]]; then
+		echo "with the server ${wan_ms} ms away each way (no target; see the header):"
+		for c in "${wan_cases[@]}"; do
+			awk -v c="$c" -v f="$(stats "$work/fulmar-$c.runs" 1 | cut -d' ' -f1)" \
+				-v m="$(stats "$work/mbsync-$c.runs" 1 | cut -d' ' -f1)" \
+				'BEGIN { printf "ratio %-16s fulmar/mbsync %6.3f\n", c, (m > 0) ? f / m : 0 }'
+		done
+	fi
 	echo
 	awk -v f="$(stats "$work/floor-all.runs" 1 | cut -d' ' -f1)" \
 		-v m="$(stats "$work/mbsync-initial.runs" 1 | cut -d' ' -f1)" \

@@ -5,9 +5,12 @@
 # 127.0.0.1; tcp:0 picks a free port, written to --port-file) or unix:PATH.
 # Each connection is counted (--count-file) and piped both ways; --rate
 # throttles what the target sends (bytes per second), so a download takes
-# long enough to be interrupted. It stops by itself after --lifetime
-# seconds.
+# long enough to be interrupted; --delay MS holds every chunk that long in
+# each direction, as a link with a round trip of twice that would (the
+# IMAP benchmark's distant-server cases). It stops by itself after
+# --lifetime seconds.
 import argparse
+import collections
 import os
 import socket
 import sys
@@ -48,6 +51,50 @@ def pipe(src, dst, rate):
             pass
 
 
+def pipe_delayed(src, dst, delay):
+    """As pipe, each chunk sent delay seconds after it came; chunks in
+    flight do not wait for one another."""
+    queue = collections.deque()
+    cv = threading.Condition()
+    ended = []
+
+    def sender():
+        try:
+            while True:
+                with cv:
+                    while not queue and not ended:
+                        cv.wait()
+                    if not queue:
+                        break
+                    due, data = queue.popleft()
+                wait = due - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    threading.Thread(target=sender, daemon=True).start()
+    while True:
+        try:
+            data = src.recv(65536)
+        except OSError:
+            data = b""
+        with cv:
+            if data:
+                queue.append((time.monotonic() + delay, data))
+            else:
+                ended.append(True)
+            cv.notify()
+        if not data:
+            break
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("listen")
@@ -55,6 +102,7 @@ def main():
     ap.add_argument("--port-file")
     ap.add_argument("--count-file")
     ap.add_argument("--rate", type=float, default=0)
+    ap.add_argument("--delay", type=float, default=0, metavar="MS")
     ap.add_argument("--lifetime", type=float, default=300)
     a = ap.parse_args()
     lfam, laddr = endpoint(a.listen)
@@ -84,9 +132,15 @@ def main():
             c.close()
             t.close()
             continue
+        for s in (c, t) if a.delay > 0 else ():
+            if s.family == socket.AF_INET:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for src, dst, rate in ((c, t, 0), (t, c, a.rate)):
-            threading.Thread(target=pipe, args=(src, dst, rate),
-                             daemon=True).start()
+            if a.delay > 0:
+                job = (pipe_delayed, (src, dst, a.delay / 1000))
+            else:
+                job = (pipe, (src, dst, rate))
+            threading.Thread(target=job[0], args=job[1], daemon=True).start()
     os._exit(0)
 
 
