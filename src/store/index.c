@@ -530,10 +530,11 @@ id_of_file(struct fm_index_writer *w, const char *path, notmuch_status_t *st_r)
 	return copy;
 }
 
-/* Indexes one file and sets its message's flag tags. *id_r (if not NULL)
- * receives the message's id, or NULL when the file was skipped. */
+/* Indexes one file and, with flags, sets its message's flag tags. *id_r
+ * (if not NULL) receives the message's id, or NULL when the file was
+ * skipped. */
 static notmuch_status_t
-add_file(struct fm_index_writer *w, const char *path,
+add_file(struct fm_index_writer *w, const char *path, bool flags,
          enum fm_index_outcome *outcome_r, char **id_r)
 {
 	const struct fm_nm *nm = w->nm;
@@ -560,7 +561,10 @@ add_file(struct fm_index_writer *w, const char *path,
 		return st;
 	}
 	/* index_file() applies no maildir flags and no new-mail tags. */
-	st = nm->message_maildir_flags_to_tags(m);
+	if (flags)
+		st = nm->message_maildir_flags_to_tags(m);
+	else
+		st = NOTMUCH_STATUS_SUCCESS;
 	if (st == NOTMUCH_STATUS_SUCCESS && id_r != NULL) {
 		const char *id = nm->message_get_message_id(m);
 		if (id != NULL)
@@ -614,13 +618,15 @@ rename_file(struct fm_index_writer *w, const char *from, const char *to,
 	const char *rel_from = relative_path(w->mail_root, w->root_len, from);
 	const char *rel_to = relative_path(w->mail_root, w->root_len, to);
 	if (strcmp(rel_from, rel_to) == 0)
-		return add_file(w, to, outcome_r, NULL);
+		return add_file(w, to, true, outcome_r, NULL);
 
 	char *old_id = id_of_file(w, from, &st);
 	if (st != NOTMUCH_STATUS_SUCCESS)
 		return st;
 	char *new_id = NULL;
-	st = add_file(w, to, outcome_r, &new_id);
+	/* No flag tags yet: the message has both names until the old one
+	 * goes, and its tags follow the names that remain, below. */
+	st = add_file(w, to, false, outcome_r, &new_id);
 	if (st == NOTMUCH_STATUS_SUCCESS && old_id != NULL) {
 		st = nm->database_remove_message(w->db, from);
 		if (st == NOTMUCH_STATUS_DUPLICATE_MESSAGE_ID)
@@ -676,7 +682,7 @@ fm_index_apply(struct fm_index_writer *w, struct fm_index_op *ops, size_t n,
 		struct fm_index_op *op = &ops[i];
 		switch (op->kind) {
 		case FM_INDEX_ADD:
-			st = add_file(w, op->path, &op->outcome, NULL);
+			st = add_file(w, op->path, true, &op->outcome, NULL);
 			break;
 		case FM_INDEX_REMOVE:
 			st = remove_file(w, op->path, &op->outcome);
