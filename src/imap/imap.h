@@ -27,8 +27,14 @@ int fm_imap_open(const struct fm_account *acct, const struct fm_session_opts *o,
                  struct fm_imap **imap_r, struct fm_error *err);
 
 /* Says LOGOUT if the connection is healthy, then frees everything.
- * NULL-safe; sets *imap to NULL. */
+ * NULL-safe; sets *imap to NULL. After fm_imap_logout_send(), it reads the
+ * answer instead of asking again. */
 void fm_imap_close(struct fm_imap **imap);
+
+/* Sends LOGOUT behind commands whose answers are still to be read, so
+ * that its answer is already there when fm_imap_close() wants it; the
+ * session takes no command after it. */
+int fm_imap_logout_send(struct fm_imap *imap, struct fm_error *err);
 
 /* Closes without LOGOUT (after a failure); NULL-safe. */
 void fm_imap_abort(struct fm_imap **imap);

@@ -64,6 +64,10 @@ struct pass {
 	/* stamps waiting for the clock to pass their times (stamp.c) */
 	struct imap_pending_stamp *pending;
 	size_t n_pending;
+	/* LOGOUT went out behind the pipeline: a folder that still needs the
+	 * server after it needs a session of its own (imap_session_again) */
+	bool logged_out;
+	const struct fm_session_opts *o;
 };
 
 /* ------------------------------------------------------------------------
@@ -455,6 +459,11 @@ bool imap_prefetch_blind(struct pass *p);
 /* Syncs, pipelined, the folders only the server changed since a quick
  * run is possible (see the file). The others are left as they were. */
 int imap_prefetch(struct pass *p, struct fm_error *err);
+/* How many folders the pass syncs (on both sides, selectable, wanted). */
+size_t imap_folders_taken(const struct pass *p);
+/* A session again after fm_imap_logout_send(): the old one closed, a new
+ * one opened, QRESYNC enabled again if it was. */
+int imap_session_again(struct pass *p, struct fm_error *err);
 /* Frees what imap_prefetch_prepare() kept (when imap_prefetch() did not
  * run). */
 void imap_prefetch_free(struct pass *p);

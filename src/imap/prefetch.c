@@ -514,6 +514,13 @@ imap_prefetch(struct pass *p, struct fm_error *err)
 		free(quoted);
 	}
 	p->n_pre = n;
+	/* Every folder the pass takes is in the pipeline: unless the server
+	 * surprises one of them, nothing after it needs the session, so
+	 * LOGOUT goes out behind it; its answer is there when the pass ends,
+	 * a round trip sooner. A surprise costs a new session. */
+	if (ret == 0 && p->blind && n > 0 && n == imap_folders_taken(p) &&
+	    (ret = fm_imap_logout_send(p->imap, err)) == 0)
+		p->logged_out = true;
 	for (size_t i = 0; i < n && ret == 0 && !p->blind; i++)
 		quick(p, &pv[i]);
 	for (size_t i = 0; i < n && ret == 0; i++) {

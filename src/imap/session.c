@@ -25,7 +25,8 @@ struct fm_imap {
 	mailimap *imap;
 	struct fm_net_conn *conn;
 	mailstream *stream;
-	bool healthy; /* opened fine: worth a polite LOGOUT */
+	bool healthy;   /* opened fine: worth a polite LOGOUT */
+	int logout_tag; /* LOGOUT already sent with this tag; 0: not yet */
 };
 
 mailimap *
@@ -565,7 +566,29 @@ fail:
 static void
 imap_goodbye(void *session)
 {
-	mailimap_logout(session);
+	struct fm_imap *s = session;
+	if (s->logout_tag == 0) {
+		mailimap_logout(s->imap);
+		return;
+	}
+	/* BYE and the tagged OK, already on their way. */
+	struct mailimap_response *resp = NULL;
+	s->imap->imap_tag = s->logout_tag;
+	if (mailimap_read_line(s->imap) != NULL &&
+	    mailimap_parse_response(s->imap, &resp) == MAILIMAP_NO_ERROR)
+		mailimap_response_free(resp);
+}
+
+int
+fm_imap_logout_send(struct fm_imap *s, struct fm_error *err)
+{
+	static const char cmd[] = "LOGOUT\r\n";
+	if (mailimap_send_current_tag(s->imap) != MAILIMAP_NO_ERROR)
+		return fm_net_error(s->conn, _("logging out"), err);
+	if (fm_net_write(s->conn, s->stream, cmd, sizeof(cmd) - 1, err) < 0)
+		return -1;
+	s->logout_tag = s->imap->imap_tag;
+	return 0;
 }
 
 void
@@ -576,7 +599,7 @@ fm_imap_close(struct fm_imap **imap)
 		return;
 	if (s->imap != NULL) {
 		fm_net_session_end(s->conn, &s->imap->imap_stream, s->healthy,
-		                   imap_goodbye, s->imap);
+		                   imap_goodbye, s);
 		mailimap_free(s->imap);
 	} else if (s->stream != NULL) {
 		mailstream_close(s->stream);

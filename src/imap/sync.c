@@ -1075,6 +1075,35 @@ imap_quick_state(const struct folder_run *fr, const struct imap_stamp *stamp)
 	       fm_state_count(fr->st) == old[ST_EXISTS];
 }
 
+static bool
+taken(const struct folder *f)
+{
+	return f->on_server && f->on_local && f->selectable && f->wanted;
+}
+
+size_t
+imap_folders_taken(const struct pass *p)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < p->n_folders; i++)
+		n += taken(&p->folders[i]);
+	return n;
+}
+
+int
+imap_session_again(struct pass *p, struct fm_error *err)
+{
+	fm_imap_close(&p->imap);
+	p->s = NULL;
+	p->logged_out = false;
+	if (fm_imap_open(p->acct, p->o, &p->imap, err) < 0)
+		return -1;
+	p->s = fm_imap_session(p->imap);
+	bool was = p->qresync;
+	p->qresync = false;
+	return was ? fm_imap_enable(p->imap, "QRESYNC", &p->qresync, err) : 0;
+}
+
 int
 fm_imap_sync(const struct fm_account *acct, struct fm_store *store,
              const struct fm_session_opts *o,
@@ -1083,7 +1112,7 @@ fm_imap_sync(const struct fm_account *acct, struct fm_store *store,
 {
 	memset(stats, 0, sizeof(*stats));
 	struct pass p = {
-	    .acct = acct, .store = store, .so = so, .stats = stats};
+	    .acct = acct, .store = store, .so = so, .stats = stats, .o = o};
 	int ret = -1;
 	if (fm_imap_open(acct, o, &p.imap, err) < 0)
 		return -1;
@@ -1117,10 +1146,10 @@ fm_imap_sync(const struct fm_account *acct, struct fm_store *store,
 		goto out;
 	for (size_t i = 0; i < p.n_folders; i++) {
 		struct folder *f = &p.folders[i];
-		if (!f->on_server || !f->on_local || !f->selectable ||
-		    !f->wanted || f->synced)
+		if (!taken(f) || f->synced)
 			continue;
-		if (sync_folder(&p, f, err) < 0)
+		if ((p.logged_out && imap_session_again(&p, err) < 0) ||
+		    sync_folder(&p, f, err) < 0)
 			goto out;
 	}
 	if (p.guarded != NULL) {
@@ -1130,7 +1159,7 @@ fm_imap_sync(const struct fm_account *acct, struct fm_store *store,
 	ret = 0;
 out:
 	imap_prefetch_free(&p);
-	if (ret < 0 && fm_net_failed(fm_imap_conn(p.imap)))
+	if (ret < 0 && p.imap != NULL && fm_net_failed(fm_imap_conn(p.imap)))
 		fm_imap_abort(&p.imap);
 	fm_imap_close(&p.imap);
 	/* Folders that were synced are stamped, also after a failure; the
