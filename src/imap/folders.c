@@ -184,44 +184,15 @@ imap_choose_folders(struct pass *p)
 	}
 }
 
-/* Reads the answer to the command sent last (libetpan's tag says which)
- * for a command libetpan cannot send itself: the untagged data lands in
- * p->s->imap_response_info as for its own commands. *resp_r is the
- * caller's (mailimap_response_free). */
-static int
-read_response(struct pass *p, const char *what,
-              struct mailimap_response **resp_r, struct fm_error *err)
-{
-	*resp_r = NULL;
-	if (mailimap_read_line(p->s) == NULL ||
-	    mailimap_parse_response(p->s, resp_r) != MAILIMAP_NO_ERROR) {
-		*resp_r = NULL;
-		return fm_net_error(fm_imap_conn(p->imap), what, err);
-	}
-	return 0;
-}
-
 /* Reads the answer to ENABLE QRESYNC sent with tag: p->qresync when the
  * server says ENABLED QRESYNC. A NO or BAD only leaves it off. */
 static int
 read_enabled(struct pass *p, int tag, struct fm_error *err)
 {
-	mailimap *s = p->s;
-	struct mailimap_response *resp = NULL;
-	s->imap_tag = tag;
-	int r = mailimap_read_line(s) == NULL
-	            ? MAILIMAP_ERROR_STREAM
-	            : mailimap_parse_response(s, &resp);
-	if (r == MAILIMAP_ERROR_PROTOCOL)
-		return 0; /* a BAD */
-	if (r != MAILIMAP_NO_ERROR)
-		return fm_imap_fail(p->imap, _("enabling QRESYNC"), err);
-	bool ok =
-	    resp->rsp_resp_done->rsp_type == MAILIMAP_RESP_DONE_TYPE_TAGGED &&
-	    resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state
-	            ->rsp_type == MAILIMAP_RESP_COND_STATE_OK;
-	mailimap_response_free(resp);
-	const struct mailimap_response_info *ri = s->imap_response_info;
+	bool ok;
+	if (imap_read_answer(p, tag, true, &ok, _("enabling QRESYNC"), err) < 0)
+		return -1;
+	const struct mailimap_response_info *ri = p->s->imap_response_info;
 	for (clistiter *it = ok && ri != NULL && ri->rsp_extension_list != NULL
 	                         ? clist_begin(ri->rsp_extension_list)
 	                         : NULL;
@@ -265,22 +236,16 @@ list_extended(struct pass *p, bool enable, clist **list_r, struct fm_error *err)
 	char cmd[64];
 	snprintf(cmd, sizeof(cmd), "LIST \"\" \"*\" RETURN (SUBSCRIBED%s)\r\n",
 	         fm_imap_has_cap(p->imap, "SPECIAL-USE") ? " SPECIAL-USE" : "");
-	struct mailimap_response *resp = NULL;
 	if (imap_send(p, cmd, _("listing folders"), err) < 0)
 		return -1;
 	int tag_list = p->s->imap_tag;
-	if (enable && read_enabled(p, tag_enable, err) < 0)
-		return -1;
-	p->s->imap_tag = tag_list;
-	if (read_response(p, _("listing folders"), &resp, err) < 0)
+	bool ok;
+	if ((enable && read_enabled(p, tag_enable, err) < 0) ||
+	    imap_read_answer(p, tag_list, false, &ok, _("listing folders"),
+	                     err) < 0)
 		return -1;
 	clist *list = p->s->imap_response_info->rsp_mailbox_list;
 	p->s->imap_response_info->rsp_mailbox_list = NULL;
-	const struct mailimap_response_done *done = resp->rsp_resp_done;
-	bool ok = done->rsp_type == MAILIMAP_RESP_DONE_TYPE_TAGGED &&
-	          done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type ==
-	              MAILIMAP_RESP_COND_STATE_OK;
-	mailimap_response_free(resp);
 	if (!ok) {
 		if (list != NULL)
 			mailimap_list_result_free(list);

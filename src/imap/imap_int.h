@@ -305,6 +305,12 @@ int imap_save_state(struct pass *p, const char *local, struct fm_state *st,
  * the caller's to read. */
 int imap_send(struct pass *p, const char *cmd, const char *what,
               struct fm_error *err);
+/* Reads the answer to the command sent with tag, its untagged data left
+ * in p->s->imap_response_info; *ok_r: whether it was OK. A NO is no
+ * failure; neither is a BAD when bad_ok. what names the step in an
+ * error. */
+int imap_read_answer(struct pass *p, int tag, bool bad_ok, bool *ok_r,
+                     const char *what, struct fm_error *err);
 int imap_select_folder(struct pass *p, const struct folder *f,
                        uint64_t *modseq_r, struct fm_error *err);
 /* The delivery key of a download: "imap:UIDVALIDITY:UID". */

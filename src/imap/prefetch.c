@@ -214,31 +214,6 @@ send_folder(struct pass *p, struct prefetch *pf, const char *quoted,
 	return r;
 }
 
-/* Reads the answer to the command tagged tag; *ok_r: whether it was OK.
- * A NO is no failure of the pass; neither is a BAD when bad_ok (the
- * commands after a failed SELECT, which left no folder selected). */
-static int
-read_answer(struct pass *p, int tag, bool bad_ok, bool *ok_r,
-            struct fm_error *err)
-{
-	mailimap *s = p->s;
-	struct mailimap_response *resp = NULL;
-	*ok_r = false;
-	s->imap_tag = tag;
-	int r = mailimap_read_line(s) == NULL
-	            ? MAILIMAP_ERROR_STREAM
-	            : mailimap_parse_response(s, &resp);
-	if (r == MAILIMAP_ERROR_PROTOCOL && bad_ok)
-		return 0;
-	if (r != MAILIMAP_NO_ERROR)
-		return fm_imap_fail(p->imap, _("reading the server's answers"),
-		                    err);
-	*ok_r = resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state
-	            ->rsp_type == MAILIMAP_RESP_COND_STATE_OK;
-	mailimap_response_free(resp);
-	return 0;
-}
-
 /* HIGHESTMODSEQ of the SELECT just read, or 0. */
 static uint64_t
 selected_modseq(const mailimap *s)
@@ -270,7 +245,8 @@ read_select(struct pass *p, struct prefetch *pf, struct fm_error *err)
 		mailimap_selection_info_free(s->imap_selection_info);
 	s->imap_selection_info = mailimap_selection_info_new();
 	bool ok;
-	if (read_answer(p, pf->tag[CMD_SELECT], false, &ok, err) < 0)
+	if (imap_read_answer(p, pf->tag[CMD_SELECT], false, &ok,
+	                     _("reading the server's answers"), err) < 0)
 		return -1;
 	s->imap_state =
 	    ok ? MAILIMAP_STATE_SELECTED : MAILIMAP_STATE_AUTHENTICATED;
@@ -384,7 +360,9 @@ read_folder(struct pass *p, struct prefetch *pf, struct fm_error *err)
 	for (int c = CMD_CHANGED; c < CMD_N && r == 0; c++) {
 		bool ok;
 		if (pf->tag[c] == 0 ||
-		    (r = read_answer(p, pf->tag[c], bad_ok, &ok, err)) < 0)
+		    (r = imap_read_answer(p, pf->tag[c], bad_ok, &ok,
+		                          _("reading the server's answers"),
+		                          err)) < 0)
 			continue;
 		pf->selected = pf->selected && ok;
 		if (pf->selected && imap_drop_vanished(fr, NULL)) {

@@ -109,6 +109,29 @@ imap_send(struct pass *p, const char *cmd, const char *what,
 }
 
 int
+imap_read_answer(struct pass *p, int tag, bool bad_ok, bool *ok_r,
+                 const char *what, struct fm_error *err)
+{
+	mailimap *s = p->s;
+	struct mailimap_response *resp = NULL;
+	*ok_r = false;
+	s->imap_tag = tag;
+	int r = mailimap_read_line(s) == NULL
+	            ? MAILIMAP_ERROR_STREAM
+	            : mailimap_parse_response(s, &resp);
+	if (r == MAILIMAP_ERROR_PROTOCOL && bad_ok)
+		return 0;
+	if (r != MAILIMAP_NO_ERROR)
+		return fm_imap_fail(p->imap, what, err);
+	const struct mailimap_response_done *done = resp->rsp_resp_done;
+	*ok_r = done->rsp_type == MAILIMAP_RESP_DONE_TYPE_TAGGED &&
+	        done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type ==
+	            MAILIMAP_RESP_COND_STATE_OK;
+	mailimap_response_free(resp);
+	return 0;
+}
+
+int
 imap_select_folder(struct pass *p, const struct folder *f, uint64_t *modseq_r,
                    struct fm_error *err)
 {
