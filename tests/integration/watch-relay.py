@@ -33,6 +33,14 @@ def write_atomic(path, text):
     os.rename(path + ".tmp", path)
 
 
+def shut(*socks):
+    for s in socks:
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 def pipe(src, dst, rate):
     try:
         while True:
@@ -44,11 +52,7 @@ def pipe(src, dst, rate):
                 time.sleep(len(data) / rate)
     except OSError:
         pass
-    for s in (src, dst):
-        try:
-            s.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+    shut(src, dst)
 
 
 def pipe_delayed(src, dst, delay):
@@ -73,11 +77,7 @@ def pipe_delayed(src, dst, delay):
                 dst.sendall(data)
         except OSError:
             pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        shut(src, dst)
 
     threading.Thread(target=sender, daemon=True).start()
     while True:
